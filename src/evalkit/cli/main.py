@@ -1,0 +1,54 @@
+"""The `evalkit` command: a click group whose user errors print one line and exit 2."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from evalkit.errors import EvalkitError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="evalkit", prog_name="evalkit")
+@click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
+def cli(debug: bool) -> None:
+    """Evaluate language models: evalkit eval TASK.py --model provider/model."""
+
+
+def _register_commands() -> None:
+    from evalkit.cli.eval_cmd import eval_command
+    from evalkit.cli.list_cmd import list_group
+    from evalkit.cli.log_cmd import log_group
+
+    cli.add_command(eval_command)
+    cli.add_command(list_group)
+    cli.add_command(log_group)
+
+
+_register_commands()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, turning user errors into one line and exit code 2."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args or os.environ.get("EVALKIT_DEBUG") == "1"
+    try:
+        cli.main(args=args, prog_name="evalkit", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.exceptions.ClickException as ex:
+        if debug:
+            raise
+        click.echo(f"error: {ex.format_message()} (see 'evalkit --help')", err=True)
+        sys.exit(ex.exit_code)
+    except EvalkitError as ex:
+        if debug:
+            raise
+        click.echo(f"error: {ex}", err=True)
+        sys.exit(ex.exit_code)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)

@@ -1,0 +1,122 @@
+"""Progress while an eval runs: a rich bar on a terminal, a few plain lines otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, Literal, TextIO
+
+DisplayMode = Literal["rich", "plain", "none"]
+
+PLAIN_EVERY_SECONDS = 5.0
+UPDATE_EVERY_SECONDS = 0.1
+
+
+def default_display() -> DisplayMode:
+    """rich on a terminal, plain lines otherwise."""
+    return "rich" if sys.stderr.isatty() else "plain"
+
+
+class Progress:
+    """Counts finished samples, errors, retries and tokens for one (task, model) run."""
+
+    def __init__(self, title: str, total: int, mode: DisplayMode, stream: TextIO = sys.stderr) -> None:
+        self.title = title
+        self.total = total
+        self.mode = mode
+        self.stream = stream
+        self.done = 0
+        self.errors = 0
+        self.retries = 0
+        self.tokens = 0
+        self.started = time.monotonic()
+        self._last_shown = self.started
+        self._bar: Any = None
+        self._bar_task: Any = None
+
+    def __enter__(self) -> Progress:
+        if self.mode == "rich":
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn
+
+            self._bar = RichProgress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]:.1f} samples/s  {task.fields[tokens]:,} tokens  {task.fields[extra]}"),
+                TimeElapsedColumn(),
+                console=_console(self.stream),
+                transient=False,
+            )
+            self._bar.start()
+            self._bar_task = self._bar.add_task(self.title, total=self.total, rate=0.0, tokens=0, extra="")
+        elif self.mode == "plain":
+            print(f"{self.title}: {self.total} samples", file=self.stream, flush=True)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.show(force=True)
+        if self._bar is not None:
+            self._bar.stop()
+
+    def advance(self, tokens: int, error: bool, retries: int) -> None:
+        self.done += 1
+        self.tokens += tokens
+        self.errors += error
+        self.retries += retries
+        self.show()
+
+    def add_retry(self) -> None:
+        self.retries += 1
+
+    @property
+    def rate(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self.done / elapsed if elapsed > 0 else 0.0
+
+    def _extra(self) -> str:
+        parts = []
+        if self.errors:
+            parts.append(f"{self.errors} errors")
+        if self.retries:
+            parts.append(f"{self.retries} retries")
+        return ", ".join(parts)
+
+    def show(self, force: bool = False) -> None:
+        if self.mode == "none":
+            return
+        now = time.monotonic()
+        every = UPDATE_EVERY_SECONDS if self._bar is not None else PLAIN_EVERY_SECONDS
+        if not force and now - self._last_shown < every:
+            return
+        self._last_shown = now
+        if self._bar is not None:
+            self._bar.update(self._bar_task, completed=self.done, rate=self.rate, tokens=self.tokens, extra=self._extra())
+        else:
+            extra = self._extra()
+            print(
+                f"{self.title}: {self.done}/{self.total} samples, {self.rate:.1f} samples/s, "
+                f"{self.tokens:,} tokens{', ' + extra if extra else ''}",
+                file=self.stream,
+                flush=True,
+            )
+
+
+def _console(stream: TextIO) -> Any:
+    from rich.console import Console
+
+    return Console(file=stream)
+
+
+def print_summary(log: Any, stream: TextIO = sys.stderr) -> None:
+    """One block per finished eval: task, model, status, metrics and where the log is."""
+    footer = log.footer or {}
+    counts = footer.get("counts", {})
+    lines = [f"{log.task} · {log.model} · {log.status} · {counts.get('completed', 0)}/{counts.get('total', 0)} samples"
+             + (f", {counts['errors']} errors" if counts.get("errors") else "")]
+    for scorer_name, metrics in log.results.items():
+        values = "  ".join(f"{name} {value:.3f}" for name, value in metrics.items())
+        lines.append(f"  {scorer_name}: {values}")
+    if log.error:
+        lines.append(f"  error: {log.error}")
+    lines.append(f"  log: {log.location}")
+    print("\n".join(lines), file=stream, flush=True)

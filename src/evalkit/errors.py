@@ -1,0 +1,33 @@
+"""Errors a user can cause: the CLI prints them on one line and exits with code 2."""
+
+from __future__ import annotations
+
+
+class EvalkitError(Exception):
+    """A problem with the user's input or setup; the message says what to do."""
+
+    exit_code = 2
+
+
+class ModelNotFoundError(EvalkitError):
+    """A model string names no registered provider or is malformed."""
+
+
+class ModelArgsError(EvalkitError):
+    """A `-M` argument the provider or its SDK does not accept."""
+
+
+class TaskLoadError(EvalkitError):
+    """A task file or task name that cannot be loaded."""
+
+
+class DatasetError(EvalkitError):
+    """A dataset file or row that cannot be read."""
+
+
+class ArgumentError(EvalkitError):
+    """A malformed command-line value (`-M`, `-T`, `--limit`, ...)."""
+
+
+class LogFileError(EvalkitError):
+    """A log file that is missing or not an evalkit log."""

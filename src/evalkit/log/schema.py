@@ -1,0 +1,111 @@
+"""What an eval log holds: a header, one record per finished sample, a footer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+EvalStatus = Literal["started", "success", "error", "cancelled"]
+
+LOG_FORMAT_VERSION = 1
+
+
+@dataclass(slots=True)
+class EvalSample:
+    """One finished (sample, epoch): the conversation, the output, scores, usage, timing, error."""
+
+    id: int | str
+    epoch: int
+    input: str | list[dict[str, str]]
+    target: str | list[str]
+    messages: list[dict[str, str]]
+    output: dict[str, Any] | None
+    scores: dict[str, dict[str, Any]]
+    usage: dict[str, int] | None
+    time: float
+    error: str | None = None
+    retries: list[dict[str, Any]] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form; empty optional fields are left out to keep lines small."""
+        data: dict[str, Any] = {
+            "id": self.id,
+            "epoch": self.epoch,
+            "input": self.input,
+            "target": self.target,
+            "messages": self.messages,
+            "output": self.output,
+            "scores": self.scores,
+            "usage": self.usage,
+            "time": self.time,
+        }
+        if self.error is not None:
+            data["error"] = self.error
+        if self.retries:
+            data["retries"] = self.retries
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EvalSample:
+        return cls(
+            id=data["id"],
+            epoch=data.get("epoch", 1),
+            input=data.get("input", ""),
+            target=data.get("target", ""),
+            messages=data.get("messages", []),
+            output=data.get("output"),
+            scores=data.get("scores", {}),
+            usage=data.get("usage"),
+            time=data.get("time", 0.0),
+            error=data.get("error"),
+            retries=data.get("retries"),
+        )
+
+
+@dataclass
+class EvalLog:
+    """A whole log file: header fields, samples in finishing order, and the footer if written.
+
+    `samples` are read from the file the first time they are asked for.
+    """
+
+    location: Path
+    header: dict[str, Any]
+    footer: dict[str, Any] | None = None
+    loaded_samples: list[EvalSample] | None = field(default=None, repr=False)
+
+    @property
+    def samples(self) -> list[EvalSample]:
+        if self.loaded_samples is None:
+            from evalkit.log.reader import read_eval_log
+
+            self.loaded_samples = read_eval_log(self.location).samples
+        return self.loaded_samples
+
+    @property
+    def status(self) -> EvalStatus:
+        """success / error / cancelled from the footer; "started" for a log with no footer
+        (still running, or killed)."""
+        return self.footer["status"] if self.footer else "started"
+
+    @property
+    def task(self) -> str:
+        return self.header["task"]
+
+    @property
+    def model(self) -> str:
+        return self.header["model"]
+
+    @property
+    def eval_id(self) -> str:
+        return self.header["eval_id"]
+
+    @property
+    def results(self) -> dict[str, dict[str, float]]:
+        """Metric values per scorer (empty until the footer is written)."""
+        return self.footer.get("results", {}) if self.footer else {}
+
+    @property
+    def error(self) -> str | None:
+        return self.footer.get("error") if self.footer else None

@@ -1,0 +1,54 @@
+"""Streams a log as JSON Lines: every line is written and flushed as soon as it is known."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from evalkit.log.schema import EvalSample
+
+_SECRET_NAME = re.compile(r"key|token|secret|password|passwd|credential|auth", re.IGNORECASE)
+REDACTED = "<redacted>"
+
+
+def redact(args: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `args` with values whose names look like credentials replaced."""
+    return {k: (REDACTED if _SECRET_NAME.search(k) and v not in (None, "") else v) for k, v in args.items()}
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, (set, tuple)):
+        return list(value)
+    if isinstance(value, Path):
+        return str(value)
+    return repr(value)
+
+
+class LogWriter:
+    """Appends the header, one line per finished sample, and the footer to one file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = path.open("ab", buffering=0)
+        self.bytes_written = path.stat().st_size
+
+    def _write(self, record: dict[str, Any]) -> None:
+        line = orjson.dumps(record, default=_default) + b"\n"
+        self._file.write(line)
+        self.bytes_written += len(line)
+
+    def header(self, header: dict[str, Any]) -> None:
+        self._write({"header": header})
+
+    def sample(self, sample: EvalSample) -> None:
+        self._write(sample.to_dict())
+
+    def footer(self, footer: dict[str, Any]) -> None:
+        self._write({"footer": footer})
+
+    def close(self) -> None:
+        self._file.close()

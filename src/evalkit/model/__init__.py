@@ -1,0 +1,1 @@
+"""Model layer: message types, the ModelAPI contract, Model and get_model."""

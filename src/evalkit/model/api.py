@@ -1,0 +1,68 @@
+"""The provider contract: one `ModelAPI` subclass per provider family."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+from evalkit.model.types import ChatMessage, GenerateConfig, ModelOutput
+
+
+class SampleActivity:
+    """How many samples are running against one model right now.
+
+    The runner keeps it current; local backends that batch read it to know whether more
+    requests can still arrive before they start a batch.
+    """
+
+    __slots__ = ("active",)
+
+    def __init__(self) -> None:
+        self.active = 0
+
+
+class ModelAPI(ABC):
+    """One provider: turns exactly one request into one `ModelOutput`.
+
+    Everything every provider needs once (connection pools, retries, rate limits, usage
+    totals) lives in `Model`, not here.
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        config: GenerateConfig = GenerateConfig(),
+        **model_args: Any,
+    ) -> None:
+        self.model_name = model_name
+        self.base_url = base_url
+        self.api_key = api_key
+        self.config = config
+        self.model_args = model_args
+        self.activity = SampleActivity()
+
+    @abstractmethod
+    async def generate(self, messages: list[ChatMessage], config: GenerateConfig) -> ModelOutput:
+        """Make exactly one request for `messages` with `config` (already merged)."""
+
+    def max_connections(self) -> int:
+        """Default number of concurrent requests."""
+        return 10
+
+    def connection_key(self) -> str:
+        """Requests with the same key share one connection pool and rate limits."""
+        return f"{type(self).__name__}:{self.base_url or ''}:{self.model_name}"
+
+    def is_retryable(self, error: BaseException) -> bool:
+        """Whether `error` is transient (rate limit, 5xx, timeout, dropped connection)."""
+        return False
+
+    def retry_after(self, error: BaseException) -> float | None:
+        """The server's hint, in seconds, of when to retry after `error`."""
+        return None
+
+    async def aclose(self) -> None:
+        """Release clients, threads and memory."""

@@ -1,0 +1,134 @@
+"""`Model`: one ModelAPI plus what every provider needs once (pools, limits, retries, usage)."""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import time
+from contextlib import nullcontext
+from typing import Any
+
+import anyio
+
+from evalkit.errors import ModelArgsError
+from evalkit.model.api import ModelAPI
+from evalkit.model.limits import DEFAULT_MAX_RETRIES, backoff_delay, connection_limits
+from evalkit.model.registry import provider_info, split_model_name
+from evalkit.model.types import ChatMessage, ChatMessageUser, GenerateConfig, ModelOutput, ModelUsage
+
+DEFAULT_MODEL = "hf/bundled"
+"""Used when neither `--model` nor EVALKIT_MODEL is given: the bundled SmolLM2-135M-Instruct."""
+
+retry_events: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar(
+    "evalkit_retry_events", default=None
+)
+"""Set by the runner per sample; `Model` appends one entry per retry it makes."""
+
+
+class Model:
+    """A provider's ModelAPI with shared connection pools, rate limits, retries and usage totals."""
+
+    def __init__(
+        self,
+        name: str,
+        api: ModelAPI,
+        config: GenerateConfig = GenerateConfig(),
+        model_args: dict[str, Any] | None = None,
+    ) -> None:
+        self.name = name
+        self.api = api
+        self.config = config
+        self.model_args = model_args or {}
+        self.usage = ModelUsage()
+        self.retries = 0
+
+    def __repr__(self) -> str:
+        return f"Model({self.name!r})"
+
+    def max_connections(self, config: GenerateConfig | None = None) -> int:
+        """The pool size: the config's max_connections, else the provider's default."""
+        merged = self.config.merge(config)
+        return merged.max_connections or self.api.max_connections()
+
+    async def generate(
+        self, input: str | list[ChatMessage], config: GenerateConfig | None = None
+    ) -> ModelOutput:
+        """Generate a reply to `input` (text or messages), retrying transient errors."""
+        messages = [ChatMessageUser(content=input)] if isinstance(input, str) else list(input)
+        config = self.config.merge(config)
+        limits = connection_limits(
+            self.api.connection_key(),
+            config.max_connections or self.api.max_connections(),
+            config.requests_per_sec,
+            config.tokens_per_sec,
+        )
+        max_retries = DEFAULT_MAX_RETRIES if config.max_retries is None else config.max_retries
+        attempt = 0
+        while True:
+            start = time.monotonic()
+            try:
+                async with limits.pool:
+                    estimate = 0.0
+                    if limits.requests is not None:
+                        await limits.requests.acquire()
+                    if limits.tokens is not None:
+                        estimate = _estimate_tokens(messages, config)
+                        await limits.tokens.acquire(estimate)
+                    with anyio.fail_after(config.timeout) if config.timeout else nullcontext():
+                        output = await self.api.generate(messages, config)
+                break
+            except Exception as error:
+                if attempt >= max_retries or not (isinstance(error, TimeoutError) or self.api.is_retryable(error)):
+                    raise
+                delay = backoff_delay(attempt, self.api.retry_after(error))
+                self._record_retry(attempt, error, delay)
+                attempt += 1
+                await anyio.sleep(delay)
+        if output.time is None:
+            output.time = time.monotonic() - start
+        if output.usage is not None:
+            self.usage.add(output.usage)
+            if limits.tokens is not None:
+                limits.tokens.correct(output.usage.total_tokens - estimate)
+        return output
+
+    def _record_retry(self, attempt: int, error: BaseException, delay: float) -> None:
+        self.retries += 1
+        events = retry_events.get()
+        if events is not None:
+            events.append({"attempt": attempt + 1, "error": f"{type(error).__name__}: {error}"[:300], "wait": round(delay, 3)})
+
+    async def aclose(self) -> None:
+        """Release the provider's resources."""
+        await self.api.aclose()
+
+
+def _estimate_tokens(messages: list[ChatMessage], config: GenerateConfig) -> float:
+    """A cheap input+output token estimate (4 characters a token) for tokens_per_sec limits."""
+    return sum(len(m.content) for m in messages) / 4 + (config.max_tokens or 256)
+
+
+def resolve_model_name(model: str | None) -> str:
+    """The model to use: the argument, else EVALKIT_MODEL, else the bundled default."""
+    return model or os.environ.get("EVALKIT_MODEL") or DEFAULT_MODEL
+
+
+def get_model(
+    model: str | None = None,
+    *,
+    config: GenerateConfig = GenerateConfig(),
+    base_url: str | None = None,
+    api_key: str | None = None,
+    **model_args: Any,
+) -> Model:
+    """A `Model` for `provider/model`; `model_args` go to the provider (its SDK client)."""
+    name = resolve_model_name(model)
+    provider, model_name = split_model_name(name)
+    api_class = provider_info(provider).load()
+    try:
+        api = api_class(model_name, base_url=base_url, api_key=api_key, config=config, **model_args)
+    except TypeError as ex:
+        if "argument" not in str(ex):
+            raise
+        raise ModelArgsError(f"-M argument rejected by provider '{provider}': {ex}") from ex
+    return Model(name, api, config, model_args)

@@ -1,0 +1,184 @@
+"""Messages, generation settings and outputs shared by every provider."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Literal, Union
+
+Role = Literal["system", "user", "assistant"]
+StopReason = Literal["stop", "max_tokens", "content_filter", "error", "unknown"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessageSystem:
+    """A system prompt."""
+
+    content: str
+    role: Literal["system"] = "system"
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessageUser:
+    """A user turn."""
+
+    content: str
+    role: Literal["user"] = "user"
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessageAssistant:
+    """A model turn."""
+
+    content: str
+    role: Literal["assistant"] = "assistant"
+
+
+ChatMessage = Union[ChatMessageSystem, ChatMessageUser, ChatMessageAssistant]
+
+_MESSAGE_TYPES: dict[str, type] = {
+    "system": ChatMessageSystem,
+    "user": ChatMessageUser,
+    "assistant": ChatMessageAssistant,
+}
+
+
+def message_from_dict(data: dict[str, Any]) -> ChatMessage:
+    """Build a ChatMessage from `{"role": ..., "content": ...}`."""
+    role = data.get("role")
+    if role not in _MESSAGE_TYPES:
+        raise ValueError(f"message role must be one of system, user, assistant (got {role!r})")
+    content = data.get("content")
+    if not isinstance(content, str):
+        raise ValueError(f"message content must be a string (got {type(content).__name__})")
+    return _MESSAGE_TYPES[role](content=content)
+
+
+def message_to_dict(message: ChatMessage) -> dict[str, str]:
+    """The `{"role", "content"}` form of a message."""
+    return {"role": message.role, "content": message.content}
+
+
+@dataclass(frozen=True, slots=True)
+class GenerateConfig:
+    """Generation settings; `None` means "not set" so configs can be layered with `merge`."""
+
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    stop_seqs: tuple[str, ...] | None = None
+    seed: int | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    num_choices: int | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+    timeout: float | None = None
+    max_retries: int | None = None
+    max_connections: int | None = None
+    requests_per_sec: float | None = None
+    tokens_per_sec: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.stop_seqs is not None and not isinstance(self.stop_seqs, tuple):
+            stops = [self.stop_seqs] if isinstance(self.stop_seqs, str) else self.stop_seqs
+            object.__setattr__(self, "stop_seqs", tuple(stops))
+
+    def merge(self, other: GenerateConfig | None) -> GenerateConfig:
+        """A copy with every field that `other` sets taking precedence."""
+        if other is None:
+            return self
+        updates = {f.name: getattr(other, f.name) for f in fields(other) if getattr(other, f.name) is not None}
+        return replace(self, **updates) if updates else self
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields that are set."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GenerateConfig:
+        """Build from a dict, rejecting unknown keys."""
+        unknown = set(data) - GENERATE_CONFIG_FIELDS
+        if unknown:
+            raise ValueError(
+                f"unknown generate config field(s): {', '.join(sorted(unknown))} "
+                f"(known: {', '.join(sorted(GENERATE_CONFIG_FIELDS))})"
+            )
+        return cls(**data)
+
+
+GENERATE_CONFIG_FIELDS = frozenset(f.name for f in fields(GenerateConfig))
+
+
+@dataclass(slots=True)
+class ModelUsage:
+    """Token counts for one or many requests."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+
+    def add(self, other: ModelUsage | None) -> None:
+        """Accumulate another usage into this one."""
+        if other is not None:
+            self.input_tokens += other.input_tokens
+            self.output_tokens += other.output_tokens
+            self.total_tokens += other.total_tokens
+
+    def to_dict(self) -> dict[str, int]:
+        return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens, "total_tokens": self.total_tokens}
+
+
+@dataclass(frozen=True, slots=True)
+class TopLogprob:
+    """One alternative token and its log probability."""
+
+    token: str
+    logprob: float
+
+
+@dataclass(frozen=True, slots=True)
+class Logprob:
+    """A generated token, its log probability and the top alternatives."""
+
+    token: str
+    logprob: float
+    top_logprobs: tuple[TopLogprob, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ChatCompletionChoice:
+    """One generated answer."""
+
+    message: ChatMessageAssistant
+    stop_reason: StopReason = "stop"
+    logprobs: tuple[Logprob, ...] | None = None
+
+
+@dataclass(slots=True)
+class ModelOutput:
+    """What one `generate` call produced."""
+
+    model: str
+    choices: list[ChatCompletionChoice] = field(default_factory=list)
+    usage: ModelUsage | None = None
+    time: float | None = None
+    metadata: dict[str, Any] | None = None
+
+    @property
+    def completion(self) -> str:
+        """The text of the first choice ("" when there is none)."""
+        return self.choices[0].message.content if self.choices else ""
+
+    @property
+    def stop_reason(self) -> StopReason:
+        """The stop reason of the first choice."""
+        return self.choices[0].stop_reason if self.choices else "unknown"
+
+    @classmethod
+    def from_text(
+        cls, model: str, text: str, *, stop_reason: StopReason = "stop", usage: ModelUsage | None = None
+    ) -> ModelOutput:
+        """An output with a single choice holding `text`."""
+        choice = ChatCompletionChoice(message=ChatMessageAssistant(content=text), stop_reason=stop_reason)
+        return cls(model=model, choices=[choice], usage=usage)

@@ -1,0 +1,73 @@
+"""`mockllm`: a deterministic, offline model for tests and examples."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import anyio
+
+from evalkit.model.api import ModelAPI
+from evalkit.model.types import ChatMessage, GenerateConfig, ModelOutput, ModelUsage
+
+_ANSWER = re.compile(r"ANSWER:\s*([^\n]*)")
+
+
+class MockLLMError(RuntimeError):
+    """Raised on purpose when a prompt contains the `error_on` text."""
+
+
+class MockLLM(ModelAPI):
+    """Replies deterministically from the last user message.
+
+    A message containing `ANSWER: X` gets exactly `X`; anything else gets `default_output`.
+    Model args: `default_output` (str), `outputs` (list cycled in call order, overrides the
+    rule above), `error_on` (a substring that makes the call raise), `latency` (seconds).
+    Usage counts whitespace-separated words.
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        config: GenerateConfig = GenerateConfig(),
+        default_output: str = "Default output from mockllm",
+        outputs: list[str] | None = None,
+        error_on: str | None = None,
+        latency: float = 0.0,
+        **model_args: Any,
+    ) -> None:
+        if model_args:
+            raise TypeError(f"mockllm got unexpected keyword argument(s): {', '.join(sorted(model_args))}")
+        super().__init__(model_name, base_url=base_url, api_key=api_key, config=config)
+        self.default_output = default_output
+        self.outputs = list(outputs) if outputs else None
+        self.error_on = error_on
+        self.latency = float(latency)
+        self.calls = 0
+
+    def max_connections(self) -> int:
+        return 256
+
+    async def generate(self, messages: list[ChatMessage], config: GenerateConfig) -> ModelOutput:
+        prompt = next((m.content for m in reversed(messages) if m.role == "user"), "")
+        if self.error_on and self.error_on in prompt:
+            raise MockLLMError(f"mockllm was asked to fail on {self.error_on!r}")
+        if self.latency:
+            await anyio.sleep(self.latency)
+        if self.outputs:
+            text = self.outputs[self.calls % len(self.outputs)]
+        else:
+            found = _ANSWER.search(prompt)
+            text = found.group(1).strip() if found else self.default_output
+        self.calls += 1
+        stop_reason = "stop"
+        if config.max_tokens is not None and len(text.split()) > config.max_tokens:
+            text = " ".join(text.split()[: config.max_tokens])
+            stop_reason = "max_tokens"
+        input_tokens = sum(len(m.content.split()) for m in messages)
+        output_tokens = len(text.split())
+        usage = ModelUsage(input_tokens, output_tokens, input_tokens + output_tokens)
+        return ModelOutput.from_text(f"mockllm/{self.model_name}", text, stop_reason=stop_reason, usage=usage)

@@ -1,0 +1,134 @@
+"""Built-in scorers: match, includes, exact, pattern, choice."""
+
+from __future__ import annotations
+
+import re
+import string
+from typing import Literal
+
+from evalkit.scorer.score import CORRECT, INCORRECT, Score, Scorer, scorer
+from evalkit.solver.builtins import choice_letter
+from evalkit.solver.state import TaskState
+
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+_PUNCTUATION = str.maketrans("", "", string.punctuation)
+
+
+def normalize(text: str, ignore_case: bool = True) -> str:
+    """Strip punctuation and collapse whitespace (and case, by default)."""
+    text = " ".join(text.translate(_PUNCTUATION).split())
+    return text.lower() if ignore_case else text
+
+
+def _completion(state: TaskState) -> str:
+    return state.output.completion if state.output else ""
+
+
+def _numbers_equal(a: str, b: str) -> bool:
+    try:
+        return float(a.replace(",", "")) == float(b.replace(",", ""))
+    except ValueError:
+        return False
+
+
+def match(location: Literal["begin", "end", "any", "exact"] = "end", *, ignore_case: bool = True, numeric: bool = False) -> Scorer:
+    """Correct when a target appears at the `location` of the answer.
+
+    With `numeric=True` the number nearest that location is compared numerically (so "4.0"
+    matches "4" and "1,000" matches "1000").
+    """
+
+    async def score(state: TaskState, target: list[str]) -> Score:
+        answer = _completion(state).strip()
+        if numeric:
+            numbers = _NUMBER.findall(answer)
+            found = (numbers[0] if location == "begin" else numbers[-1]) if numbers else ""
+            if location == "any":
+                ok = any(_numbers_equal(n, t) for n in numbers for t in target)
+            else:
+                ok = any(_numbers_equal(found, t) for t in target)
+            return Score(CORRECT if ok else INCORRECT, answer=found if location != "any" else answer)
+        said = normalize(answer, ignore_case)
+        for t in target:
+            wanted = normalize(t, ignore_case)
+            if not wanted:
+                continue
+            if (
+                (location == "end" and said.endswith(wanted))
+                or (location == "begin" and said.startswith(wanted))
+                or (location == "exact" and said == wanted)
+                or (location == "any" and wanted in said)
+            ):
+                return Score(CORRECT, answer=answer)
+        return Score(INCORRECT, answer=answer)
+
+    return scorer("match", score)
+
+
+def includes(*, ignore_case: bool = True) -> Scorer:
+    """Correct when any target occurs anywhere in the answer."""
+
+    async def score(state: TaskState, target: list[str]) -> Score:
+        answer = _completion(state)
+        haystack = answer.lower() if ignore_case else answer
+        ok = any((t.lower() if ignore_case else t) in haystack for t in target if t)
+        return Score(CORRECT if ok else INCORRECT, answer=answer)
+
+    return scorer("includes", score)
+
+
+def exact(*, ignore_case: bool = False) -> Scorer:
+    """Correct when the answer equals a target after stripping whitespace and punctuation."""
+
+    async def score(state: TaskState, target: list[str]) -> Score:
+        answer = _completion(state).strip()
+        said = normalize(answer, ignore_case)
+        ok = any(said == normalize(t, ignore_case) for t in target)
+        return Score(CORRECT if ok else INCORRECT, answer=answer)
+
+    return scorer("exact", score)
+
+
+def pattern(regex: str, *, ignore_case: bool = True, match_all: bool = False) -> Scorer:
+    """Extract the answer with `regex` (its first group, else the whole match) and compare it
+    to the targets; with `match_all`, every group must equal a target."""
+    compiled = re.compile(regex, re.IGNORECASE if ignore_case else 0)
+
+    async def score(state: TaskState, target: list[str]) -> Score:
+        found = compiled.search(_completion(state))
+        if not found:
+            return Score(INCORRECT, explanation=f"no match for pattern {regex!r}")
+        groups = [g for g in found.groups() if g is not None] or [found.group(0)]
+        wanted = {normalize(t, ignore_case) for t in target}
+        hits = [normalize(g, ignore_case) in wanted for g in groups]
+        ok = all(hits) if match_all else any(hits)
+        return Score(CORRECT if ok else INCORRECT, answer=groups[0] if len(groups) == 1 else ", ".join(groups))
+
+    return scorer("pattern", score)
+
+
+_LETTER = re.compile(r"(?:ANSWER\s*:\s*|^|[\s(])([A-Z])(?:[).:\s]|$)")
+
+
+def choice() -> Scorer:
+    """Score a `multiple_choice()` answer: the letter it chose against the target letter
+    (or the target's choice text)."""
+
+    async def score(state: TaskState, target: list[str]) -> Score:
+        choices = state.choices or []
+        letters = {choice_letter(i) for i in range(len(choices))}
+        text = _completion(state).strip()
+        picked = next((m for m in _LETTER.findall(text.upper()) if m in letters), None)
+        if picked is None:
+            # a model that answers with the option's text instead of its letter
+            normalized = normalize(text)
+            picked = next((choice_letter(i) for i, c in enumerate(choices) if normalize(c) and normalize(c) == normalized), None)
+        wanted = set()
+        for t in target:
+            if t.strip().upper() in letters:
+                wanted.add(t.strip().upper())
+            elif t in choices:
+                wanted.add(choice_letter(choices.index(t)))
+        return Score(CORRECT if picked in wanted else INCORRECT, answer=picked)
+
+    return scorer("choice", score)

@@ -1,0 +1,47 @@
+"""`TaskState`: what a sample's solvers read and change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from evalkit.model.types import ChatMessage, ChatMessageUser, ModelOutput
+
+
+@dataclass(slots=True)
+class TaskState:
+    """The conversation so far for one sample in one epoch, and the latest model output."""
+
+    model: str
+    sample_id: int | str
+    epoch: int
+    input: str | list[ChatMessage]
+    messages: list[ChatMessage]
+    target: list[str]
+    choices: list[str] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    output: ModelOutput | None = None
+    completed: bool = False
+
+    @property
+    def input_text(self) -> str:
+        """The sample's input as text (the last user message for chat input)."""
+        if isinstance(self.input, str):
+            return self.input
+        return next((m.content for m in reversed(self.input) if m.role == "user"), "")
+
+    @property
+    def user_prompt(self) -> ChatMessageUser:
+        """The last user message (solvers that rewrite the prompt replace it)."""
+        for message in reversed(self.messages):
+            if isinstance(message, ChatMessageUser):
+                return message
+        raise ValueError("the conversation has no user message")
+
+    def replace_user_prompt(self, text: str) -> None:
+        """Replace the last user message's text."""
+        for index in range(len(self.messages) - 1, -1, -1):
+            if isinstance(self.messages[index], ChatMessageUser):
+                self.messages[index] = ChatMessageUser(content=text)
+                return
+        self.messages.append(ChatMessageUser(content=text))
