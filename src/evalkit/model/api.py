@@ -66,3 +66,17 @@ class ModelAPI(ABC):
 
     async def aclose(self) -> None:
         """Release clients, threads and memory."""
+
+
+_warned: set[tuple[str, str]] = set()
+
+
+def warn_unsupported(provider: str, field: str, reason: str = "") -> None:
+    """Warn once per process that `provider` ignores GenerateConfig `field`."""
+    if (provider, field) in _warned:
+        return
+    _warned.add((provider, field))
+    import warnings
+
+    detail = f" ({reason})" if reason else ""
+    warnings.warn(f"provider '{provider}' does not support {field}; it is dropped{detail}", UserWarning, stacklevel=2)

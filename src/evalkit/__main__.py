@@ -1,0 +1,5 @@
+"""`python -m evalkit` runs the CLI."""
+
+from evalkit.cli.main import main
+
+main()
