@@ -131,4 +131,6 @@ def get_model(
         if "argument" not in str(ex):
             raise
         raise ModelArgsError(f"-M argument rejected by provider '{provider}': {ex}") from ex
+    except ValueError as ex:
+        raise ModelArgsError(f"provider '{provider}' rejected its arguments: {ex}") from ex
     return Model(name, api, config, model_args)

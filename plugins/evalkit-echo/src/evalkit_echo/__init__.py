@@ -1,0 +1,1 @@
+"""evalkit-echo: an example third-party evalkit provider."""

@@ -1,0 +1,87 @@
+"""Datasets: files in every format, field mapping, streaming, and errors naming file/line/field."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from evalkit import FieldSpec, MemoryDataset, Sample, csv_dataset, json_dataset
+from evalkit.errors import DatasetError
+from evalkit.model.types import ChatMessageSystem, ChatMessageUser
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_jsonl_with_messages_lists_and_metadata(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "d.jsonl", [
+        {"input": "q1", "target": ["a", "b"], "topic": "x"},
+        {"input": [{"role": "system", "content": "s"}, {"role": "user", "content": "q2"}], "target": "c", "id": "two"},
+    ])
+    samples = list(json_dataset(path))
+    assert samples[0].input == "q1" and samples[0].targets == ["a", "b"] and samples[0].metadata == {"topic": "x"}
+    assert samples[0].id == 1
+    assert samples[1].input == [ChatMessageSystem(content="s"), ChatMessageUser(content="q2")]
+    assert samples[1].id == "two" and samples[1].input_text == "q2"
+
+
+def test_field_mapping_and_csv_choices_columns(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_text("question,answer,A,B,C\nWhat?,B,x,y,z\nWho?,A,p,q,\n")
+    samples = list(csv_dataset(path, FieldSpec(input="question", target="answer", choices=["A", "B", "C"])))
+    assert [s.input for s in samples] == ["What?", "Who?"]
+    assert samples[0].choices == ["x", "y", "z"] and samples[1].choices == ["p", "q"]
+    assert [s.id for s in samples] == [1, 2]
+
+
+def test_csv_choices_as_json_list(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_text('input,target,choices\nq,A,"[""one"", ""two""]"\n')
+    assert list(csv_dataset(path))[0].choices == ["one", "two"]
+
+
+def test_json_list_file_and_length(tmp_path: Path) -> None:
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps([{"input": f"q{i}", "target": str(i)} for i in range(5)]))
+    dataset = json_dataset(path)
+    assert len(dataset) == 5 and [s.target for s in dataset] == ["0", "1", "2", "3", "4"]
+
+
+def test_custom_record_function(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "d.jsonl", [{"q": "x", "a": 1}])
+    dataset = json_dataset(path, lambda r: Sample(input=r["q"], target=str(r["a"])))
+    assert list(dataset)[0].target == "1"
+
+
+def test_malformed_rows_name_file_line_and_field(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"input": "ok", "target": "1"}\n{"question": "no input"}\n')
+    with pytest.raises(DatasetError, match=r"bad.jsonl, line 2: field 'input' is missing"):
+        list(json_dataset(path))
+    path.write_text('{"input": "ok"}\n\n{not json}\n')
+    with pytest.raises(DatasetError, match=r"bad.jsonl, line 3: not valid JSON"):
+        list(json_dataset(path))
+    path.write_text('{"input": [{"role": "robot", "content": "x"}]}\n')
+    with pytest.raises(DatasetError, match=r"line 1: field 'input': message role must be"):
+        list(json_dataset(path))
+
+
+def test_missing_and_unsupported_files(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="dataset file not found"):
+        json_dataset(tmp_path / "nope.jsonl")
+    (tmp_path / "d.txt").write_text("x")
+    with pytest.raises(DatasetError, match="unsupported format"):
+        json_dataset(tmp_path / "d.txt")
+
+
+def test_fingerprint_changes_with_content(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "d.jsonl", [{"input": "a"}])
+    first = json_dataset(path).fingerprint()
+    write_jsonl(path, [{"input": "b"}])
+    assert json_dataset(path).fingerprint() != first
+    memory = MemoryDataset([Sample(input="a")])
+    assert memory.fingerprint() == MemoryDataset([Sample(input="a")]).fingerprint()
