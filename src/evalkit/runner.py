@@ -360,6 +360,14 @@ async def run_task(task: Task, model: Model, options: RunOptions) -> EvalLog:
                 for _ in range(min(options.max_samples or model.max_connections(config), max(total, 1))):
                     group.start_soon(worker, group.cancel_scope)
         status = "error" if failure else "success"
+    except BaseExceptionGroup as group:
+        error = _first_leaf(group)
+        if isinstance(error, Exception):
+            status, failure = "error", f"{type(error).__name__}: {error}"
+        raise error from None
+    except Exception as error:
+        status, failure = "error", f"{type(error).__name__}: {error}"
+        raise
     finally:
         done = progress.done
         footer = {
@@ -376,6 +384,14 @@ async def run_task(task: Task, model: Model, options: RunOptions) -> EvalLog:
         writer.footer(footer)
         writer.close()
     return EvalLog(location=path, header=header, footer=footer)
+
+
+def _first_leaf(group: BaseExceptionGroup) -> BaseException:
+    """The first exception inside a (possibly nested) exception group."""
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
 
 
 def _usage(data: dict[str, int] | None) -> ModelUsage | None:

@@ -1,0 +1,138 @@
+"""The CLI end to end in a subprocess: eval, list, log, and bad input giving one line and exit 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from evalkit import read_eval_log
+from tests.conftest import REPO, run_cli
+
+TASKS = REPO / "tasks"
+
+
+def only_log(log_dir: Path) -> Path:
+    [path] = log_dir.glob("*.jsonl")
+    return path
+
+
+def test_eval_with_flags_and_log_commands(log_dir: Path) -> None:
+    result = run_cli("eval", f"{TASKS}/arithmetic.py", "--model", "mockllm/m", "-T", "n=12", "-T", "seed=3",
+                     "-M", "default_output=I think 42", "--max-connections", "4", "--temperature", "0.3",
+                     "--max-tokens", "20", "--top-p", "0.9", "--seed", "7", "--epochs", "2", "--log-dir", str(log_dir))
+    assert result.returncode == 0, result.stderr
+    log = read_eval_log(only_log(log_dir))
+    assert log.header["config"] == {"temperature": 0.3, "max_tokens": 20, "top_p": 0.9, "seed": 7, "max_connections": 4}
+    assert log.header["model_args"] == {"default_output": "I think 42"} and log.header["epochs"] == 2
+    assert log.footer["counts"]["total"] == 24
+    shown = run_cli("log", "show", str(log.location))
+    assert shown.returncode == 0
+    assert "task:     arithmetic" in shown.stdout and "status:   success" in shown.stdout and "match:" in shown.stdout
+    samples = run_cli("log", "samples", str(log.location))
+    assert len(samples.stdout.splitlines()) == 24 and "'I think 42'" in samples.stdout
+
+
+def test_task_selection_and_model_config(tmp_path: Path, log_dir: Path) -> None:
+    config = tmp_path / "model.yaml"
+    config.write_text("default_output: from file\nlatency: 0\n")
+    result = run_cli("eval", f"{TASKS}/factual_qa.py@factual_qa", "--model", "mockllm/m", "--model-config", str(config),
+                     "-M", "latency=0.001", "--limit", "2-4", "--log-dir", str(log_dir))
+    assert result.returncode == 0, result.stderr
+    log = read_eval_log(only_log(log_dir))
+    assert log.header["model_args"] == {"default_output": "from file", "latency": 0.001}
+    assert sorted(s.id for s in log.samples) == ["qa-2", "qa-3", "qa-4"]
+
+
+def test_failed_eval_exits_1(tmp_path: Path, log_dir: Path) -> None:
+    result = run_cli("eval", f"{TASKS}/factual_qa.py", "--model", "mockllm/m", "-M", "error_on=Japan", "--log-dir", str(log_dir))
+    assert result.returncode == 1
+    assert "error" in result.stderr and "MockLLMError" in result.stderr
+
+
+def test_version_and_list() -> None:
+    assert run_cli("--version").stdout.startswith("evalkit, version")
+    listed = run_cli("list", "providers").stdout
+    assert "mockllm" in listed and "hf" in listed
+    tasks = run_cli("list", "tasks", str(TASKS / "multiple_choice.py")).stdout
+    assert tasks.strip().endswith("multiple_choice.py@general_knowledge")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--model", "nosuch/model"], "unknown provider 'nosuch'; known providers:"),
+    (["--model", "mockllm"], "must be written provider/model"),
+    (["--model", "mockllm/m", "-M", "oops"], "-M expects key=value"),
+    (["--model", "mockllm/m", "-M", "bogus=1"], "-M argument rejected by provider 'mockllm'"),
+    (["--model", "mockllm/m", "-T", "x=[1"], "-T x: not a valid list or dict"),
+    (["--model", "mockllm/m", "-T", "nope=1"], "task 'arithmetic' takes no argument nope"),
+    (["--model", "mockllm/m", "--limit", "-2"], "--limit"),
+    (["--model", "mockllm/m", "--limit", "abc"], "--limit must be N or M-N"),
+    (["--model", "mockllm/m", "--epochs", "0"], "--epochs must be at least 1"),
+    (["--model", "mockllm/m", "--fail-on-error", "maybe"], "--fail-on-error takes"),
+    (["--model", "mockllm/m", "--model-config", "/no/such.yaml"], "--model-config: file not found"),
+    (["--model", "mockllm/m", "--max-connections", "x"], "Invalid value for '--max-connections'"),
+])
+def test_bad_input_is_one_line_exit_2(args: list[str], message: str, log_dir: Path) -> None:
+    result = run_cli("eval", str(TASKS / "arithmetic.py"), *args, "--log-dir", str(log_dir))
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("content", "spec", "message"), [
+    (None, "missing.py", "task file not found"),
+    ("def broken(:\n", "t.py", "syntax error in task file"),
+    ("x = 1\n", "t.py", "no @task function in"),
+    ("from evalkit import task, Task\n@task\ndef a():\n    return Task(dataset=[])\n", "t.py@b", "no task 'b' in"),
+    ("from evalkit import task\n@task\ndef a():\n    return 3\n", "t.py", "must return a Task"),
+])
+def test_bad_task_files(tmp_path: Path, content: str | None, spec: str, message: str) -> None:
+    if content is not None:
+        (tmp_path / "t.py").write_text(content)
+    result = run_cli("eval", spec, "--model", "mockllm/m", cwd=tmp_path)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_malformed_dataset_row(tmp_path: Path) -> None:
+    (tmp_path / "d.jsonl").write_text('{"input": "a"}\n{"prompt": "b"}\n')
+    (tmp_path / "t.py").write_text(
+        "from evalkit import task, Task, json_dataset\n@task\ndef t():\n    return Task(dataset=json_dataset('d.jsonl'))\n")
+    result = run_cli("eval", "t.py", "--model", "mockllm/m", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "d.jsonl, line 2: field 'input' is missing" in result.stderr
+
+
+def test_debug_shows_traceback(log_dir: Path) -> None:
+    result = run_cli("eval", str(TASKS / "arithmetic.py"), "--model", "nosuch/x", "--debug")
+    assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_sigkill_leaves_every_finished_sample_readable(tmp_path: Path) -> None:
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"input": f"q ANSWER: {i}", "target": str(i)}) + "\n" for i in range(2000)))
+    (tmp_path / "t.py").write_text(
+        "from evalkit import task, Task, json_dataset\nfrom evalkit.scorer import match\n"
+        "@task\ndef t():\n    return Task(dataset=json_dataset('d.jsonl'), scorer=match())\n")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "evalkit", "eval", "t.py", "--model", "mockllm/m", "-M", "latency=0.05",
+         "--max-connections", "20", "--log-dir", "logs", "--display", "none"],
+        cwd=tmp_path, env={**os.environ}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        paths = list((tmp_path / "logs").glob("*.jsonl"))
+        if paths and paths[0].read_text().count("\n") > 100:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    log = read_eval_log(only_log(tmp_path / "logs"))
+    assert log.status == "started" and log.footer is None
+    assert 100 <= len(log.samples) < 2000
+    assert all(s.scores["match"]["value"] == 1.0 for s in log.samples)
+    assert len({s.id for s in log.samples}) == len(log.samples)
