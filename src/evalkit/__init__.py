@@ -1,30 +1,63 @@
-"""evalkit: evaluate language models with task/solver/scorer pipelines over one ModelAPI."""
+"""evalkit: evaluate language models with task/solver/scorer pipelines over one ModelAPI.
 
-from evalkit.dataset import Dataset, FieldSpec, MemoryDataset, Sample, csv_dataset, json_dataset
-from evalkit.errors import EvalkitError
-from evalkit.log import EvalLog, EvalSample, read_eval_log
-from evalkit.model.api import ModelAPI
-from evalkit.model.model import Model, get_model
-from evalkit.model.registry import hookimpl
-from evalkit.model.types import (
-    ChatCompletionChoice,
-    ChatMessage,
-    ChatMessageAssistant,
-    ChatMessageSystem,
-    ChatMessageUser,
-    GenerateConfig,
-    ModelOutput,
-    ModelUsage,
-)
-from evalkit.runner import eval, eval_async
-from evalkit.task import Task, task
+Public names are imported on first use, so `import evalkit` and `evalkit --help` stay fast.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ChatCompletionChoice", "ChatMessage", "ChatMessageAssistant", "ChatMessageSystem",
-    "ChatMessageUser", "Dataset", "EvalLog", "EvalSample", "EvalkitError", "FieldSpec",
-    "GenerateConfig", "MemoryDataset", "Model", "ModelAPI", "ModelOutput", "ModelUsage",
-    "Sample", "Task", "csv_dataset", "eval", "eval_async", "get_model", "hookimpl",
-    "json_dataset", "read_eval_log", "task",
-]
+_EXPORTS = {
+    "evalkit.dataset": ["Dataset", "FieldSpec", "MemoryDataset", "Sample", "csv_dataset", "json_dataset"],
+    "evalkit.errors": ["EvalkitError"],
+    "evalkit.log": ["EvalLog", "EvalSample", "read_eval_log"],
+    "evalkit.model.api": ["ModelAPI"],
+    "evalkit.model.model": ["Model", "get_model"],
+    "evalkit.model.registry": ["hookimpl"],
+    "evalkit.model.types": [
+        "ChatCompletionChoice", "ChatMessage", "ChatMessageAssistant", "ChatMessageSystem",
+        "ChatMessageUser", "GenerateConfig", "ModelOutput", "ModelUsage",
+    ],
+    "evalkit.runner": ["eval", "eval_async"],
+    "evalkit.task": ["Task", "task"],
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'evalkit' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
+
+
+if TYPE_CHECKING:
+    from evalkit.dataset import Dataset, FieldSpec, MemoryDataset, Sample, csv_dataset, json_dataset
+    from evalkit.errors import EvalkitError
+    from evalkit.log import EvalLog, EvalSample, read_eval_log
+    from evalkit.model.api import ModelAPI
+    from evalkit.model.model import Model, get_model
+    from evalkit.model.registry import hookimpl
+    from evalkit.model.types import (
+        ChatCompletionChoice,
+        ChatMessage,
+        ChatMessageAssistant,
+        ChatMessageSystem,
+        ChatMessageUser,
+        GenerateConfig,
+        ModelOutput,
+        ModelUsage,
+    )
+    from evalkit.runner import eval, eval_async
+    from evalkit.task import Task, task
