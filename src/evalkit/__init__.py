@@ -8,6 +8,9 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+# Imported eagerly: the submodule `evalkit.task` would otherwise shadow the `task` decorator.
+from evalkit.task import Task, task
+
 __version__ = "0.1.0"
 
 _EXPORTS = {
@@ -22,11 +25,10 @@ _EXPORTS = {
         "ChatMessageUser", "GenerateConfig", "ModelOutput", "ModelUsage",
     ],
     "evalkit.runner": ["eval", "eval_async"],
-    "evalkit.task": ["Task", "task"],
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
-__all__ = sorted(_MODULE_OF)
+__all__ = sorted([*_MODULE_OF, "Task", "task"])
 
 
 def __getattr__(name: str) -> Any:
@@ -60,4 +62,3 @@ if TYPE_CHECKING:
         ModelUsage,
     )
     from evalkit.runner import eval, eval_async
-    from evalkit.task import Task, task

@@ -58,11 +58,10 @@ class Progress:
         if self._bar is not None:
             self._bar.stop()
 
-    def advance(self, tokens: int, error: bool, retries: int) -> None:
+    def advance(self, tokens: int, error: bool) -> None:
         self.done += 1
         self.tokens += tokens
         self.errors += error
-        self.retries += retries
         self.show()
 
     def add_retry(self) -> None:

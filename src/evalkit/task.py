@@ -37,6 +37,8 @@ class Task:
     epochs_reducer: str = "mean"
     config: GenerateConfig | dict[str, Any] = field(default_factory=GenerateConfig)
     name: str | None = None
+    origin: dict[str, Any] | None = None
+    """Set when loaded from a file (`file`, `name`, `args`), so eval-retry can load it again."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.dataset, Dataset):
@@ -126,6 +128,14 @@ def create_task(function: Callable[..., Task], task_args: dict[str, Any]) -> Tas
     return created
 
 
+def _create_from_file(functions: dict[str, Callable[..., Task]], path: Path, name: str, task_args: dict[str, Any]) -> Task:
+    if name not in functions:
+        raise TaskLoadError(f"no task '{name}' in {path} (tasks there: {', '.join(sorted(functions)) or 'none'})")
+    created = create_task(functions[name], task_args)
+    created.origin = {"file": str(path.resolve()), "name": name, "args": task_args}
+    return created
+
+
 def load_tasks(spec: str, task_args: dict[str, Any] | None = None) -> list[Task]:
     """The tasks named by `FILE.py` (every @task in it) or `FILE.py@name`."""
     file, _, name = spec.partition("@")
@@ -133,8 +143,5 @@ def load_tasks(spec: str, task_args: dict[str, Any] | None = None) -> list[Task]
     functions = find_task_functions(path)
     if not functions:
         raise TaskLoadError(f"no @task function in {path}; decorate a function returning a Task with @task")
-    if name:
-        if name not in functions:
-            raise TaskLoadError(f"no task '{name}' in {path} (tasks there: {', '.join(sorted(functions))})")
-        functions = {name: functions[name]}
-    return [create_task(fn, task_args or {}) for fn in functions.values()]
+    names = [name] if name else list(functions)
+    return [_create_from_file(functions, path, each, task_args or {}) for each in names]

@@ -6,7 +6,7 @@ import contextvars
 import os
 import time
 from contextlib import nullcontext
-from typing import Any
+from typing import Any, Callable
 
 import anyio
 
@@ -15,14 +15,26 @@ from evalkit.model.api import ModelAPI
 from evalkit.model.limits import DEFAULT_MAX_RETRIES, backoff_delay, connection_limits
 from evalkit.model.registry import provider_info, split_model_name
 from evalkit.model.types import ChatMessage, ChatMessageUser, GenerateConfig, ModelOutput, ModelUsage
+from evalkit.secrets import scrub
 
 DEFAULT_MODEL = "hf/bundled"
 """Used when neither `--model` nor EVALKIT_MODEL is given: the bundled SmolLM2-135M-Instruct."""
 
-retry_events: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar(
-    "evalkit_retry_events", default=None
-)
-"""Set by the runner per sample; `Model` appends one entry per retry it makes."""
+class RetryRecorder:
+    """Collects one sample's retries and tells the progress display as each one happens."""
+
+    def __init__(self, on_retry: Callable[[], None] | None = None) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.on_retry = on_retry
+
+    def record(self, attempt: int, error: BaseException, delay: float) -> None:
+        self.events.append({"attempt": attempt, "error": scrub(f"{type(error).__name__}: {error}")[:300], "wait": round(delay, 3)})
+        if self.on_retry is not None:
+            self.on_retry()
+
+
+retry_recorder: contextvars.ContextVar[RetryRecorder | None] = contextvars.ContextVar("evalkit_retry_recorder", default=None)
+"""Set by the runner per sample; `Model` records each retry it makes there."""
 
 
 class Model:
@@ -94,9 +106,9 @@ class Model:
 
     def _record_retry(self, attempt: int, error: BaseException, delay: float) -> None:
         self.retries += 1
-        events = retry_events.get()
-        if events is not None:
-            events.append({"attempt": attempt + 1, "error": f"{type(error).__name__}: {error}"[:300], "wait": round(delay, 3)})
+        recorder = retry_recorder.get()
+        if recorder is not None:
+            recorder.record(attempt + 1, error, delay)
 
     async def aclose(self) -> None:
         """Release the provider's resources."""
