@@ -197,7 +197,7 @@ async def run_task(task: Task, model: Model, options: RunOptions, resume: EvalLo
             footer["error"] = scrub(failure)
         writer.footer(footer)
         writer.close()
-        if status == "cancelled" and options.display != "none":
+        if status == "cancelled":
             print(f"cancelled: finished samples are in {path}; resume with: evalkit eval-retry {path}", file=sys.stderr)
     return EvalLog(location=path, header=header, footer=footer)
 

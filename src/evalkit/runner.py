@@ -179,8 +179,8 @@ def eval_retry(
     """
     previous = log if isinstance(log, EvalLog) else read_eval_log(log)
     header = previous.header
-    if previous.status == "success":
-        raise LogFileError(f"{previous.location}: this eval already finished successfully; nothing to retry")
+    if previous.status == "success" and not previous.footer["counts"].get("errors"):  # type: ignore[index]
+        raise LogFileError(f"{previous.location}: every sample already finished without error; nothing to retry")
     if task is None:
         origin = header.get("task_origin")
         if not origin:

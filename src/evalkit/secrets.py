@@ -1,13 +1,17 @@
-"""Credentials: environment variables, then a `.env` file in the working directory.
+"""Credentials: environment variables, then a `.env` file in the working directory, then
+evalkit's secrets store (the OS keyring when one is available, else a 0600 file).
 
 Every value handed out is remembered so logs and error messages can redact it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
+KEYRING_SERVICE = "evalkit"
 _seen: set[str] = set()
 
 
@@ -20,21 +24,129 @@ def _dotenv() -> dict[str, str]:
     return {k: v for k, v in dotenv_values(path).items() if v is not None}
 
 
+def config_dir() -> Path:
+    """evalkit's user config directory (EVALKIT_CONFIG_DIR overrides it)."""
+    override = os.environ.get("EVALKIT_CONFIG_DIR")
+    if override:
+        return Path(override)
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("evalkit"))
+
+
+class FileStore:
+    """Secrets in a JSON file readable only by its owner."""
+
+    name = "file"
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or config_dir() / "secrets.json"
+
+    def _read(self) -> dict[str, str]:
+        if not self.path.is_file():
+            return {}
+        return json.loads(self.path.read_text(encoding="utf-8") or "{}")
+
+    def _write(self, data: dict[str, str]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_suffix(".tmp")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            json.dump(data, file)
+        os.replace(temporary, self.path)
+
+    def get(self, name: str) -> str | None:
+        return self._read().get(name)
+
+    def set(self, name: str, value: str) -> None:
+        self._write({**self._read(), name: value})
+
+    def delete(self, name: str) -> bool:
+        data = self._read()
+        found = data.pop(name, None) is not None
+        self._write(data)
+        return found
+
+    def names(self) -> list[str]:
+        return sorted(self._read())
+
+
+class KeyringStore:
+    """Secrets in the OS keyring; names are kept in the file store's index (no values)."""
+
+    name = "keyring"
+
+    def __init__(self, keyring: Any) -> None:
+        self.keyring = keyring
+        self.index = FileStore(config_dir() / "secret-names.json")
+
+    def get(self, name: str) -> str | None:
+        return self.keyring.get_password(KEYRING_SERVICE, name)
+
+    def set(self, name: str, value: str) -> None:
+        self.keyring.set_password(KEYRING_SERVICE, name, value)
+        self.index.set(name, "")
+
+    def delete(self, name: str) -> bool:
+        try:
+            self.keyring.delete_password(KEYRING_SERVICE, name)
+        except Exception:
+            return False
+        finally:
+            self.index.delete(name)
+        return True
+
+    def names(self) -> list[str]:
+        return self.index.names()
+
+
+def secret_store() -> FileStore | KeyringStore:
+    """The keyring when a usable backend exists (EVALKIT_SECRETS_BACKEND=file forces the file)."""
+    if os.environ.get("EVALKIT_SECRETS_BACKEND", "auto") != "file":
+        try:
+            import keyring
+            from keyring.backends import fail
+
+            backend = keyring.get_keyring()
+            if not isinstance(backend, fail.Keyring) and getattr(backend, "priority", 0) > 0:
+                return KeyringStore(keyring)
+        except Exception:
+            pass
+    return FileStore()
+
+
 def get_secret(name: str) -> str | None:
     """The value of credential `name` (e.g. OPENAI_API_KEY), or None when it is not set."""
     value = os.environ.get(name) or _dotenv().get(name)
+    if not value:
+        try:
+            value = secret_store().get(name)
+        except (OSError, ValueError):
+            value = None
     if value:
         _seen.add(value)
     return value or None
 
 
-def known_secrets() -> set[str]:
-    """Every credential value handed out so far (for redaction)."""
-    return set(_seen)
+def secret_source(name: str) -> str | None:
+    """Where credential `name` would come from: "environment", ".env", "store", or None."""
+    if os.environ.get(name):
+        return "environment"
+    if _dotenv().get(name):
+        return ".env"
+    try:
+        return "store" if secret_store().get(name) else None
+    except (OSError, ValueError):
+        return None
+
+
+def is_known_secret(value: object) -> bool:
+    """Whether `value` is a credential handed out by `get_secret`."""
+    return isinstance(value, str) and value in _seen
 
 
 def scrub(text: str) -> str:
-    """`text` with every known credential value replaced."""
+    """`text` with every credential value handed out so far replaced."""
     for value in _seen:
         if len(value) >= 6 and value in text:
             text = text.replace(value, "<redacted>")

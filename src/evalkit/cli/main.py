@@ -21,10 +21,12 @@ def _register_commands() -> None:
     from evalkit.cli.eval_cmd import eval_command
     from evalkit.cli.list_cmd import list_group
     from evalkit.cli.log_cmd import log_group
+    from evalkit.cli.providers_cmd import providers_group
+    from evalkit.cli.retry_cmd import eval_retry_command
+    from evalkit.cli.secrets_cmd import secrets_group
 
-    cli.add_command(eval_command)
-    cli.add_command(list_group)
-    cli.add_command(log_group)
+    for command in (eval_command, eval_retry_command, list_group, log_group, providers_group, secrets_group):
+        cli.add_command(command)
 
 
 _register_commands()

@@ -8,6 +8,8 @@ from typing import Any
 
 import orjson
 
+from evalkit.secrets import is_known_secret
+
 from evalkit.log.schema import EvalSample
 
 _SECRET_NAME = re.compile(r"key|token|secret|password|passwd|credential|auth", re.IGNORECASE)
@@ -15,8 +17,12 @@ REDACTED = "<redacted>"
 
 
 def redact(args: dict[str, Any]) -> dict[str, Any]:
-    """A copy of `args` with values whose names look like credentials replaced."""
-    return {k: (REDACTED if _SECRET_NAME.search(k) and v not in (None, "") else v) for k, v in args.items()}
+    """A copy of `args` with credentials replaced: values whose names look like keys, tokens,
+    secrets or passwords, and values handed out by the secrets lookup."""
+    return {
+        k: REDACTED if (_SECRET_NAME.search(k) and v not in (None, "")) or is_known_secret(v) else v
+        for k, v in args.items()
+    }
 
 
 def _default(value: Any) -> Any:
