@@ -23,6 +23,10 @@ from evalkit.cli.args import load_config_file, parse_fail_on_error, parse_key_va
 @click.option("--max-tokens", type=int)
 @click.option("--top-p", type=float)
 @click.option("--seed", type=int)
+@click.option("--max-retries", type=int, help="Retries of a transient failure (default 5).")
+@click.option("--timeout", type=float, help="Seconds one request may take before it is retried.")
+@click.option("--requests-per-sec", type=float, help="Request rate limit, shared per endpoint.")
+@click.option("--tokens-per-sec", type=float, help="Token rate limit (input + max output), shared per endpoint.")
 @click.option("--log-dir", type=str, envvar="EVALKIT_LOG_DIR", default="logs", show_default=True)
 @click.option("--fail-on-error", type=str, default="true", show_default=True,
               help="true: stop at the first sample error; false: never; 0-1: past that fraction; N: past N errors.")
@@ -42,6 +46,10 @@ def eval_command(
     max_tokens: int | None,
     top_p: float | None,
     seed: int | None,
+    max_retries: int | None,
+    timeout: float | None,
+    requests_per_sec: float | None,
+    tokens_per_sec: float | None,
     log_dir: str,
     fail_on_error: str,
     display: str | None,
@@ -72,6 +80,10 @@ def eval_command(
         max_tokens=max_tokens,
         top_p=top_p,
         seed=seed,
+        max_retries=max_retries,
+        timeout=timeout,
+        requests_per_sec=requests_per_sec,
+        tokens_per_sec=tokens_per_sec,
     )
     if any(log.status != "success" for log in logs):
         sys.exit(1)

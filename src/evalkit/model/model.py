@@ -115,6 +115,10 @@ class Model:
         await self.api.aclose()
 
 
+LIMIT_ARGS = frozenset({"max_connections", "max_retries", "requests_per_sec", "tokens_per_sec"})
+"""`-M` arguments that set `Model`'s limits instead of going to the provider."""
+
+
 def _estimate_tokens(messages: list[ChatMessage], config: GenerateConfig) -> float:
     """A cheap input+output token estimate (4 characters a token) for tokens_per_sec limits."""
     return sum(len(m.content) for m in messages) / 4 + (config.max_tokens or 256)
@@ -133,12 +137,17 @@ def get_model(
     api_key: str | None = None,
     **model_args: Any,
 ) -> Model:
-    """A `Model` for `provider/model`; `model_args` go to the provider (its SDK client)."""
+    """A `Model` for `provider/model`; `model_args` go to the provider (its SDK client), except
+    max_connections, max_retries, requests_per_sec and tokens_per_sec, which set `Model`'s limits."""
     name = resolve_model_name(model)
     provider, model_name = split_model_name(name)
     api_class = provider_info(provider).load()
+    provider_args = {k: v for k, v in model_args.items() if k not in LIMIT_ARGS}
+    limits = {k: v for k, v in model_args.items() if k in LIMIT_ARGS}
+    if limits:
+        config = config.merge(GenerateConfig(**limits))
     try:
-        api = api_class(model_name, base_url=base_url, api_key=api_key, config=config, **model_args)
+        api = api_class(model_name, base_url=base_url, api_key=api_key, config=config, **provider_args)
     except TypeError as ex:
         if "argument" not in str(ex):
             raise
