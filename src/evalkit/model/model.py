@@ -141,6 +141,11 @@ def get_model(
     max_connections, max_retries, requests_per_sec and tokens_per_sec, which set `Model`'s limits."""
     name = resolve_model_name(model)
     provider, model_name = split_model_name(name)
+    if "config" in model_args:
+        raise ModelArgsError(
+            "-M config is reserved for evalkit's generate config; use the generation flags, or the "
+            "provider's own name for an SDK config object (e.g. -M client_config={...} for bedrock)"
+        )
     api_class = provider_info(provider).load()
     provider_args = {k: v for k, v in model_args.items() if k not in LIMIT_ARGS}
     limits = {k: v for k, v in model_args.items() if k in LIMIT_ARGS}

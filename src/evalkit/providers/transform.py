@@ -1,0 +1,417 @@
+"""`transform`: any non-OpenAI HTTP inference API, described by a JMESPath transform spec.
+
+Use `transform/<model>` with `-M spec=PATH` (a YAML or JSON file; a mapping also works from
+Python) or the EVALKIT_TRANSFORM_SPEC variable. Every other `-M` goes to `httpx.AsyncClient`.
+One request is one `POST {base_url}{custom_path}` with the JSON body that
+`openai_to_custom_request` builds; the reply goes through `custom_to_openai_response`.
+
+    base_url: https://api.example.com      # required; get_model(base_url=...) overrides it
+    custom_path: /v1/generate              # appended to base_url (default "")
+    headers: {X-Client: evalkit}           # extra request headers (default none)
+    api_key_env: EXAMPLE_API_KEY           # default TRANSFORM_API_KEY; unset -> no key sent,
+                                           # unless the spec names the variable itself
+    api_key_header: Authorization          # default Authorization
+    api_key_scheme: Bearer                 # default Bearer; "" sends the bare key
+    openai_to_custom_request:              # evaluated over the OpenAI-style request
+      model: model
+      prompt: messages[-1].content
+      system: "messages[?role=='system'].content | [0]"
+      params: {temp: temperature, max_new_tokens: max_tokens, stop: stop}
+      stream: false
+    custom_to_openai_response:             # evaluated over the custom JSON reply
+      choices: "[{message: {role: 'assistant', content: output.text}, finish_reason: output.reason}]"
+      usage: {prompt_tokens: meta.tokens_in, completion_tokens: meta.tokens_out}
+
+Map values: a string is a JMESPath expression (write constants as JMESPath literals, e.g.
+`"'my-model'"`), a mapping is a nested map, and a number, boolean or null is a constant. Keys
+whose expression yields null are left out, so unset settings are not sent.
+
+The OpenAI-style request holds `model` (the part after `transform/`), `messages` (a list of
+`{role, content}`), and those of `max_tokens`, `temperature`, `top_p`, `top_k`, `stop`, `seed`,
+`frequency_penalty`, `presence_penalty`, `n`, `logprobs`, `top_logprobs` that are set. A set
+field that no request expression reads is dropped with a warning.
+
+The mapped response must look like an OpenAI chat completion: `choices[].message.content`,
+`choices[].finish_reason` (stop, length, content_filter), optional `choices[].logprobs.content`
+and `usage.{prompt_tokens, completion_tokens, total_tokens}`. A spec that does not parse, or an
+expression that does not compile, is rejected before any request with the key path at fault.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jmespath
+from jmespath.exceptions import JMESPathError
+from jmespath.parser import ParsedResult
+
+from evalkit.errors import EvalkitError
+from evalkit.model.api import ModelAPI, warn_unsupported
+from evalkit.model.types import (
+    ChatCompletionChoice,
+    ChatMessage,
+    ChatMessageAssistant,
+    GenerateConfig,
+    Logprob,
+    ModelOutput,
+    ModelUsage,
+    StopReason,
+    TopLogprob,
+    message_to_dict,
+)
+from evalkit.providers.http_errors import (
+    MalformedResponseError,
+    MissingCredentialsError,
+    is_retryable_status,
+    retry_after_from_headers,
+)
+from evalkit.secrets import get_secret
+
+SPEC_ENV = "EVALKIT_TRANSFORM_SPEC"
+DEFAULT_API_KEY_ENV = "TRANSFORM_API_KEY"
+
+OPENAI_PARAMS: dict[str, str] = {
+    "max_tokens": "max_tokens",
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "top_k": "top_k",
+    "stop_seqs": "stop",
+    "seed": "seed",
+    "frequency_penalty": "frequency_penalty",
+    "presence_penalty": "presence_penalty",
+    "num_choices": "n",
+    "logprobs": "logprobs",
+    "top_logprobs": "top_logprobs",
+}
+"""GenerateConfig field -> OpenAI chat-completions parameter (`top_k` is an extension)."""
+
+FINISH_REASONS: dict[str, StopReason] = {
+    "stop": "stop",
+    "length": "max_tokens",
+    "content_filter": "content_filter",
+}
+
+
+class TransformSpecError(EvalkitError):
+    """A transform spec that is missing, does not parse, or holds an invalid expression."""
+
+
+# --- the OpenAI chat-completions shape -------------------------------------------------
+
+
+def openai_request(model: str, messages: list[ChatMessage], config: GenerateConfig) -> dict[str, Any]:
+    """The OpenAI chat-completions request for `messages` with the set `config` fields."""
+    request: dict[str, Any] = {"model": model, "messages": [message_to_dict(m) for m in messages]}
+    for field, name in OPENAI_PARAMS.items():
+        value = getattr(config, field)
+        if value is not None:
+            request[name] = list(value) if isinstance(value, tuple) else value
+    return request
+
+
+def openai_output(data: Any, model: str) -> ModelOutput:
+    """The ModelOutput for an OpenAI chat-completion-shaped response `data`."""
+    choices = data.get("choices") if isinstance(data, dict) else None
+    if not isinstance(choices, list) or not choices:
+        raise MalformedResponseError(f"{model}: response has no choices: {_snippet(data)}")
+    return ModelOutput(model=model, choices=[_choice(c, model) for c in choices], usage=_usage(data.get("usage")))
+
+
+def _choice(choice: Any, model: str) -> ChatCompletionChoice:
+    message = choice.get("message") if isinstance(choice, dict) else None
+    content = message.get("content") if isinstance(message, dict) else None
+    if not isinstance(content, str) and not (content is None and message is not None and choice.get("finish_reason")):
+        # null content is only an answer when a finish_reason explains it (e.g. content_filter)
+        raise MalformedResponseError(f"{model}: choice has no message.content text: {_snippet(choice)}")
+    logprobs = (choice.get("logprobs") or {}).get("content")
+    return ChatCompletionChoice(
+        message=ChatMessageAssistant(content=content or ""),
+        stop_reason=FINISH_REASONS.get(str(choice.get("finish_reason")), "unknown"),
+        logprobs=tuple(_logprob(item) for item in logprobs) if isinstance(logprobs, list) else None,
+    )
+
+
+def _logprob(item: dict[str, Any]) -> Logprob:
+    top = tuple(TopLogprob(t["token"], float(t["logprob"])) for t in item.get("top_logprobs") or ())
+    return Logprob(token=item["token"], logprob=float(item["logprob"]), top_logprobs=top)
+
+
+def _usage(usage: Any) -> ModelUsage | None:
+    if not isinstance(usage, dict):
+        return None
+    prompt = int(usage.get("prompt_tokens") or 0)
+    completion = int(usage.get("completion_tokens") or 0)
+    return ModelUsage(prompt, completion, int(usage.get("total_tokens") or prompt + completion))
+
+
+def _snippet(data: Any) -> str:
+    text = data if isinstance(data, str) else json.dumps(data, default=str)
+    return text[:300]
+
+
+# --- one JSON POST per request over a shared httpx client ------------------------------
+
+
+class JSONChatAPI(ModelAPI):
+    """Base for SDK-less providers: POST one JSON body per request on one shared httpx client.
+
+    Subclasses set `url` and headers through `_connect` and may override `request_body` and
+    `response_data` to translate from and to the OpenAI chat-completions shape.
+    """
+
+    provider = "http"
+    url = ""
+
+    def _connect(self, url: str, headers: dict[str, str], client_args: dict[str, Any]) -> None:
+        self.url = url
+        client_args.setdefault("timeout", httpx.Timeout(None, connect=30.0))  # Model owns timeouts
+        self._client = httpx.AsyncClient(headers=headers, **client_args)
+
+    @property
+    def label(self) -> str:
+        return f"{self.provider}/{self.model_name}"
+
+    def request_body(self, request: dict[str, Any], config: GenerateConfig) -> Any:
+        """The JSON body sent for the OpenAI-style `request`."""
+        return request
+
+    def response_data(self, data: Any) -> Any:
+        """The OpenAI chat-completion-shaped form of the parsed reply `data`."""
+        return data
+
+    async def generate(self, messages: list[ChatMessage], config: GenerateConfig) -> ModelOutput:
+        body = self.request_body(openai_request(self.model_name, messages, config), config)
+        response = await self._client.post(self.url, json=body)
+        if response.status_code >= 400:
+            raise httpx.HTTPStatusError(
+                f"{self.label}: HTTP {response.status_code} from {self.url}: {response.text[:300]}",
+                request=response.request,
+                response=response,
+            )
+        try:
+            data = response.json()
+        except ValueError:
+            raise MalformedResponseError(f"{self.label}: response is not JSON: {response.text[:300]!r}") from None
+        return openai_output(self.response_data(data), self.label)
+
+    def is_retryable(self, error: BaseException) -> bool:
+        if isinstance(error, httpx.HTTPStatusError):
+            return is_retryable_status(error.response.status_code)
+        return isinstance(error, httpx.TransportError)
+
+    def retry_after(self, error: BaseException) -> float | None:
+        if isinstance(error, httpx.HTTPStatusError):
+            return retry_after_from_headers(error.response.headers)
+        return None
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def auth_header(
+    provider: str, api_key: str | None, env: str, *, required: bool, header: str = "Authorization", scheme: str = "Bearer"
+) -> dict[str, str]:
+    """The auth header for `api_key`, else for the secret `env`; `{}` when neither is set and
+    the key is optional."""
+    key = api_key or get_secret(env)
+    if not key:
+        if required:
+            raise MissingCredentialsError(provider, env)
+        return {}
+    return {header: f"{scheme} {key}" if scheme else key}
+
+
+# --- transform specs --------------------------------------------------------------------
+
+_SPEC_KEYS = {
+    "base_url", "custom_path", "headers", "api_key_env", "api_key_header", "api_key_scheme",
+    "openai_to_custom_request", "custom_to_openai_response",
+}
+CompiledMap = dict[str, Any]  # values: ParsedResult, nested CompiledMap, or a constant
+
+
+@dataclass(frozen=True)
+class TransformSpec:
+    """A parsed and compiled transform spec."""
+
+    source: str
+    base_url: str
+    custom_path: str
+    headers: dict[str, str]
+    api_key_env: str
+    api_key_required: bool
+    api_key_header: str
+    api_key_scheme: str
+    request: CompiledMap
+    response: CompiledMap
+    request_fields: frozenset[str] | None  # None: some expression reads the whole request
+
+    def build_request(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The custom request for an OpenAI-style `request`."""
+        return apply_map(self.request, request)
+
+    def build_response(self, data: Any) -> dict[str, Any]:
+        """The OpenAI-shaped response for the custom reply `data`."""
+        return apply_map(self.response, data)
+
+
+def load_spec(spec: str | Mapping[str, Any] | None) -> TransformSpec:
+    """Read (a path) and compile a spec; `None` reads the path in EVALKIT_TRANSFORM_SPEC."""
+    spec = spec if spec is not None else os.environ.get(SPEC_ENV)
+    if spec is None:
+        raise TransformSpecError(f"transform needs a spec: pass -M spec=PATH or set {SPEC_ENV}")
+    if isinstance(spec, Mapping):
+        return compile_spec(dict(spec), "<mapping>")
+    path = Path(spec)
+    if not path.is_file():
+        raise TransformSpecError(f"transform spec {spec}: file not found")
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as ex:
+        raise TransformSpecError(f"transform spec {spec}: not valid YAML or JSON ({str(ex).splitlines()[0]})") from None
+    return compile_spec(data, str(spec))
+
+
+def compile_spec(data: Any, source: str) -> TransformSpec:
+    """Validate a spec mapping and compile its expressions; errors name the key path."""
+
+    def fail(path: str, problem: str) -> TransformSpecError:
+        return TransformSpecError(f"transform spec {source}: {path}: {problem}")
+
+    if not isinstance(data, dict):
+        raise fail("(top level)", "must be a mapping")
+    unknown = sorted(set(data) - _SPEC_KEYS)
+    if unknown:
+        raise fail(unknown[0], f"unknown key (known: {', '.join(sorted(_SPEC_KEYS))})")
+    for key in ("base_url", "openai_to_custom_request", "custom_to_openai_response"):
+        if key not in data:
+            raise fail(key, "missing")
+    for key in ("base_url", "custom_path", "api_key_env", "api_key_header", "api_key_scheme"):
+        if key in data and not isinstance(data[key], str):
+            raise fail(key, "must be a string")
+    headers = data.get("headers") or {}
+    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+        raise fail("headers", "must be a mapping of header name to string value")
+    request = _compile_map(data["openai_to_custom_request"], "openai_to_custom_request", fail)
+    response = _compile_map(data["custom_to_openai_response"], "custom_to_openai_response", fail)
+    if "choices" not in response:
+        raise fail("custom_to_openai_response.choices", "missing (the mapped response needs choices)")
+    return TransformSpec(
+        source=source,
+        base_url=data["base_url"],
+        custom_path=data.get("custom_path", ""),
+        headers={str(k): v for k, v in headers.items()},
+        api_key_env=data.get("api_key_env", DEFAULT_API_KEY_ENV),
+        api_key_required="api_key_env" in data,
+        api_key_header=data.get("api_key_header", "Authorization"),
+        api_key_scheme=data.get("api_key_scheme", "Bearer"),
+        request=request,
+        response=response,
+        request_fields=_read_fields(request),
+    )
+
+
+def _compile_map(tree: Any, path: str, fail: Any) -> CompiledMap:
+    if not isinstance(tree, dict):
+        raise fail(path, "must be a mapping of key to JMESPath expression")
+    compiled: CompiledMap = {}
+    for key, value in tree.items():
+        where = f"{path}.{key}"
+        if isinstance(value, dict):
+            compiled[str(key)] = _compile_map(value, where, fail)
+        elif isinstance(value, str):
+            try:
+                compiled[str(key)] = jmespath.compile(value)
+            except JMESPathError as ex:
+                raise fail(where, f"invalid JMESPath {value!r} ({str(ex).splitlines()[0]})") from None
+        elif value is None or isinstance(value, (bool, int, float)):
+            compiled[str(key)] = value
+        else:
+            raise fail(where, "must be a JMESPath string, a nested mapping, or a number/boolean/null constant")
+    return compiled
+
+
+def apply_map(compiled: CompiledMap, data: Any) -> dict[str, Any]:
+    """Evaluate a compiled map over `data`, leaving out keys whose value is null."""
+    result: dict[str, Any] = {}
+    for key, value in compiled.items():
+        if isinstance(value, dict):
+            value = apply_map(value, data)
+        elif isinstance(value, ParsedResult):
+            value = value.search(data)
+        if value is not None:
+            result[key] = value
+    return result
+
+
+def _read_fields(compiled: CompiledMap) -> frozenset[str] | None:
+    """Every field name the map's expressions read; None when one reads the whole input."""
+    names: set[str] = set()
+    for value in _expressions(compiled):
+        if value.parsed["type"] == "current":
+            return None
+        names.update(_field_names(value.parsed))
+    return frozenset(names)
+
+
+def _expressions(compiled: CompiledMap) -> Iterator[ParsedResult]:
+    for value in compiled.values():
+        if isinstance(value, dict):
+            yield from _expressions(value)
+        elif isinstance(value, ParsedResult):
+            yield value
+
+
+def _field_names(node: dict[str, Any]) -> Iterator[str]:
+    if node.get("type") == "field":
+        yield node["value"]
+    for child in node.get("children", ()):
+        if isinstance(child, dict):
+            yield from _field_names(child)
+
+
+# --- the provider -----------------------------------------------------------------------
+
+
+class TransformAPI(JSONChatAPI):
+    """A custom HTTP inference API described by a transform spec (see the module docstring)."""
+
+    provider = "transform"
+
+    def __init__(
+        self,
+        model_name: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        config: GenerateConfig = GenerateConfig(),
+        spec: str | Mapping[str, Any] | None = None,
+        **model_args: Any,
+    ) -> None:
+        self.spec = load_spec(spec)
+        base = (base_url or self.spec.base_url).rstrip("/")
+        super().__init__(model_name, base_url=base, api_key=api_key, config=config, **model_args)
+        auth = auth_header(
+            self.provider, api_key, self.spec.api_key_env, required=self.spec.api_key_required,
+            header=self.spec.api_key_header, scheme=self.spec.api_key_scheme,
+        )
+        self._connect(base + self.spec.custom_path, {**self.spec.headers, **auth}, dict(model_args))
+
+    def request_body(self, request: dict[str, Any], config: GenerateConfig) -> Any:
+        used = self.spec.request_fields
+        if used is not None:
+            for field, name in OPENAI_PARAMS.items():
+                if getattr(config, field) is not None and name not in used:
+                    warn_unsupported("transform", field, f"no openai_to_custom_request expression reads '{name}'")
+        return self.spec.build_request(request)
+
+    def response_data(self, data: Any) -> Any:
+        return self.spec.build_response(data)

@@ -1,0 +1,206 @@
+"""transform: a JMESPath-mapped custom HTTP API, served locally, through httpx."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from evalkit import ChatMessageSystem, ChatMessageUser, GenerateConfig, ModelOutput, get_model, read_eval_log
+from evalkit.errors import EvalkitError, ModelArgsError
+from tests.conftest import REPO, run_cli
+from tests.servers.http import RecordingServer, Reply
+
+SPEC = """
+base_url: {url}
+custom_path: /api/v2/generate
+headers: {{X-Client: evalkit-tests}}
+openai_to_custom_request:
+  engine: model
+  prompt: "messages[?role=='user'] | [-1].content"
+  system: "messages[?role=='system'] | [0].content"
+  params:
+    temp: temperature
+    max_new: max_tokens
+    stop_words: stop
+  stream: false
+custom_to_openai_response:
+  choices: "[{{message: {{role: 'assistant', content: result.text}}, finish_reason: result.why}}]"
+  usage: {{prompt_tokens: meta.tokens_in, completion_tokens: meta.tokens_out}}
+"""
+
+
+def custom_reply(text: str, why: str = "stop", tokens: tuple[int, int] = (7, 2)) -> Reply:
+    return Reply(body={"result": {"text": text, "why": why}, "meta": {"tokens_in": tokens[0], "tokens_out": tokens[1]}})
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("EVALKIT_TRANSFORM_SPEC", "TRANSFORM_API_KEY", "CUSTOM_KEY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def write_spec(tmp_path: Path, url: str, text: str = SPEC) -> Path:
+    path = tmp_path / "spec.yaml"
+    path.write_text(text.format(url=url))
+    return path
+
+
+def generate(server: RecordingServer, spec: Any, input: Any, gen: GenerateConfig = GenerateConfig(max_retries=0), **model_args: Any) -> ModelOutput:
+    model = get_model("transform/acme-7b", spec=str(spec) if isinstance(spec, Path) else spec, config=GenerateConfig(timeout=10), **model_args)
+
+    async def main() -> ModelOutput:
+        try:
+            return await model.generate(input, gen)
+        finally:
+            await model.aclose()
+
+    return anyio.run(main)
+
+
+def test_request_and_response_are_mapped(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("TRANSFORM_API_KEY", "tk-secret-123")
+    with RecordingServer(lambda r: custom_reply("Tokyo", tokens=(12, 1))) as server:
+        spec = write_spec(tmp_path, server.url)
+        messages = [ChatMessageSystem("Be brief."), ChatMessageUser("Capital of Japan?")]
+        output = generate(server, spec, messages, GenerateConfig(max_retries=0, temperature=0.0, max_tokens=16, stop_seqs=("\n",)))
+    [request] = server.requests
+    assert request.method == "POST" and request.path == "/api/v2/generate"
+    assert request.headers["authorization"] == "Bearer tk-secret-123" and request.headers["x-client"] == "evalkit-tests"
+    assert request.json() == {
+        "engine": "acme-7b", "prompt": "Capital of Japan?", "system": "Be brief.",
+        "params": {"temp": 0.0, "max_new": 16, "stop_words": ["\n"]}, "stream": False,
+    }
+    assert output.completion == "Tokyo" and output.stop_reason == "stop" and output.model == "transform/acme-7b"
+    assert output.usage is not None and output.usage.to_dict() == {"input_tokens": 12, "output_tokens": 1, "total_tokens": 13}
+
+
+@pytest.mark.parametrize(("why", "expected"), [("stop", "stop"), ("length", "max_tokens"), ("content_filter", "content_filter"), ("odd", "unknown")])
+def test_finish_reasons(tmp_path: Path, why: str, expected: str) -> None:
+    with RecordingServer(lambda r: custom_reply("x", why)) as server:
+        assert generate(server, write_spec(tmp_path, server.url), "hi").stop_reason == expected
+
+
+def test_unset_settings_are_left_out_and_unread_ones_warn(tmp_path: Path) -> None:
+    with RecordingServer(lambda r: custom_reply("ok")) as server:
+        with pytest.warns(UserWarning, match="'transform' does not support seed"):
+            generate(server, write_spec(tmp_path, server.url), "hi", GenerateConfig(max_retries=0, seed=3))
+    assert server.requests[0].json() == {"engine": "acme-7b", "prompt": "hi", "params": {}, "stream": False}
+
+
+def test_json_spec_from_environment_with_custom_key_header(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    with RecordingServer(lambda r: Reply(body={"out": "pong", "n_in": 3, "n_out": 1})) as server:
+        spec = {
+            "base_url": server.url, "api_key_env": "CUSTOM_KEY", "api_key_header": "X-API-Key", "api_key_scheme": "",
+            "openai_to_custom_request": {"input": "@"},
+            "custom_to_openai_response": {
+                "choices": "[{message: {content: out}, finish_reason: 'stop'}]",
+                "usage": {"prompt_tokens": "n_in", "completion_tokens": "n_out", "total_tokens": "`4`"},
+            },
+        }
+        (tmp_path / "spec.json").write_text(json.dumps(spec))
+        monkeypatch.setenv("EVALKIT_TRANSFORM_SPEC", str(tmp_path / "spec.json"))
+        monkeypatch.setenv("CUSTOM_KEY", "raw-key-456")
+        output = generate(server, None, "ping", GenerateConfig(max_retries=0, top_k=5, num_choices=1), params={"api-version": "2024-01"})
+    [request] = server.requests
+    assert request.path == "/?api-version=2024-01"  # -M params went to httpx.AsyncClient
+    assert request.headers["x-api-key"] == "raw-key-456" and "authorization" not in request.headers
+    assert request.json() == {"input": {"model": "acme-7b", "messages": [{"role": "user", "content": "ping"}], "top_k": 5, "n": 1}}
+    assert output.completion == "pong" and output.usage is not None and output.usage.total_tokens == 4
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("base_url: [unclosed", "transform spec {path}: not valid YAML or JSON"),
+    ("- a\n- b\n", "transform spec {path}: (top level): must be a mapping"),
+    ("base_url: http://x\nopenai_to_custom_request: {{a: model}}\ncustom_to_openai_response: {{choices: x}}\nbase_ulr: y\n",
+     "transform spec {path}: base_ulr: unknown key"),
+    ("openai_to_custom_request: {{a: model}}\ncustom_to_openai_response: {{choices: x}}\n", "transform spec {path}: base_url: missing"),
+    ("base_url: http://x\nopenai_to_custom_request:\n  params:\n    temp: 'temperature +'\ncustom_to_openai_response: {{choices: x}}\n",
+     "transform spec {path}: openai_to_custom_request.params.temp: invalid JMESPath 'temperature +'"),
+    ("base_url: http://x\nopenai_to_custom_request: {{a: [model]}}\ncustom_to_openai_response: {{choices: x}}\n",
+     "transform spec {path}: openai_to_custom_request.a: must be a JMESPath string"),
+    ("base_url: http://x\nopenai_to_custom_request: {{a: model}}\ncustom_to_openai_response: {{text: x}}\n",
+     "transform spec {path}: custom_to_openai_response.choices: missing"),
+    ("base_url: http://x\nheaders: [a]\nopenai_to_custom_request: {{a: model}}\ncustom_to_openai_response: {{choices: x}}\n",
+     "transform spec {path}: headers: must be a mapping"),
+])
+def test_bad_specs_are_rejected_before_any_request(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "spec.yaml"
+    path.write_text(text.format())
+    with pytest.raises(EvalkitError) as caught:
+        get_model("transform/m", spec=str(path))
+    assert str(caught.value).startswith(message.format(path=path)) and "\n" not in str(caught.value)
+
+
+def test_missing_spec_and_missing_named_key(tmp_path: Path) -> None:
+    with pytest.raises(EvalkitError, match="-M spec=PATH or set EVALKIT_TRANSFORM_SPEC"):
+        get_model("transform/m")
+    with pytest.raises(EvalkitError, match="file not found"):
+        get_model("transform/m", spec=str(tmp_path / "nope.yaml"))
+    spec = {"base_url": "http://127.0.0.1:9", "api_key_env": "CUSTOM_KEY", "openai_to_custom_request": {"p": "model"},
+            "custom_to_openai_response": {"choices": "c"}}
+    with pytest.raises(EvalkitError, match="provider 'transform' needs CUSTOM_KEY"):
+        get_model("transform/m", spec=spec)
+
+
+def test_unknown_model_arg(tmp_path: Path) -> None:
+    with pytest.raises(ModelArgsError, match="unexpected keyword argument 'timout'"):
+        get_model("transform/m", spec=str(write_spec(tmp_path, "http://127.0.0.1:9")), timout=3)
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404])
+def test_client_errors_are_not_retried(tmp_path: Path, status: int) -> None:
+    with RecordingServer(lambda r: Reply(status, {"error": "nope"})) as server:
+        with pytest.raises(httpx.HTTPStatusError, match=f"HTTP {status} from .*nope"):
+            generate(server, write_spec(tmp_path, server.url), "hi", GenerateConfig(max_retries=3))
+    assert len(server.requests) == 1
+
+
+def test_rate_limit_is_retried_after_retry_after(tmp_path: Path) -> None:
+    replies = iter([Reply(429, {"error": "slow down"}, headers={"Retry-After": "0.3"}), custom_reply("after wait")])
+    with RecordingServer(lambda r: next(replies)) as server:
+        output = generate(server, write_spec(tmp_path, server.url), "hi", GenerateConfig(max_retries=2))
+    first, second = server.requests
+    assert output.completion == "after wait" and second.arrived - first.arrived >= 0.3
+
+
+@pytest.mark.parametrize("reply", [Reply(500, {"error": "boom"}), Reply(503, "busy"), Reply(drop=True)])
+def test_server_errors_and_dropped_connections_are_retried(tmp_path: Path, reply: Reply) -> None:
+    replies = iter([reply, reply, custom_reply("third time")])
+    with RecordingServer(lambda r: next(replies)) as server:
+        output = generate(server, write_spec(tmp_path, server.url), "hi", GenerateConfig(max_retries=2))
+    assert output.completion == "third time" and len(server.requests) == 3
+
+
+@pytest.mark.parametrize(("reply", "message"), [
+    (Reply(200, "{not json"), "response is not JSON"),
+    (Reply(body={"unexpected": True}), "choice has no message.content text"),
+])
+def test_malformed_responses_are_errors(tmp_path: Path, reply: Reply, message: str) -> None:
+    with RecordingServer(lambda r: reply) as server:
+        with pytest.raises(RuntimeError, match=message):
+            generate(server, write_spec(tmp_path, server.url), "hi", GenerateConfig(max_retries=3))
+    assert len(server.requests) == 1
+
+
+def test_cli_eval_and_cli_spec_error(tmp_path: Path) -> None:
+    with RecordingServer(lambda r: custom_reply("7")) as server:
+        spec = write_spec(tmp_path, server.url)
+        result = run_cli("eval", str(REPO / "tasks" / "factual_qa.py"), "--model", "transform/acme-7b", "--limit", "2-2",
+                         "-M", f"spec={spec}", "--log-dir", str(tmp_path / "logs"), env={"TRANSFORM_API_KEY": "cli-key"})
+    assert result.returncode == 0, result.stderr
+    [request] = server.requests
+    assert request.json()["params"] == {"temp": 0.0, "max_new": 32} and request.headers["authorization"] == "Bearer cli-key"
+    [path] = (tmp_path / "logs").glob("*.jsonl")
+    log = read_eval_log(path)
+    assert log.footer["status"] == "success" and log.footer["results"]["includes"]["accuracy"] == 1.0
+
+    spec.write_text(SPEC.format(url="http://x").replace("temperature", "temperature +"))
+    bad = run_cli("eval", str(REPO / "tasks" / "factual_qa.py"), "--model", "transform/acme-7b", "-M", f"spec={spec}")
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    assert "openai_to_custom_request.params.temp: invalid JMESPath" in bad.stderr
