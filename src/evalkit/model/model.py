@@ -139,6 +139,11 @@ def get_model(
 ) -> Model:
     """A `Model` for `provider/model`; `model_args` go to the provider (its SDK client), except
     max_connections, max_retries, requests_per_sec and tokens_per_sec, which set `Model`'s limits."""
+    return create_model(model, config, {**model_args, "base_url": base_url, "api_key": api_key})
+
+
+def create_model(model: str | None, config: GenerateConfig, model_args: dict[str, Any]) -> Model:
+    """`get_model` with the model arguments as one dict (as `-M` gives them)."""
     name = resolve_model_name(model)
     provider, model_name = split_model_name(name)
     if "config" in model_args:
@@ -147,16 +152,17 @@ def get_model(
             "provider's own name for an SDK config object (e.g. -M client_config={...} for bedrock)"
         )
     api_class = provider_info(provider).load()
-    provider_args = {k: v for k, v in model_args.items() if k not in LIMIT_ARGS}
-    limits = {k: v for k, v in model_args.items() if k in LIMIT_ARGS}
+    logged_args = {k: v for k, v in model_args.items() if not (k in ("base_url", "api_key") and v is None)}
+    provider_args = {k: v for k, v in logged_args.items() if k not in LIMIT_ARGS}
+    limits = {k: v for k, v in logged_args.items() if k in LIMIT_ARGS}
     if limits:
         config = config.merge(GenerateConfig(**limits))
     try:
-        api = api_class(model_name, base_url=base_url, api_key=api_key, config=config, **provider_args)
+        api = api_class(model_name, config=config, **provider_args)
     except TypeError as ex:
         if "argument" not in str(ex):
             raise
         raise ModelArgsError(f"-M argument rejected by provider '{provider}': {ex}") from ex
     except ValueError as ex:
         raise ModelArgsError(f"provider '{provider}' rejected its arguments: {ex}") from ex
-    return Model(name, api, config, model_args)
+    return Model(name, api, config, logged_args)
