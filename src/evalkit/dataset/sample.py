@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from evalkit.model.types import ChatMessage, message_to_dict
+from evalkit.model.types import ChatMessage, input_text, message_to_dict
 
 
 @dataclass(slots=True)
@@ -26,9 +26,7 @@ class Sample:
     @property
     def input_text(self) -> str:
         """The input as text: the string, or the last user message's content."""
-        if isinstance(self.input, str):
-            return self.input
-        return next((m.content for m in reversed(self.input) if m.role == "user"), "")
+        return input_text(self.input)
 
     @property
     def targets(self) -> list[str]:

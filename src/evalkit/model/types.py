@@ -53,6 +53,13 @@ def message_from_dict(data: dict[str, Any]) -> ChatMessage:
     return _MESSAGE_TYPES[role](content=content)
 
 
+def input_text(input: str | list[ChatMessage]) -> str:
+    """A prompt as text: the string itself, or the last user message's content."""
+    if isinstance(input, str):
+        return input
+    return next((m.content for m in reversed(input) if m.role == "user"), "")
+
+
 def message_to_dict(message: ChatMessage) -> dict[str, str]:
     """The `{"role", "content"}` form of a message."""
     return {"role": message.role, "content": message.content}

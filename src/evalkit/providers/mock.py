@@ -8,7 +8,7 @@ from typing import Any
 import anyio
 
 from evalkit.model.api import ModelAPI
-from evalkit.model.types import ChatMessage, GenerateConfig, ModelOutput, ModelUsage
+from evalkit.model.types import ChatMessage, GenerateConfig, ModelOutput, ModelUsage, input_text
 
 _ANSWER = re.compile(r"ANSWER:\s*([^\n]*)")
 
@@ -52,7 +52,7 @@ class MockLLM(ModelAPI):
         return 256
 
     async def generate(self, messages: list[ChatMessage], config: GenerateConfig) -> ModelOutput:
-        prompt = next((m.content for m in reversed(messages) if m.role == "user"), "")
+        prompt = input_text(messages)
         if self.error_on and self.error_on in prompt:
             raise MockLLMError(f"mockllm was asked to fail on {self.error_on!r}")
         if self.latency:

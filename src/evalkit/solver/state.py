@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from evalkit.model.types import ChatMessage, ChatMessageUser, ModelOutput
+from evalkit.model.types import ChatMessage, ChatMessageUser, ModelOutput, input_text
 
 
 @dataclass(slots=True)
@@ -26,9 +26,7 @@ class TaskState:
     @property
     def input_text(self) -> str:
         """The sample's input as text (the last user message for chat input)."""
-        if isinstance(self.input, str):
-            return self.input
-        return next((m.content for m in reversed(self.input) if m.role == "user"), "")
+        return input_text(self.input)
 
     @property
     def user_prompt(self) -> ChatMessageUser:
