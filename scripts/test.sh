@@ -3,6 +3,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh || exit 1
+# llama.cpp's llama-server for the end-to-end provider tests (built once, ~5-10 min on 2 cores)
+bash scripts/build-llama-server.sh || exit 1
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 .venv/bin/python -m pytest -p no:cacheprovider "$@"
 status=$?

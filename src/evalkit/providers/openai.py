@@ -1,0 +1,232 @@
+"""`openai`: OpenAI (and Azure OpenAI) chat completions, or legacy completions, on the openai SDK.
+
+`compatible.py` registers OpenAI-compatible services on the same class with their own `Service`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import openai
+
+from evalkit.errors import ModelArgsError
+from evalkit.model.api import ModelAPI, warn_unsupported
+from evalkit.model.types import (
+    ChatCompletionChoice,
+    ChatMessage,
+    ChatMessageAssistant,
+    GenerateConfig,
+    Logprob,
+    ModelOutput,
+    ModelUsage,
+    StopReason,
+    TopLogprob,
+    message_to_dict,
+)
+from evalkit.providers.http_errors import MalformedResponseError, MissingCredentialsError, SDKTransport
+from evalkit.secrets import get_secret
+
+DEFAULT_MAX_CONNECTIONS = 32
+
+_COMPLETION_MODEL = re.compile(r"-instruct\b|davinci|babbage")
+_REASONING_MODEL = re.compile(r"^(o\d|gpt-5)")
+_RESET_HEADERS = ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")
+_STOP_REASONS: dict[str | None, StopReason] = {
+    "stop": "stop",
+    "length": "max_tokens",
+    "content_filter": "content_filter",
+    "tool_calls": "stop",
+    "function_call": "stop",
+}
+# GenerateConfig field -> request parameter, for both endpoints.
+_PARAMS = {
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "seed": "seed",
+    "frequency_penalty": "frequency_penalty",
+    "presence_penalty": "presence_penalty",
+    "num_choices": "n",
+}
+
+
+@dataclass(frozen=True)
+class Service:
+    """Where an OpenAI-compatible API lives and what it accepts beyond OpenAI's parameters."""
+
+    name: str
+    key_env: str
+    base_url_env: str
+    default_base_url: str | None = None
+    key_required: bool = True
+    top_k: bool = False
+    body_args: tuple[str, ...] = ()
+    """-M arguments sent in every request body instead of to the client constructor."""
+
+
+OPENAI = Service("openai", "OPENAI_API_KEY", "OPENAI_BASE_URL")
+
+
+class OpenAIAPI(ModelAPI):
+    """Chat completions (default) or legacy completions over `openai.AsyncOpenAI`.
+
+    `openai/azure/<deployment>` uses `AsyncAzureOpenAI` (AZUREAI_OPENAI_API_KEY,
+    AZUREAI_OPENAI_BASE_URL, OPENAI_API_VERSION). Own model arg: `api` ("chat" or
+    "completions"; completions is the default for *-instruct, davinci and babbage models).
+    Every other model arg goes to the client constructor unchanged.
+    """
+
+    service: Service = OPENAI
+
+    def __init__(
+        self,
+        model_name: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        config: GenerateConfig = GenerateConfig(),
+        api: str | None = None,
+        **model_args: Any,
+    ) -> None:
+        service = self.service
+        self.body_args = {name: model_args.pop(name) for name in service.body_args if name in model_args}
+        azure = service is OPENAI and model_name.startswith("azure/")
+        self.request_model = model_name.removeprefix("azure/") if azure else model_name
+        if api is None:
+            automatic = service is OPENAI and _COMPLETION_MODEL.search(self.request_model)
+            api = "completions" if automatic else "chat"
+        if api not in ("chat", "completions"):
+            raise ModelArgsError(f"-M api must be 'chat' or 'completions' (got {api!r})")
+        self.endpoint = api
+        self.max_tokens_param = (
+            "max_completion_tokens" if service is OPENAI and _REASONING_MODEL.match(self.request_model) else "max_tokens"
+        )
+        if azure:
+            key_env = "AZUREAI_OPENAI_API_KEY"
+            client_class, settings = openai.AsyncAzureOpenAI, _azure_settings(base_url, api_key, model_args)
+            base_url = settings["azure_endpoint"]
+        else:
+            key_env = service.key_env
+            client_class, settings = openai.AsyncOpenAI, _settings(service, base_url, api_key)
+            base_url = settings["base_url"]
+        super().__init__(model_name, base_url=base_url, api_key=settings["api_key"], config=config, **model_args)
+        self.transport = SDKTransport(
+            openai, client_class, settings, model_args, provider=service.name, model=self.request_model, key_env=key_env,
+            reset_headers=_RESET_HEADERS, connections=config.max_connections or 0,
+        )
+
+    async def generate(self, messages: list[ChatMessage], config: GenerateConfig) -> ModelOutput:
+        if self.endpoint == "chat":
+            body = self._request(config, "messages", [message_to_dict(m) for m in messages])
+            data = await self.transport.post("/chat/completions", body)
+            return _output(data, self.request_model, _chat_choice)
+        body = self._request(config, "prompt", "\n\n".join(m.content for m in messages))
+        data = await self.transport.post("/completions", body)
+        return _output(data, self.request_model, _completion_choice)
+
+    def _request(self, config: GenerateConfig, input_name: str, input_value: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.request_model, input_name: input_value, **self.body_args}
+        for field, param in _PARAMS.items():
+            value = getattr(config, field)
+            if value is not None:
+                body[param] = value
+        if config.max_tokens is not None:
+            body["max_tokens" if self.endpoint == "completions" else self.max_tokens_param] = config.max_tokens
+        if config.stop_seqs:
+            body["stop"] = list(config.stop_seqs)
+        if config.top_k is not None:
+            if self.service.top_k:
+                body["top_k"] = config.top_k
+            else:
+                warn_unsupported(self.service.name, "top_k")
+        if config.logprobs or config.top_logprobs:
+            if self.endpoint == "completions":
+                body["logprobs"] = config.top_logprobs or 0
+            else:
+                body["logprobs"] = True
+                if config.top_logprobs:
+                    body["top_logprobs"] = config.top_logprobs
+        return body
+
+    def max_connections(self) -> int:
+        return DEFAULT_MAX_CONNECTIONS
+
+    def is_retryable(self, error: BaseException) -> bool:
+        return self.transport.is_retryable(error)
+
+    def retry_after(self, error: BaseException) -> float | None:
+        return self.transport.retry_after(error)
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
+
+
+def _settings(service: Service, base_url: str | None, api_key: str | None) -> dict[str, Any]:
+    """`AsyncOpenAI` settings for `service`: its base URL and key from the environment."""
+    base_url = base_url or get_secret(service.base_url_env) or service.default_base_url
+    if base_url is None and service is not OPENAI:
+        raise MissingCredentialsError(service.name, service.base_url_env)
+    api_key = api_key or get_secret(service.key_env)
+    if api_key is None:
+        if service.key_required:
+            raise MissingCredentialsError(service.name, service.key_env)
+        api_key = "none"  # the SDK insists on a key; keyless servers ignore it
+    settings: dict[str, Any] = {"api_key": api_key, "base_url": base_url, "max_retries": 0}
+    if service is OPENAI:
+        settings.update(organization=get_secret("OPENAI_ORG_ID"), project=get_secret("OPENAI_PROJECT_ID"))
+    return settings
+
+
+def _azure_settings(base_url: str | None, api_key: str | None, model_args: dict[str, Any]) -> dict[str, Any]:
+    """`AsyncAzureOpenAI` settings: endpoint, key and API version from the environment."""
+    endpoint = base_url or get_secret("AZUREAI_OPENAI_BASE_URL")
+    if endpoint is None:
+        raise MissingCredentialsError("openai/azure", "AZUREAI_OPENAI_BASE_URL")
+    api_key = api_key or get_secret("AZUREAI_OPENAI_API_KEY")
+    if api_key is None and not {"azure_ad_token", "azure_ad_token_provider"} & set(model_args):
+        raise MissingCredentialsError("openai/azure", "AZUREAI_OPENAI_API_KEY")
+    api_version = model_args.get("api_version") or get_secret("OPENAI_API_VERSION")
+    if api_version is None:
+        raise MissingCredentialsError("openai/azure", "OPENAI_API_VERSION", "-M api_version=...")
+    return {"api_key": api_key, "azure_endpoint": endpoint, "api_version": api_version, "max_retries": 0}
+
+
+def _output(data: dict[str, Any], model: str, choice: Callable[[dict[str, Any]], ChatCompletionChoice]) -> ModelOutput:
+    """A ModelOutput from a (chat) completion reply, each choice read by `choice`."""
+    raw_choices = data.get("choices")
+    if not isinstance(raw_choices, list):
+        raise MalformedResponseError(f"the reply has no 'choices' list: {str(data)[:200]}")
+    usage = data.get("usage") or {}
+    prompt, completion = usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0
+    return ModelOutput(
+        model=data.get("model") or model,
+        choices=[choice(c) for c in raw_choices],
+        usage=ModelUsage(prompt, completion, usage.get("total_tokens") or prompt + completion) if usage else None,
+    )
+
+
+def _chat_choice(choice: dict[str, Any]) -> ChatCompletionChoice:
+    message = choice.get("message") or {}
+    logprobs = (choice.get("logprobs") or {}).get("content")
+    return ChatCompletionChoice(
+        message=ChatMessageAssistant(content=message.get("content") or message.get("refusal") or ""),
+        stop_reason=_STOP_REASONS.get(choice.get("finish_reason"), "unknown"),
+        logprobs=tuple(
+            Logprob(t["token"], t["logprob"], tuple(TopLogprob(a["token"], a["logprob"]) for a in t.get("top_logprobs") or ()))
+            for t in logprobs
+        ) if logprobs is not None else None,
+    )
+
+
+def _completion_choice(choice: dict[str, Any]) -> ChatCompletionChoice:
+    logprobs = choice.get("logprobs") or {}
+    tokens = logprobs.get("tokens")
+    return ChatCompletionChoice(
+        message=ChatMessageAssistant(content=choice.get("text") or ""),
+        stop_reason=_STOP_REASONS.get(choice.get("finish_reason"), "unknown"),
+        logprobs=tuple(
+            Logprob(token, logprob, tuple(TopLogprob(t, lp) for t, lp in (top or {}).items()))
+            for token, logprob, top in zip(tokens, logprobs.get("token_logprobs") or (), logprobs.get("top_logprobs") or [None] * len(tokens))
+        ) if tokens is not None else None,
+    )

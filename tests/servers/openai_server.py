@@ -1,0 +1,97 @@
+"""OpenAI wire format for RecordingServer handlers: chat completions and legacy completions.
+
+The reply to a prompt containing `ANSWER: X` is `X`; `max_tokens` (or `max_completion_tokens`)
+of 1 stops with "length"; `n` gives that many choices; `logprobs` adds token log probabilities.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from tests.servers.http import Handler, Reply, Request
+
+_ANSWER = re.compile(r"ANSWER:\s*([^\n]*)")
+
+
+def answer(prompt: str) -> str:
+    """The scripted reply to `prompt`."""
+    found = _ANSWER.search(prompt)
+    return found.group(1).strip() if found else "Default reply"
+
+
+def _finish(body: dict[str, Any], text: str) -> tuple[str, str]:
+    limit = body.get("max_tokens") or body.get("max_completion_tokens")
+    words = text.split()
+    if limit is not None and len(words) > limit:
+        return " ".join(words[:limit]), "length"
+    return text, "stop"
+
+
+def _usage(prompt: str, text: str, n: int) -> dict[str, int]:
+    prompt_tokens, completion_tokens = len(prompt.split()), len(text.split()) * n
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}
+
+
+def chat_reply(request: Request) -> Reply:
+    """A chat completion answering the last user message."""
+    body = request.json()
+    prompt = next(m["content"] for m in reversed(body["messages"]) if m["role"] == "user")
+    text, finish = _finish(body, answer(prompt))
+    n = body.get("n") or 1
+    logprobs = None
+    if body.get("logprobs"):
+        tops = body.get("top_logprobs") or 0
+        logprobs = {"content": [
+            {"token": word, "logprob": -0.5, "top_logprobs": [{"token": f"{word}{k}", "logprob": -1.0 - k} for k in range(tops)]}
+            for word in text.split()
+        ]}
+    choices = [
+        {"index": i, "message": {"role": "assistant", "content": text}, "logprobs": logprobs, "finish_reason": finish}
+        for i in range(n)
+    ]
+    return Reply(body={
+        "id": "chatcmpl-test", "object": "chat.completion", "created": 1, "model": f"{body['model']}-served",
+        "choices": choices, "usage": _usage(prompt, text, n),
+    })
+
+
+def completion_reply(request: Request) -> Reply:
+    """A legacy completion answering the prompt."""
+    body = request.json()
+    prompt = body["prompt"]
+    text, finish = _finish(body, answer(prompt))
+    logprobs = None
+    if body.get("logprobs") is not None:
+        tokens = text.split()
+        logprobs = {
+            "tokens": tokens,
+            "token_logprobs": [-0.25] * len(tokens),
+            "top_logprobs": [{t: -0.25, f"{t}?": -2.0} for t in tokens],
+            "text_offset": list(range(len(tokens))),
+        }
+    return Reply(body={
+        "id": "cmpl-test", "object": "text_completion", "created": 1, "model": body["model"],
+        "choices": [{"index": 0, "text": text, "logprobs": logprobs, "finish_reason": finish}],
+        "usage": _usage(prompt, text, 1),
+    })
+
+
+def openai_reply(request: Request) -> Reply:
+    """Chat or legacy completions, by path."""
+    return chat_reply(request) if "/chat/completions" in request.path else completion_reply(request)
+
+
+def error_reply(status: int, message: str, headers: dict[str, str] | None = None) -> Reply:
+    """An error in the OpenAI/Anthropic shape `{"error": {"message": ...}}`."""
+    return Reply(status=status, body={"error": {"message": message, "type": "test_error"}}, headers=headers or {})
+
+
+def scripted(first: list[Reply], then: Handler) -> Handler:
+    """A handler giving the `first` replies in order, then `then` for every request."""
+    queue = list(first)
+
+    def handle(request: Request) -> Reply:
+        return queue.pop(0) if queue else then(request)
+
+    return handle
