@@ -3,7 +3,7 @@
     .venv/bin/python bench/api_throughput.py                 # 5,000 samples, 256 connections
     .venv/bin/python bench/api_throughput.py --samples 2000 --rounds 3
 
-Starts /work/shared/bench/fake_llm_server.py (0 ms latency) as a subprocess. For each provider
+Starts ../shared/bench/fake_llm_server.py (beside the checkout; EVALKIT_FAKE_LLM_SERVER overrides) (0 ms latency) as a subprocess. For each provider
 it runs, in this one process: `evalkit.eval()` over an in-memory task whose prompts contain
 "ANSWER: X" (max_connections 256, log written to a temporary folder, scored with match), and
 a bare loop of the SDK's own call (`chat.completions.create` / `messages.create`, default
@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 from typing import Awaitable, Callable
 
-FAKE_SERVER = Path(os.environ.get("EVALKIT_FAKE_LLM_SERVER", "/work/shared/bench/fake_llm_server.py"))
+FAKE_SERVER = Path(os.environ.get(
+    "EVALKIT_FAKE_LLM_SERVER", Path(__file__).resolve().parents[2] / "shared" / "bench" / "fake_llm_server.py"))
 CONCURRENCY = 256
 
 
