@@ -51,21 +51,16 @@ def converted_folder(gguf: Path, dtype: str) -> Path:
     return cache_dir() / "models" / f"{gguf.stem}-{dtype}-{digest}"
 
 
-def convert_gguf(gguf: Path, dtype: str, tokenizer_source: str | Path | None = None) -> Path:
-    """A folder holding `gguf` as a plain transformers model in `dtype`, converted once.
-
-    `tokenizer_source` (a folder or hub id) replaces the tokenizer embedded in the GGUF.
-    """
+def convert_gguf(gguf: Path, dtype: str) -> Path:
+    """A folder holding `gguf` (model and tokenizer) as a plain transformers model in `dtype`,
+    converted on first use."""
     folder = converted_folder(gguf, dtype)
     if (folder / _DONE).is_file():
         return folder
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if tokenizer_source is None:
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    else:
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=getattr(torch, dtype))
     _forget_gguf_quantization(model)
     folder.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,143 @@
+"""`vllm`: an in-process vLLM engine; concurrent requests become one `LLM.generate` call.
+
+Model names: `vllm/<hub-id>`, `vllm/local -M model_path=DIR`, `vllm/bundled` (the bundled
+SmolLM2 GGUF, converted once to a cached folder). The provider's own model args:
+`model_path`, `tokenizer_path`, `gguf_file`, `chat_template` (false: plain prompt),
+`batch_size`, `batch_wait`; every other `-M` is an engine argument of `vllm.LLM`
+(tensor_parallel_size, gpu_memory_utilization, max_model_len, dtype, quantization, device...).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from evalkit.errors import ModelNotFoundError
+from evalkit.model.api import ModelAPI
+from evalkit.model.types import (
+    ChatCompletionChoice, ChatMessage, ChatMessageAssistant, GenerateConfig, Logprob, ModelOutput, ModelUsage,
+    StopReason, TopLogprob,
+)
+from evalkit.providers.batching import DEFAULT_MAX_WAIT, Batcher, batch_limit, settings_key
+from evalkit.providers.hf import DEFAULT_MAX_TOKENS, is_sampling, parse_dtype, resolve_source
+
+DEFAULT_MAX_CONNECTIONS = 64
+BUNDLED_DTYPE = "bfloat16"
+"""The dtype the bundled GGUF is converted to for vLLM (which runs fp32 checkpoints in half precision)."""
+_FINISH: dict[str | None, StopReason] = {"stop": "stop", "length": "max_tokens", "abort": "error"}
+
+
+def sampling_kwargs(config: GenerateConfig) -> dict[str, Any]:
+    """`vllm.SamplingParams` keyword arguments for `config`: greedy (temperature 0) unless the
+    config asks for sampling, as in the `hf` provider."""
+    kwargs: dict[str, Any] = {
+        "max_tokens": config.max_tokens or DEFAULT_MAX_TOKENS,
+        "temperature": (config.temperature or 1.0) if is_sampling(config) else 0.0,
+    }
+    optional = {
+        "top_p": config.top_p,
+        "top_k": config.top_k,
+        "seed": config.seed,
+        "frequency_penalty": config.frequency_penalty,
+        "presence_penalty": config.presence_penalty,
+        "n": config.num_choices,
+        "stop": list(config.stop_seqs) if config.stop_seqs else None,
+    }
+    kwargs.update({name: value for name, value in optional.items() if value is not None})
+    if config.logprobs or config.top_logprobs:
+        kwargs["logprobs"] = config.top_logprobs or 0  # 0: only the chosen token's logprob
+    return kwargs
+
+
+class VLLMAPI(ModelAPI):
+    """A vLLM engine in this process; requests that share settings run as one batch."""
+
+    def __init__(
+        self,
+        model_name: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        config: GenerateConfig = GenerateConfig(),
+        model_path: str | None = None,
+        tokenizer_path: str | None = None,
+        gguf_file: str | None = None,
+        chat_template: bool = True,
+        batch_size: int | None = None,
+        batch_wait: float = DEFAULT_MAX_WAIT,
+        **engine_args: Any,
+    ) -> None:
+        super().__init__(model_name, base_url=base_url, api_key=api_key, config=config, **engine_args)
+        try:
+            import vllm
+        except ImportError as ex:
+            raise ModelNotFoundError(
+                f"provider 'vllm' needs the vllm package ({ex}); install it on a CUDA machine: pip install evalkit[vllm]"
+            ) from ex
+        dtype = engine_args.get("dtype")
+        source = resolve_source(
+            model_name, model_path=model_path, tokenizer_path=tokenizer_path, gguf_file=gguf_file,
+            dtype=BUNDLED_DTYPE if dtype in (None, "auto") else parse_dtype(str(dtype), "cuda"),
+        )
+        self._vllm = vllm
+        self.llm = vllm.LLM(model=source.model, tokenizer=source.tokenizer, **engine_args)
+        self.tokenizer = self.llm.get_tokenizer()
+        self.use_chat_template = bool(chat_template) and getattr(self.tokenizer, "chat_template", None) is not None
+        self.batch_size = int(batch_size) if batch_size else None
+        self.batcher: Batcher[list[ChatMessage], ModelOutput] = Batcher(
+            self._generate_batch, self.activity, max_wait=float(batch_wait), thread_name="evalkit-vllm"
+        )
+
+    def max_connections(self) -> int:
+        return DEFAULT_MAX_CONNECTIONS
+
+    async def generate(self, messages: list[ChatMessage], config: GenerateConfig) -> ModelOutput:
+        limit = batch_limit(config, self.max_connections(), self.batch_size)
+        length = sum(len(m.content) for m in messages)
+        return await self.batcher.submit(list(messages), key=settings_key(config), length=length, limit=limit)
+
+    async def aclose(self) -> None:
+        self.batcher.close()
+
+    def _prompt(self, messages: list[ChatMessage]) -> dict[str, list[int]]:
+        """The prompt as token ids (so a template's own BOS is not doubled)."""
+        if self.use_chat_template:
+            chat = [{"role": m.role, "content": m.content} for m in messages]
+            text = self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+            return {"prompt_token_ids": self.tokenizer(text, add_special_tokens=False)["input_ids"]}
+        text = "\n\n".join(m.content for m in messages)
+        return {"prompt_token_ids": self.tokenizer(text)["input_ids"]}
+
+    def _generate_batch(self, settings: GenerateConfig, batch: list[list[ChatMessage]]) -> list[ModelOutput]:
+        """Runs in the worker thread: one `LLM.generate` call for the whole batch."""
+        params = self._vllm.SamplingParams(**sampling_kwargs(settings))
+        results = self.llm.generate([self._prompt(messages) for messages in batch], params, use_tqdm=False)
+        return [self._output(result) for result in results]
+
+    def _output(self, result: Any) -> ModelOutput:
+        choices = [
+            ChatCompletionChoice(
+                ChatMessageAssistant(completion.text),
+                stop_reason=_FINISH.get(completion.finish_reason, "unknown"),
+                logprobs=self._logprobs(completion) if completion.logprobs else None,
+            )
+            for completion in result.outputs
+        ]
+        input_tokens = len(result.prompt_token_ids or [])
+        output_tokens = sum(len(completion.token_ids) for completion in result.outputs)
+        usage = ModelUsage(input_tokens, output_tokens, input_tokens + output_tokens)
+        return ModelOutput(model=f"vllm/{self.model_name}", choices=choices, usage=usage)
+
+    def _logprobs(self, completion: Any) -> tuple[Logprob, ...]:
+        """vLLM's per-position {token id: Logprob} as evalkit Logprobs (chosen token first)."""
+        found = []
+        for token_id, position in zip(completion.token_ids, completion.logprobs):
+            ranked = sorted(position.items(), key=lambda item: item[1].rank or 0)
+            top = tuple(TopLogprob(self._token(tid, entry), entry.logprob) for tid, entry in ranked)
+            found.append(Logprob(self._token(token_id, position[token_id]), position[token_id].logprob, top))
+        return tuple(found)
+
+    def _token(self, token_id: int, entry: Any) -> str:
+        if entry.decoded_token is not None:
+            return entry.decoded_token
+        return self.tokenizer.decode([token_id])
+

@@ -1,0 +1,214 @@
+"""`hf-pipeline`: each task with a tiny random model built offline (SmolLM2 tokenizer)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import anyio
+import pytest
+
+import evalkit
+from evalkit import ChatMessageSystem, ChatMessageUser, GenerateConfig, Sample, Task, get_model
+from evalkit.errors import ModelArgsError
+from evalkit.scorer import choice
+from evalkit.solver import multiple_choice
+
+SMALL = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4}
+
+
+def save(folder: Path, model: Any, tokenizer: Any) -> str:
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory: pytest.TempPathFactory, smol_tokenizer: Any) -> Callable[..., str]:
+    """Builds a tiny random model of `cls` from `config_cls(**kwargs)` and saves it."""
+    import torch
+
+    def make(name: str, config_cls: Any, cls: Any, tokenizer: Any = smol_tokenizer, **kwargs: Any) -> str:
+        torch.manual_seed(0)
+        config = config_cls(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, **kwargs)
+        return save(tmp_path_factory.mktemp(name), cls(config), tokenizer)
+
+    return make
+
+
+def generate(model: evalkit.Model, *inputs: str | list[Any], config: GenerateConfig = GenerateConfig()) -> list[evalkit.ModelOutput]:
+    async def main() -> list[evalkit.ModelOutput]:
+        results: list[Any] = [None] * len(inputs)
+
+        async def one(index: int) -> None:
+            model.api.activity.active += 1
+            try:
+                results[index] = await model.generate(inputs[index], config)
+            finally:
+                model.api.activity.active -= 1
+
+        async with anyio.create_task_group() as group:
+            for index in range(len(inputs)):
+                group.start_soon(one, index)
+        return results
+
+    return anyio.run(main)
+
+
+def test_text_classification(build: Callable[..., str]) -> None:
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+
+    path = build("classify", LlamaConfig, LlamaForSequenceClassification, num_labels=2,
+                 id2label={0: "NEGATIVE", 1: "POSITIVE"}, label2id={"NEGATIVE": 0, "POSITIVE": 1}, **SMALL)
+    model = get_model("hf-pipeline/sentiment-analysis/local", model_path=path)
+    outputs = generate(model, "I loved it", "A dreadful, boring and far too long film")
+    assert model.api.batcher.batches == [2]
+    for output in outputs:
+        ranked = output.metadata["output"]
+        assert output.metadata["task"] == "text-classification"
+        assert {r["label"] for r in ranked} == {"NEGATIVE", "POSITIVE"}
+        assert output.completion == max(ranked, key=lambda r: r["score"])["label"]
+        assert abs(sum(r["score"] for r in ranked) - 1) < 1e-4
+        assert output.usage.input_tokens > 0 and output.usage.output_tokens == 0
+    assert outputs[0].model == "hf-pipeline/sentiment-analysis/local"
+
+
+@pytest.fixture(scope="module")
+def nli(build: Callable[..., str]) -> str:
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+
+    labels = {0: "contradiction", 1: "neutral", 2: "entailment"}
+    return build("nli", LlamaConfig, LlamaForSequenceClassification, num_labels=3, id2label=labels,
+                 label2id={v: k for k, v in labels.items()}, **SMALL)
+
+
+def test_zero_shot_labels_from_model_args_and_from_the_prompt(nli: str) -> None:
+    model = get_model("hf-pipeline/zero-shot-classification/local", model_path=nli, candidate_labels="sports, politics, food")
+    output = generate(model, "The match ended in a draw.")[0]
+    assert output.completion == output.metadata["output"]["labels"][0]
+    assert sorted(output.metadata["output"]["labels"]) == ["food", "politics", "sports"]
+
+    from_prompt = get_model("hf-pipeline/zero-shot-classification/local", model_path=nli)
+    outputs = generate(from_prompt, "Which animal barks?\n\nA) cat\nB) dog", "Pick a fruit\n\nA) apple\nB) stone\nC) pear")
+    assert from_prompt.api.batcher.batches == [1, 1]  # different candidate labels never share a batch
+    assert sorted(outputs[0].metadata["output"]["labels"]) == ["cat", "dog"]
+    assert outputs[0].metadata["output"]["sequence"] == "Which animal barks?"
+    assert outputs[1].completion in {"apple", "stone", "pear"}
+
+
+def test_zero_shot_through_eval_logs_the_pipeline_output(nli: str, tmp_path: Path) -> None:
+    task = Task(
+        dataset=[Sample(input="Which animal barks?", choices=["cat", "dog"], target="B"),
+                 Sample(input="Which one is a fruit?", choices=["apple", "stone"], target="A")],
+        solver=multiple_choice(template="{question}\n\n{choices}"),
+        scorer=choice(),
+        name="zero-shot",
+    )
+    log = evalkit.eval(task, "hf-pipeline/zero-shot-classification/local", model_args={"model_path": nli},
+                       log_dir=tmp_path, display="none")[0]
+    assert log.footer["status"] == "success" and log.footer["counts"]["completed"] == 2
+    for line in log.location.read_text().splitlines()[1:-1]:
+        sample = json.loads(line)
+        pipeline_output = sample["output"]["metadata"]["output"]
+        assert sample["output"]["completion"] == pipeline_output["labels"][0]
+        assert sample["scores"]["choice"]["answer"] in {"A", "B"}  # the label text maps back to its letter
+
+
+def test_question_answering_context_from_system_message_or_sections(build: Callable[..., str]) -> None:
+    from transformers import LlamaConfig, LlamaForQuestionAnswering
+
+    path = build("qa", LlamaConfig, LlamaForQuestionAnswering, **SMALL)
+    model = get_model("hf-pipeline/question-answering/local", model_path=path)
+    context = "Tokyo is the capital of Japan. It has about fourteen million people."
+    by_system = [ChatMessageSystem(content=context), ChatMessageUser(content="What is the capital of Japan?")]
+    by_sections = f"Context: {context}\nQuestion: How many people live in Tokyo?"
+    outputs = generate(model, by_system, by_sections)
+    for output in outputs:
+        found = output.metadata["output"]
+        assert found["answer"] and found["answer"] in context
+        assert context[found["start"]:found["end"]] == found["answer"]
+        assert output.completion == found["answer"].strip() and 0 < found["score"] <= 1
+    with pytest.raises(ValueError, match="needs a context"):
+        anyio.run(model.generate, "What is the capital of Japan?")
+
+
+@pytest.fixture(scope="module")
+def t5(build: Callable[..., str]) -> str:
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    return build("t5", T5Config, T5ForConditionalGeneration, d_model=32, d_ff=64, num_layers=2, num_heads=2, d_kv=16,
+                 decoder_start_token_id=0, eos_token_id=2,
+                 task_specific_params={"summarization": {"prefix": "summarize: "},
+                                       "translation_en_to_fr": {"prefix": "translate English to French: "}})
+
+
+@pytest.mark.parametrize(("task", "prefix"), [
+    ("summarization", "summarize: "), ("translation_en_to_fr", "translate English to French: "), ("text2text-generation", ""),
+])
+def test_seq2seq_tasks(t5: str, task: str, prefix: str) -> None:
+    model = get_model(f"hf-pipeline/{task}/local", model_path=t5)
+    config = GenerateConfig(temperature=0, max_tokens=6)
+    outputs = generate(model, "The cat sat on the mat all day long.", "Hello", config=config)
+    assert model.api.batcher.batches == [2]
+    for output, text in zip(outputs, ["The cat sat on the mat all day long.", "Hello"]):
+        assert output.metadata["output"]["input"] == prefix + text
+        assert output.completion == output.metadata["output"]["generated_text"]
+        assert 0 < output.usage.output_tokens <= 6 and output.usage.input_tokens > 0
+    alone = generate(model, "Hello", config=config)[0]
+    assert alone.completion == outputs[1].completion  # right padding does not change the answer
+
+
+def test_fill_mask(build: Callable[..., str], smol_tokenizer: Any, tmp_path: Path) -> None:
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
+
+    smol_tokenizer.save_pretrained(tmp_path)
+    masked = AutoTokenizer.from_pretrained(tmp_path)
+    masked.add_special_tokens({"mask_token": "<mask>"})
+    path = build("mlm", BertConfig, BertForMaskedLM, tokenizer=masked, hidden_size=64, intermediate_size=128,
+                 num_hidden_layers=2, num_attention_heads=4)
+    model = get_model("hf-pipeline/fill-mask/local", model_path=path, top_k=3)
+    outputs = generate(model, "Paris is the [MASK] of France.", "The sky is <mask>.")
+    for output in outputs:
+        ranked = output.metadata["output"]
+        assert len(ranked) == 3 and output.completion == ranked[0]["token_str"].strip()
+        assert ranked[0]["score"] >= ranked[1]["score"] >= ranked[2]["score"]
+
+
+def test_token_classification(build: Callable[..., str]) -> None:
+    import torch
+    from transformers import AutoModelForTokenClassification, BertConfig, BertForTokenClassification
+
+    labels = {0: "O", 1: "B-PER", 2: "I-PER", 3: "B-LOC"}
+    path = build("ner", BertConfig, BertForTokenClassification, num_labels=4, id2label=labels,
+                 label2id={v: k for k, v in labels.items()}, hidden_size=64, intermediate_size=128,
+                 num_hidden_layers=2, num_attention_heads=4)
+    tagger = AutoModelForTokenClassification.from_pretrained(path)
+    with torch.no_grad():  # make every token a person's name, so the answer is predictable
+        tagger.classifier.bias.copy_(torch.tensor([0.0, 50.0, 0.0, 0.0]))
+    tagger.save_pretrained(path)
+    model = get_model("hf-pipeline/ner/local", model_path=path)
+    output = generate(model, "Alice met Bob")[0]
+    entities = output.metadata["output"]
+    assert entities and all(e["entity_group"] == "PER" for e in entities)
+    assert output.completion == ", ".join(f"{e['word'].strip()} (PER)" for e in entities)
+    assert "Alice" in output.completion and "Bob" in output.completion
+
+
+def test_text_generation_matches_the_hf_provider(tiny_llama: Path) -> None:
+    config = GenerateConfig(temperature=0, max_tokens=8)
+    pipeline = get_model("hf-pipeline/text-generation/local", model_path=str(tiny_llama))
+    direct = get_model("hf/local", model_path=str(tiny_llama))
+    prompts = ["Hi", "What is the capital of Japan?"]
+    piped = generate(pipeline, *prompts, config=config)
+    plain = generate(direct, *prompts, config=config)
+    assert pipeline.api.batcher.batches == [2]
+    for a, b in zip(piped, plain):
+        assert a.completion == b.completion
+        assert a.usage.input_tokens == b.usage.input_tokens
+        assert a.stop_reason == b.stop_reason == "max_tokens"
+
+
+def test_unknown_task_is_a_model_args_error(tiny_llama: Path) -> None:
+    with pytest.raises(ModelArgsError, match="must be <task>/<model>"):
+        get_model("hf-pipeline/image-classification/local", model_path=str(tiny_llama))
