@@ -123,6 +123,7 @@ def eval(
     GenerateConfig fields (temperature=0, max_tokens=..., ...), which override each task's
     own config. `fail_on_error`: True stops at the first sample error, False never stops, a
     fraction (0-1) or a count stops past that many errors; failed samples are logged either way.
+    `Model` objects passed in stay open for reuse; models created from names are closed.
     """
     return anyio.run(
         lambda: eval_async(
@@ -152,6 +153,7 @@ async def eval_async(
     options = _options(generate_config, limit, epochs, max_connections, max_samples, log_dir, fail_on_error, display)
     resolved_tasks = _resolve_tasks(tasks, task_args or {})
     models = _resolve_models(model, model_args or {}, options.config)
+    given = model if isinstance(model, (list, tuple)) else [model]
     logs = []
     try:
         for task in resolved_tasks:
@@ -161,7 +163,8 @@ async def eval_async(
                     print_summary(logs[-1])
     finally:
         for each_model in models:
-            await each_model.aclose()
+            if not any(each_model is m for m in given):  # the caller owns the models it passed
+                await each_model.aclose()
     return logs
 
 
