@@ -77,7 +77,7 @@ def test_sigkill_then_eval_retry_completes_exactly_once(tmp_path: Path, epochs: 
 
 
 def test_ctrl_c_marks_log_cancelled_and_resumable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    cwd = make_task_dir(tmp_path, 300)
+    cwd = make_task_dir(tmp_path, 1000)
     monkeypatch.chdir(cwd)
     process = start_eval(cwd)
     path = wait_for_lines(cwd / "logs", 30)
@@ -86,10 +86,10 @@ def test_ctrl_c_marks_log_cancelled_and_resumable(tmp_path: Path, monkeypatch: p
     assert process.returncode == 130
     assert b"resume with: evalkit eval-retry" in stderr and b"Traceback" not in stderr
     log = read_eval_log(path)
-    assert log.status == "cancelled" and log.footer["counts"]["completed"] < 300
+    assert log.status == "cancelled" and log.footer["counts"]["completed"] < 1000
     eval_retry(path, display="none")
     log = read_eval_log(path)
-    assert log.status == "success" and len({(s.id, s.epoch) for s in log.samples}) == len(log.samples) == 300
+    assert log.status == "success" and len({(s.id, s.epoch) for s in log.samples}) == len(log.samples) == 1000
     assert path.read_text().count('"footer"') == 1
 
 

@@ -76,10 +76,17 @@ def test_missing_settings_name_the_variables(monkeypatch: pytest.MonkeyPatch) ->
         get_model("azureml/default")
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
-def test_client_errors_are_not_retried(status: int) -> None:
+@pytest.mark.parametrize(("status", "message"), [
+    (400, "azureml: request rejected \\(HTTP 400\\): rejected"),
+    (401, "azureml: authentication failed \\(HTTP 401\\); check AZUREML_API_KEY: rejected"),
+    (403, "azureml: permission denied for model 'llama-blue' \\(HTTP 403\\): rejected"),
+    (404, "azureml: model 'llama-blue' or its endpoint was not found \\(HTTP 404\\): rejected"),
+    (413, "azureml: request rejected \\(HTTP 413\\): rejected"),
+    (422, "azureml: request rejected \\(HTTP 422\\): rejected"),
+])
+def test_client_errors_are_clear_and_not_retried(status: int, message: str) -> None:
     with RecordingServer(lambda r: Reply(status, {"error": {"message": "rejected"}})) as server:
-        with pytest.raises(httpx.HTTPStatusError, match=f"HTTP {status}"):
+        with pytest.raises(EvalkitError, match=message):
             generate(server, "hi", GenerateConfig(max_retries=3))
     assert len(server.requests) == 1
 

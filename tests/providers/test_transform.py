@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
 import pytest
 
 from evalkit import ChatMessageSystem, ChatMessageUser, GenerateConfig, ModelOutput, get_model, read_eval_log
@@ -153,12 +152,23 @@ def test_unknown_model_arg(tmp_path: Path) -> None:
         get_model("transform/m", spec=str(write_spec(tmp_path, "http://127.0.0.1:9")), timout=3)
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404])
-def test_client_errors_are_not_retried(tmp_path: Path, status: int) -> None:
+@pytest.mark.parametrize(("status", "message"), [
+    (400, "transform: request rejected \\(HTTP 400\\): nope"),
+    (401, "transform: authentication failed \\(HTTP 401\\); check TRANSFORM_API_KEY: nope"),
+    (403, "transform: permission denied for model 'acme-7b' \\(HTTP 403\\): nope"),
+    (404, "transform: model 'acme-7b' or its endpoint was not found \\(HTTP 404\\): nope"),
+])
+def test_client_errors_are_clear_and_not_retried(tmp_path: Path, status: int, message: str) -> None:
     with RecordingServer(lambda r: Reply(status, {"error": "nope"})) as server:
-        with pytest.raises(httpx.HTTPStatusError, match=f"HTTP {status} from .*nope"):
+        with pytest.raises(EvalkitError, match=message):
             generate(server, write_spec(tmp_path, server.url), "hi", GenerateConfig(max_retries=3))
     assert len(server.requests) == 1
+
+
+def test_client_error_without_json_keeps_the_body(tmp_path: Path) -> None:
+    with RecordingServer(lambda r: Reply(422, "bad prompt field")) as server:
+        with pytest.raises(EvalkitError, match="transform: request rejected \\(HTTP 422\\): bad prompt field"):
+            generate(server, write_spec(tmp_path, server.url), "hi")
 
 
 def test_rate_limit_is_retried_after_retry_after(tmp_path: Path) -> None:

@@ -7,14 +7,15 @@ from typing import Any
 
 import anthropic
 
-from evalkit.model.api import ModelAPI, warn_unsupported
+from evalkit.model.api import warn_unsupported
 from evalkit.model.types import ChatMessage, GenerateConfig, ModelOutput, ModelUsage, StopReason
-from evalkit.providers.http_errors import MalformedResponseError, MissingCredentialsError, SDKTransport
+from evalkit.providers.http_errors import MalformedResponseError, MissingCredentialsError
+from evalkit.providers.sdk_transport import SDKModelAPI, SDKTransport
+from evalkit.providers.turns import split_turns
 from evalkit.secrets import get_secret
 
 DEFAULT_MAX_TOKENS = 4096
 """Sent when no max_tokens is set (the API requires one); every Claude model allows it."""
-DEFAULT_MAX_CONNECTIONS = 32
 
 _RESET_HEADERS = ("anthropic-ratelimit-requests-reset", "anthropic-ratelimit-tokens-reset")
 _STOP_REASONS: dict[str | None, StopReason] = {
@@ -30,7 +31,7 @@ _UNSUPPORTED = ("seed", "frequency_penalty", "presence_penalty", "logprobs", "to
 _AWS_SECRETS = {"aws_access_key": "AWS_ACCESS_KEY_ID", "aws_secret_key": "AWS_SECRET_ACCESS_KEY", "aws_session_token": "AWS_SESSION_TOKEN"}
 
 
-class AnthropicAPI(ModelAPI):
+class AnthropicAPI(SDKModelAPI):
     """Messages API over `anthropic.AsyncAnthropic`, `AsyncAnthropicBedrock` or `AsyncAnthropicVertex`.
 
     Direct: ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL. Bedrock: AWS credentials and region
@@ -85,19 +86,11 @@ class AnthropicAPI(ModelAPI):
         )
 
     def _request(self, messages: list[ChatMessage], config: GenerateConfig) -> dict[str, Any]:
-        system: list[str] = []
-        turns: list[dict[str, str]] = []
-        for message in messages:
-            if message.role == "system":
-                system.append(message.content)
-            elif turns and turns[-1]["role"] == message.role:
-                turns[-1] = {"role": message.role, "content": f"{turns[-1]['content']}\n\n{message.content}"}
-            else:
-                turns.append({"role": message.role, "content": message.content})
+        system, turns = split_turns(messages)
         body: dict[str, Any] = {
             "model": self.request_model,
             "max_tokens": config.max_tokens or DEFAULT_MAX_TOKENS,
-            "messages": turns,
+            "messages": [{"role": role, "content": "\n\n".join(texts)} for role, texts in turns],
         }
         if system:
             body["system"] = "\n\n".join(system)
@@ -113,18 +106,6 @@ class AnthropicAPI(ModelAPI):
         if config.num_choices is not None and config.num_choices > 1:
             warn_unsupported(self.provider, "num_choices", "one choice per request")
         return body
-
-    def max_connections(self) -> int:
-        return DEFAULT_MAX_CONNECTIONS
-
-    def is_retryable(self, error: BaseException) -> bool:
-        return self.transport.is_retryable(error)
-
-    def retry_after(self, error: BaseException) -> float | None:
-        return self.transport.retry_after(error)
-
-    async def aclose(self) -> None:
-        await self.transport.aclose()
 
 
 def _bedrock_settings(base_url: str | None, api_key: str | None, model_args: dict[str, Any]) -> tuple[type, dict[str, Any]]:

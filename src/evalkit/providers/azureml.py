@@ -30,7 +30,7 @@ from typing import Any
 
 from evalkit.model.types import GenerateConfig
 from evalkit.providers.http_errors import MissingCredentialsError
-from evalkit.providers.transform import JSONChatAPI, auth_header
+from evalkit.providers.json_chat import JSONChatAPI, auth_header
 from evalkit.secrets import get_secret
 
 BASE_URL_ENV = "AZUREML_BASE_URL"
@@ -42,6 +42,7 @@ class AzureMLAPI(JSONChatAPI):
     """An Azure ML online endpoint's scoring URL, called with the chat-completions body."""
 
     provider = "azureml"
+    key_env = API_KEY_ENV
 
     def __init__(
         self,

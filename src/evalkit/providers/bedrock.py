@@ -25,6 +25,7 @@ from evalkit.model.api import warn_unsupported
 from evalkit.model.types import ChatMessage, GenerateConfig, ModelOutput, ModelUsage, StopReason
 from evalkit.providers.aws import AWSAPI
 from evalkit.providers.http_errors import MalformedResponseError
+from evalkit.providers.turns import split_turns
 
 STOP_REASONS: dict[str, StopReason] = {
     "end_turn": "stop",
@@ -51,18 +52,13 @@ class BedrockAPI(AWSAPI):
 
 def converse_request(model_id: str, messages: list[ChatMessage], config: GenerateConfig) -> dict[str, Any]:
     """The Converse parameters for `messages` and `config`."""
-    turns: list[dict[str, Any]] = []
-    for message in messages:
-        if message.role == "system":
-            continue
-        if turns and turns[-1]["role"] == message.role:
-            turns[-1]["content"].append({"text": message.content})
-        else:
-            turns.append({"role": message.role, "content": [{"text": message.content}]})
-    request: dict[str, Any] = {"modelId": model_id, "messages": turns}
-    system = [{"text": m.content} for m in messages if m.role == "system"]
+    system, turns = split_turns(messages)
+    request: dict[str, Any] = {
+        "modelId": model_id,
+        "messages": [{"role": role, "content": [{"text": text} for text in texts]} for role, texts in turns],
+    }
     if system:
-        request["system"] = system
+        request["system"] = [{"text": text} for text in system]
     inference = {
         "maxTokens": config.max_tokens,
         "temperature": config.temperature,

@@ -7,48 +7,39 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import openai
 
 from evalkit.errors import ModelArgsError
-from evalkit.model.api import ModelAPI, warn_unsupported
+from evalkit.model.api import warn_unsupported
 from evalkit.model.types import (
     ChatCompletionChoice,
     ChatMessage,
     ChatMessageAssistant,
     GenerateConfig,
-    Logprob,
     ModelOutput,
-    ModelUsage,
-    StopReason,
-    TopLogprob,
     message_to_dict,
 )
-from evalkit.providers.http_errors import MalformedResponseError, MissingCredentialsError, SDKTransport
+from evalkit.providers.http_errors import MissingCredentialsError
+from evalkit.providers.openai_format import (
+    PARAMS,
+    chat_choice,
+    chat_output,
+    choice_text,
+    logprob,
+    request_params,
+    stop_reason,
+)
+from evalkit.providers.sdk_transport import SDKModelAPI, SDKTransport
 from evalkit.secrets import get_secret
-
-DEFAULT_MAX_CONNECTIONS = 32
 
 _COMPLETION_MODEL = re.compile(r"-instruct\b|davinci|babbage")
 _REASONING_MODEL = re.compile(r"^(o\d|gpt-5)")
 _RESET_HEADERS = ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")
-_STOP_REASONS: dict[str | None, StopReason] = {
-    "stop": "stop",
-    "length": "max_tokens",
-    "content_filter": "content_filter",
-    "tool_calls": "stop",
-    "function_call": "stop",
-}
-# GenerateConfig field -> request parameter, for both endpoints.
-_PARAMS = {
-    "temperature": "temperature",
-    "top_p": "top_p",
-    "seed": "seed",
-    "frequency_penalty": "frequency_penalty",
-    "presence_penalty": "presence_penalty",
-    "num_choices": "n",
-}
+_OWN_PARAMS = ("max_tokens", "top_k", "logprobs", "top_logprobs")
+_PARAMS = {field: name for field, name in PARAMS.items() if field not in _OWN_PARAMS}
+"""The shared parameters both endpoints send as they are; `_request` sets the others."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +59,7 @@ class Service:
 OPENAI = Service("openai", "OPENAI_API_KEY", "OPENAI_BASE_URL")
 
 
-class OpenAIAPI(ModelAPI):
+class OpenAIAPI(SDKModelAPI):
     """Chat completions (default) or legacy completions over `openai.AsyncOpenAI`.
 
     `openai/azure/<deployment>` uses `AsyncAzureOpenAI` (AZUREAI_OPENAI_API_KEY,
@@ -118,23 +109,19 @@ class OpenAIAPI(ModelAPI):
 
     async def generate(self, messages: list[ChatMessage], config: GenerateConfig) -> ModelOutput:
         if self.endpoint == "chat":
+            path, parse = "/chat/completions", chat_choice
             body = self._request(config, "messages", [message_to_dict(m) for m in messages])
-            data = await self.transport.post("/chat/completions", body)
-            return _output(data, self.request_model, _chat_choice)
-        body = self._request(config, "prompt", "\n\n".join(m.content for m in messages))
-        data = await self.transport.post("/completions", body)
-        return _output(data, self.request_model, _completion_choice)
+        else:
+            path, parse = "/completions", _completion_choice
+            body = self._request(config, "prompt", "\n\n".join(m.content for m in messages))
+        data = await self.transport.post(path, body)
+        return chat_output(data, data.get("model") or self.request_model, label=self.service.name, choice=parse)
 
     def _request(self, config: GenerateConfig, input_name: str, input_value: Any) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.request_model, input_name: input_value, **self.body_args}
-        for field, param in _PARAMS.items():
-            value = getattr(config, field)
-            if value is not None:
-                body[param] = value
+        body.update(request_params(config, _PARAMS))
         if config.max_tokens is not None:
             body["max_tokens" if self.endpoint == "completions" else self.max_tokens_param] = config.max_tokens
-        if config.stop_seqs:
-            body["stop"] = list(config.stop_seqs)
         if config.top_k is not None:
             if self.service.top_k:
                 body["top_k"] = config.top_k
@@ -148,18 +135,6 @@ class OpenAIAPI(ModelAPI):
                 if config.top_logprobs:
                     body["top_logprobs"] = config.top_logprobs
         return body
-
-    def max_connections(self) -> int:
-        return DEFAULT_MAX_CONNECTIONS
-
-    def is_retryable(self, error: BaseException) -> bool:
-        return self.transport.is_retryable(error)
-
-    def retry_after(self, error: BaseException) -> float | None:
-        return self.transport.retry_after(error)
-
-    async def aclose(self) -> None:
-        await self.transport.aclose()
 
 
 def _settings(service: Service, base_url: str | None, api_key: str | None) -> dict[str, Any]:
@@ -192,41 +167,17 @@ def _azure_settings(base_url: str | None, api_key: str | None, model_args: dict[
     return {"api_key": api_key, "azure_endpoint": endpoint, "api_version": api_version, "max_retries": 0}
 
 
-def _output(data: dict[str, Any], model: str, choice: Callable[[dict[str, Any]], ChatCompletionChoice]) -> ModelOutput:
-    """A ModelOutput from a (chat) completion reply, each choice read by `choice`."""
-    raw_choices = data.get("choices")
-    if not isinstance(raw_choices, list):
-        raise MalformedResponseError(f"the reply has no 'choices' list: {str(data)[:200]}")
-    usage = data.get("usage") or {}
-    prompt, completion = usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0
-    return ModelOutput(
-        model=data.get("model") or model,
-        choices=[choice(c) for c in raw_choices],
-        usage=ModelUsage(prompt, completion, usage.get("total_tokens") or prompt + completion) if usage else None,
-    )
-
-
-def _chat_choice(choice: dict[str, Any]) -> ChatCompletionChoice:
-    message = choice.get("message") or {}
-    logprobs = (choice.get("logprobs") or {}).get("content")
-    return ChatCompletionChoice(
-        message=ChatMessageAssistant(content=message.get("content") or message.get("refusal") or ""),
-        stop_reason=_STOP_REASONS.get(choice.get("finish_reason"), "unknown"),
-        logprobs=tuple(
-            Logprob(t["token"], t["logprob"], tuple(TopLogprob(a["token"], a["logprob"]) for a in t.get("top_logprobs") or ()))
-            for t in logprobs
-        ) if logprobs is not None else None,
-    )
-
-
-def _completion_choice(choice: dict[str, Any]) -> ChatCompletionChoice:
+def _completion_choice(choice: Any, label: str) -> ChatCompletionChoice:
+    """One legacy-completions choice: `text`, finish_reason and the token logprobs."""
+    text = choice_text(choice, choice.get("text") if isinstance(choice, dict) else None, label, "text")
     logprobs = choice.get("logprobs") or {}
     tokens = logprobs.get("tokens")
+    tops = logprobs.get("top_logprobs") or [None] * len(tokens or ())
     return ChatCompletionChoice(
-        message=ChatMessageAssistant(content=choice.get("text") or ""),
-        stop_reason=_STOP_REASONS.get(choice.get("finish_reason"), "unknown"),
+        message=ChatMessageAssistant(content=text),
+        stop_reason=stop_reason(choice.get("finish_reason")),
         logprobs=tuple(
-            Logprob(token, logprob, tuple(TopLogprob(t, lp) for t, lp in (top or {}).items()))
-            for token, logprob, top in zip(tokens, logprobs.get("token_logprobs") or (), logprobs.get("top_logprobs") or [None] * len(tokens))
+            logprob(token, value, (top or {}).items())
+            for token, value, top in zip(tokens, logprobs.get("token_logprobs") or (), tops)
         ) if tokens is not None else None,
     )

@@ -37,7 +37,7 @@ from evalkit.model.api import warn_unsupported
 from evalkit.model.types import ChatMessage, GenerateConfig, ModelOutput, ModelUsage, StopReason
 from evalkit.providers.aws import AWSAPI
 from evalkit.providers.http_errors import MalformedResponseError, is_retryable_status
-from evalkit.providers.transform import openai_output, openai_request
+from evalkit.providers.openai_format import chat_output, chat_request
 
 Api = Literal["tgi", "messages"]
 
@@ -73,7 +73,7 @@ class SageMakerAPI(AWSAPI):
 
     async def generate(self, messages: list[ChatMessage], config: GenerateConfig) -> ModelOutput:
         if self.api == "messages":
-            body: Any = openai_request(self.model_name, messages, config)
+            body: Any = chat_request(self.model_name, messages, config)
         else:
             body = tgi_request(messages, config)
         response = await self.call(
@@ -88,7 +88,7 @@ class SageMakerAPI(AWSAPI):
             data = json.loads(raw)
         except ValueError:
             raise MalformedResponseError(f"{self.label}: response is not JSON: {raw[:300]!r}") from None
-        return openai_output(data, self.label) if self.api == "messages" else tgi_output(data, self.label)
+        return chat_output(data, self.label) if self.api == "messages" else tgi_output(data, self.label)
 
     def is_retryable(self, error: BaseException) -> bool:
         if isinstance(error, ClientError) and error.response.get("Error", {}).get("Code") == "ModelError":

@@ -39,192 +39,28 @@ expression that does not compile, is rejected before any request with the key pa
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import jmespath
 from jmespath.exceptions import JMESPathError
 from jmespath.parser import ParsedResult
 
 from evalkit.errors import EvalkitError
-from evalkit.model.api import ModelAPI, warn_unsupported
-from evalkit.model.types import (
-    ChatCompletionChoice,
-    ChatMessage,
-    ChatMessageAssistant,
-    GenerateConfig,
-    Logprob,
-    ModelOutput,
-    ModelUsage,
-    StopReason,
-    TopLogprob,
-    message_to_dict,
-)
-from evalkit.providers.http_errors import (
-    MalformedResponseError,
-    MissingCredentialsError,
-    is_retryable_status,
-    retry_after_from_headers,
-)
-from evalkit.secrets import get_secret
+from evalkit.model.api import warn_unsupported
+from evalkit.model.types import GenerateConfig
+from evalkit.providers.json_chat import JSONChatAPI, auth_header
+from evalkit.providers.openai_format import PARAMS
 
 SPEC_ENV = "EVALKIT_TRANSFORM_SPEC"
 DEFAULT_API_KEY_ENV = "TRANSFORM_API_KEY"
 
-OPENAI_PARAMS: dict[str, str] = {
-    "max_tokens": "max_tokens",
-    "temperature": "temperature",
-    "top_p": "top_p",
-    "top_k": "top_k",
-    "stop_seqs": "stop",
-    "seed": "seed",
-    "frequency_penalty": "frequency_penalty",
-    "presence_penalty": "presence_penalty",
-    "num_choices": "n",
-    "logprobs": "logprobs",
-    "top_logprobs": "top_logprobs",
-}
-"""GenerateConfig field -> OpenAI chat-completions parameter (`top_k` is an extension)."""
-
-FINISH_REASONS: dict[str, StopReason] = {
-    "stop": "stop",
-    "length": "max_tokens",
-    "content_filter": "content_filter",
-}
-
 
 class TransformSpecError(EvalkitError):
     """A transform spec that is missing, does not parse, or holds an invalid expression."""
-
-
-# --- the OpenAI chat-completions shape -------------------------------------------------
-
-
-def openai_request(model: str, messages: list[ChatMessage], config: GenerateConfig) -> dict[str, Any]:
-    """The OpenAI chat-completions request for `messages` with the set `config` fields."""
-    request: dict[str, Any] = {"model": model, "messages": [message_to_dict(m) for m in messages]}
-    for field, name in OPENAI_PARAMS.items():
-        value = getattr(config, field)
-        if value is not None:
-            request[name] = list(value) if isinstance(value, tuple) else value
-    return request
-
-
-def openai_output(data: Any, model: str) -> ModelOutput:
-    """The ModelOutput for an OpenAI chat-completion-shaped response `data`."""
-    choices = data.get("choices") if isinstance(data, dict) else None
-    if not isinstance(choices, list) or not choices:
-        raise MalformedResponseError(f"{model}: response has no choices: {_snippet(data)}")
-    return ModelOutput(model=model, choices=[_choice(c, model) for c in choices], usage=_usage(data.get("usage")))
-
-
-def _choice(choice: Any, model: str) -> ChatCompletionChoice:
-    message = choice.get("message") if isinstance(choice, dict) else None
-    content = message.get("content") if isinstance(message, dict) else None
-    if not isinstance(content, str) and not (content is None and message is not None and choice.get("finish_reason")):
-        # null content is only an answer when a finish_reason explains it (e.g. content_filter)
-        raise MalformedResponseError(f"{model}: choice has no message.content text: {_snippet(choice)}")
-    logprobs = (choice.get("logprobs") or {}).get("content")
-    return ChatCompletionChoice(
-        message=ChatMessageAssistant(content=content or ""),
-        stop_reason=FINISH_REASONS.get(str(choice.get("finish_reason")), "unknown"),
-        logprobs=tuple(_logprob(item) for item in logprobs) if isinstance(logprobs, list) else None,
-    )
-
-
-def _logprob(item: dict[str, Any]) -> Logprob:
-    top = tuple(TopLogprob(t["token"], float(t["logprob"])) for t in item.get("top_logprobs") or ())
-    return Logprob(token=item["token"], logprob=float(item["logprob"]), top_logprobs=top)
-
-
-def _usage(usage: Any) -> ModelUsage | None:
-    if not isinstance(usage, dict):
-        return None
-    prompt = int(usage.get("prompt_tokens") or 0)
-    completion = int(usage.get("completion_tokens") or 0)
-    return ModelUsage(prompt, completion, int(usage.get("total_tokens") or prompt + completion))
-
-
-def _snippet(data: Any) -> str:
-    text = data if isinstance(data, str) else json.dumps(data, default=str)
-    return text[:300]
-
-
-# --- one JSON POST per request over a shared httpx client ------------------------------
-
-
-class JSONChatAPI(ModelAPI):
-    """Base for SDK-less providers: POST one JSON body per request on one shared httpx client.
-
-    Subclasses set `url` and headers through `_connect` and may override `request_body` and
-    `response_data` to translate from and to the OpenAI chat-completions shape.
-    """
-
-    provider = "http"
-    url = ""
-
-    def _connect(self, url: str, headers: dict[str, str], client_args: dict[str, Any]) -> None:
-        self.url = url
-        client_args.setdefault("timeout", httpx.Timeout(None, connect=30.0))  # Model owns timeouts
-        self._client = httpx.AsyncClient(headers=headers, **client_args)
-
-    @property
-    def label(self) -> str:
-        return f"{self.provider}/{self.model_name}"
-
-    def request_body(self, request: dict[str, Any], config: GenerateConfig) -> Any:
-        """The JSON body sent for the OpenAI-style `request`."""
-        return request
-
-    def response_data(self, data: Any) -> Any:
-        """The OpenAI chat-completion-shaped form of the parsed reply `data`."""
-        return data
-
-    async def generate(self, messages: list[ChatMessage], config: GenerateConfig) -> ModelOutput:
-        body = self.request_body(openai_request(self.model_name, messages, config), config)
-        response = await self._client.post(self.url, json=body)
-        if response.status_code >= 400:
-            raise httpx.HTTPStatusError(
-                f"{self.label}: HTTP {response.status_code} from {self.url}: {response.text[:300]}",
-                request=response.request,
-                response=response,
-            )
-        try:
-            data = response.json()
-        except ValueError:
-            raise MalformedResponseError(f"{self.label}: response is not JSON: {response.text[:300]!r}") from None
-        return openai_output(self.response_data(data), self.label)
-
-    def is_retryable(self, error: BaseException) -> bool:
-        if isinstance(error, httpx.HTTPStatusError):
-            return is_retryable_status(error.response.status_code)
-        return isinstance(error, httpx.TransportError)
-
-    def retry_after(self, error: BaseException) -> float | None:
-        if isinstance(error, httpx.HTTPStatusError):
-            return retry_after_from_headers(error.response.headers)
-        return None
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
-
-def auth_header(
-    provider: str, api_key: str | None, env: str, *, required: bool, header: str = "Authorization", scheme: str = "Bearer"
-) -> dict[str, str]:
-    """The auth header for `api_key`, else for the secret `env`; `{}` when neither is set and
-    the key is optional."""
-    key = api_key or get_secret(env)
-    if not key:
-        if required:
-            raise MissingCredentialsError(provider, env)
-        return {}
-    return {header: f"{scheme} {key}" if scheme else key}
 
 
 # --- transform specs --------------------------------------------------------------------
@@ -403,12 +239,13 @@ class TransformAPI(JSONChatAPI):
             self.provider, api_key, self.spec.api_key_env, required=self.spec.api_key_required,
             header=self.spec.api_key_header, scheme=self.spec.api_key_scheme,
         )
+        self.key_env = self.spec.api_key_env
         self._connect(base + self.spec.custom_path, {**self.spec.headers, **auth}, dict(model_args))
 
     def request_body(self, request: dict[str, Any], config: GenerateConfig) -> Any:
         used = self.spec.request_fields
         if used is not None:
-            for field, name in OPENAI_PARAMS.items():
+            for field, name in PARAMS.items():
                 if getattr(config, field) is not None and name not in used:
                     warn_unsupported("transform", field, f"no openai_to_custom_request expression reads '{name}'")
         return self.spec.build_request(request)

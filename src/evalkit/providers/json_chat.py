@@ -1,0 +1,104 @@
+"""`JSONChatAPI`, the base of the SDK-less providers (transform, azureml): one JSON POST per
+request on one shared httpx client, in and out of the OpenAI chat-completions shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from evalkit.model.api import ModelAPI
+from evalkit.model.types import ChatMessage, GenerateConfig, ModelOutput
+from evalkit.providers.http_errors import (
+    MalformedResponseError,
+    MissingCredentialsError,
+    body_detail,
+    is_retryable_status,
+    request_error,
+    retry_after_from_headers,
+)
+from evalkit.providers.openai_format import chat_output, chat_request
+from evalkit.secrets import get_secret
+
+
+class JSONChatAPI(ModelAPI):
+    """Base for SDK-less providers: POST one JSON body per request on one shared httpx client.
+
+    Subclasses set `url` and headers through `_connect`, name their key's variable in
+    `key_env`, and may override `request_body` and `response_data` to translate from and to
+    the OpenAI chat-completions shape.
+    """
+
+    provider = "http"
+    url = ""
+    key_env: str | None = None
+
+    def _connect(self, url: str, headers: dict[str, str], client_args: dict[str, Any]) -> None:
+        self.url = url
+        client_args.setdefault("timeout", httpx.Timeout(None, connect=30.0))  # Model owns timeouts
+        self._client = httpx.AsyncClient(headers=headers, **client_args)
+
+    @property
+    def label(self) -> str:
+        return f"{self.provider}/{self.model_name}"
+
+    def request_body(self, request: dict[str, Any], config: GenerateConfig) -> Any:
+        """The JSON body sent for the OpenAI-style `request`."""
+        return request
+
+    def response_data(self, data: Any) -> Any:
+        """The OpenAI chat-completion-shaped form of the parsed reply `data`."""
+        return data
+
+    async def generate(self, messages: list[ChatMessage], config: GenerateConfig) -> ModelOutput:
+        body = self.request_body(chat_request(self.model_name, messages, config), config)
+        response = await self._client.post(self.url, json=body)
+        if response.status_code >= 400:
+            raise self._status_error(response)
+        try:
+            data = response.json()
+        except ValueError:
+            raise MalformedResponseError(f"{self.label}: response is not JSON: {response.text[:300]!r}") from None
+        return chat_output(self.response_data(data), self.label)
+
+    def _status_error(self, response: httpx.Response) -> Exception:
+        """A clear `ProviderRequestError` for a status a retry cannot fix, else an
+        `httpx.HTTPStatusError` that `is_retryable` judges."""
+        try:
+            detail = body_detail(response.json()) or response.text[:300]
+        except ValueError:
+            detail = response.text[:300]
+        error = request_error(self.provider, response.status_code, detail, model=self.model_name, key_env=self.key_env)
+        if error is not None:
+            return error
+        return httpx.HTTPStatusError(
+            f"{self.label}: HTTP {response.status_code} from {self.url}: {response.text[:300]}",
+            request=response.request,
+            response=response,
+        )
+
+    def is_retryable(self, error: BaseException) -> bool:
+        if isinstance(error, httpx.HTTPStatusError):
+            return is_retryable_status(error.response.status_code)
+        return isinstance(error, httpx.TransportError)
+
+    def retry_after(self, error: BaseException) -> float | None:
+        if isinstance(error, httpx.HTTPStatusError):
+            return retry_after_from_headers(error.response.headers)
+        return None
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def auth_header(
+    provider: str, api_key: str | None, env: str, *, required: bool, header: str = "Authorization", scheme: str = "Bearer"
+) -> dict[str, str]:
+    """The auth header for `api_key`, else for the secret `env`; `{}` when neither is set and
+    the key is optional."""
+    key = api_key or get_secret(env)
+    if not key:
+        if required:
+            raise MissingCredentialsError(provider, env)
+        return {}
+    return {header: f"{scheme} {key}" if scheme else key}

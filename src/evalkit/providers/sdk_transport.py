@@ -1,0 +1,131 @@
+"""`SDKTransport`, which drives the openai and anthropic SDKs over a pooled HTTP client and
+classifies their errors, and `SDKModelAPI`, the base of the providers built on it."""
+
+from __future__ import annotations
+
+import asyncio
+from types import ModuleType
+from typing import Any
+
+import orjson
+
+from evalkit.model.api import ModelAPI
+from evalkit.providers.http_errors import (
+    MalformedResponseError,
+    error_detail,
+    error_retry_after,
+    error_status,
+    is_retryable_status,
+    request_error,
+)
+
+DEFAULT_MAX_CONNECTIONS = 32
+"""Default concurrency of the providers on an SDK transport."""
+
+POOL_SIZE = 1024
+"""Connections the SDK transport may open: `Model` bounds concurrency, never the pool."""
+
+
+class SDKTransport:
+    """An openai or anthropic SDK client over a pooled aiohttp transport.
+
+    The client is `client_class(**settings, **model_args)`: the -M model args override.
+
+    Both SDKs share one generated client design; this drives it through its documented
+    low-level path, `client.post(path, body=..., cast_to=httpx2.Response)`, and decodes the
+    JSON itself, skipping request-parameter transforms and pydantic response models (most of
+    the SDK's per-request CPU). The client is rebuilt when used from a new event loop or after
+    `aclose`, since HTTP connections belong to the loop that opened them.
+    """
+
+    def __init__(
+        self,
+        sdk: ModuleType,
+        client_class: type,
+        settings: dict[str, Any],
+        model_args: dict[str, Any],
+        *,
+        provider: str,
+        model: str,
+        key_env: str | None,
+        reset_headers: tuple[str, ...] = (),
+        connections: int = 0,
+    ) -> None:
+        self._sdk = sdk
+        self._new_client = lambda http_client: client_class(**{**settings, "http_client": http_client, **model_args})
+        self._pool = max(connections, POOL_SIZE)
+        self.provider = provider
+        self.model = model
+        self.key_env = key_env
+        self.reset_headers = reset_headers
+        self.client: Any = self._new_client(self._http_client())
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._fresh = True
+
+    def _http_client(self) -> Any:
+        import httpx2
+
+        limits = httpx2.Limits(max_connections=self._pool, max_keepalive_connections=self._pool)
+        try:
+            return self._sdk.DefaultAioHttpClient(limits=limits)
+        except RuntimeError:  # the SDK's aiohttp extra is not installed
+            return self._sdk.DefaultAsyncHttpxClient(limits=limits)
+
+    async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST `body` as JSON to `path` (relative to the client's base URL); the decoded reply."""
+        import httpx2
+
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            if not self._fresh:
+                self.client = self._new_client(self._http_client())
+            self._loop, self._fresh = loop, False
+        try:
+            response = await self.client.post(path, body=body, cast_to=httpx2.Response)
+        except self._sdk.APIStatusError as error:
+            mapped = request_error(
+                self.provider, error_status(error), error_detail(error), model=self.model, key_env=self.key_env
+            )
+            if mapped is None:
+                raise
+            raise mapped from error
+        try:
+            data = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            data = None
+        if not isinstance(data, dict):
+            raise MalformedResponseError(
+                f"{self.provider}: the reply is not a JSON object (HTTP {response.status_code}): {response.content[:200]!r}"
+            )
+        return data
+
+    def is_retryable(self, error: BaseException) -> bool:
+        """Dropped connections, timeouts, 408/409/425/429 and 5xx."""
+        return isinstance(error, self._sdk.APIConnectionError) or is_retryable_status(error_status(error))
+
+    def retry_after(self, error: BaseException) -> float | None:
+        """The server's hint from the failed response's headers."""
+        return error_retry_after(error, self.reset_headers)
+
+    async def aclose(self) -> None:
+        """Close the client; a later `post` builds a new one."""
+        await self.client.close()
+        self._loop, self._fresh = None, False
+
+
+class SDKModelAPI(ModelAPI):
+    """Base for providers whose requests go through an `SDKTransport` in `self.transport`."""
+
+    transport: SDKTransport
+
+    def max_connections(self) -> int:
+        return DEFAULT_MAX_CONNECTIONS
+
+    def is_retryable(self, error: BaseException) -> bool:
+        return self.transport.is_retryable(error)
+
+    def retry_after(self, error: BaseException) -> float | None:
+        return self.transport.retry_after(error)
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
