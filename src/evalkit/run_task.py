@@ -19,7 +19,7 @@ import anyio
 
 from evalkit.dataset.sample import Sample
 from evalkit.display import DisplayMode, Progress
-from evalkit.errors import LogFileError
+from evalkit.errors import DatasetError, LogFileError
 from evalkit.log.schema import LOG_FORMAT_VERSION, EvalLog, EvalSample
 from evalkit.log.writer import LogWriter, redact
 from evalkit.model.model import Model, RetryRecorder, retry_recorder
@@ -124,6 +124,11 @@ async def run_task(task: Task, model: Model, options: RunOptions, resume: EvalLo
     epochs = options.epochs or task.epochs
     config = task.config.merge(options.config)
     work, total = _work(task, options.limit, epochs)
+    repeated = task.dataset.duplicate_ids()
+    if repeated:
+        shown = ", ".join(map(str, sorted(set(map(str, repeated)))[:5]))
+        raise DatasetError(f"dataset '{getattr(task.dataset, 'name', 'dataset')}' uses sample ids more than once "
+                           f"({shown}); give every sample its own id")
     book = ScoreBook(task, epochs)
     usage = ModelUsage()
     finished: list[EvalSample] = []

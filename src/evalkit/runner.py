@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -197,7 +198,7 @@ def eval_retry(
     else:
         [resolved] = _resolve_tasks(task, {})
     merged_args = {**header.get("model_args", {}), **(model_args or {})}
-    redacted = [name for name, value in merged_args.items() if value == REDACTED]
+    redacted = [name for name, value in merged_args.items() if REDACTED in json.dumps(value, default=str)]
     if redacted:
         raise ArgumentError(f"the log hides -M {', '.join(redacted)} (credentials are never logged); pass them again with -M")
     config = {k: v for k, v in header.get("config", {}).items() if k != "max_connections"}

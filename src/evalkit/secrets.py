@@ -8,11 +8,24 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 KEYRING_SERVICE = "evalkit"
+_SECRET_NAME = re.compile(r"key|token|secret|password|passwd|credential|auth", re.IGNORECASE)
 _seen: set[str] = set()
+
+
+def looks_secret(name: str) -> bool:
+    """Whether a setting called `name` holds a credential (API_KEY, auth_token, password...)."""
+    return _SECRET_NAME.search(name) is not None
+
+
+def remember_secret(value: object) -> None:
+    """Treat `value` as a credential from now on: redact it from logs and messages."""
+    if isinstance(value, str) and value:
+        _seen.add(value)
 
 
 def _dotenv() -> dict[str, str]:
@@ -116,15 +129,16 @@ def secret_store() -> FileStore | KeyringStore:
 
 
 def get_secret(name: str) -> str | None:
-    """The value of credential `name` (e.g. OPENAI_API_KEY), or None when it is not set."""
+    """The value of setting `name` (e.g. OPENAI_API_KEY, AWS_DEFAULT_REGION), or None when it
+    is not set. Values of credential-like names are remembered for redaction."""
     value = os.environ.get(name) or _dotenv().get(name)
     if not value:
         try:
             value = secret_store().get(name)
         except (OSError, ValueError):
             value = None
-    if value:
-        _seen.add(value)
+    if value and looks_secret(name):
+        remember_secret(value)
     return value or None
 
 

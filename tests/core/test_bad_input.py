@@ -64,6 +64,8 @@ CASES = [
          files={"t.py": GOOD_TASK, "d.jsonl": '{"input": "a"}\n{input: b\n'}),
     Case("message with a bad role", ["eval", "t.py", "--model", "mockllm/m"], "d.jsonl, line 1: field 'input': message role must be",
          files={"t.py": GOOD_TASK, "d.jsonl": '{"input": [{"role": "robot", "content": "x"}]}\n'}),
+    Case("duplicate sample ids", ["eval", "t.py", "--model", "mockllm/m"], "uses sample ids more than once (7)",
+         files={"t.py": GOOD_TASK, "d.jsonl": '{"input": "a", "id": 7}\n{"input": "b", "id": 7}\n'}),
     # transform specs
     Case("transform spec missing", ["eval", ARITHMETIC, "--model", "transform/m", "-M", "spec=nope.yaml"], "nope.yaml"),
     Case("transform spec not YAML", ["eval", ARITHMETIC, "--model", "transform/m", "-M", "spec=s.yaml"], "s.yaml",

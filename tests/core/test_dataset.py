@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import types
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,25 @@ def test_fingerprint_changes_with_content(tmp_path: Path) -> None:
     assert json_dataset(path).fingerprint() != first
     memory = MemoryDataset([Sample(input="a")])
     assert memory.fingerprint() == MemoryDataset([Sample(input="a")]).fingerprint()
+
+
+def test_csv_with_byte_order_mark_and_non_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_bytes("\ufeffinput,target\nq,a\n".encode())
+    assert [s.input for s in csv_dataset(path)] == ["q"]
+    path.write_bytes(b"input,target\nq\xff,a\n")
+    with pytest.raises(DatasetError, match="not UTF-8 text"):
+        list(csv_dataset(path))
+
+
+def test_duplicate_ids_and_fingerprint_of_a_record_function(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "d.jsonl", [{"input": "a", "id": 1}, {"input": "b", "id": 1}, {"input": "c"}])
+    assert json_dataset(path).duplicate_ids() == [1]
+    assert MemoryDataset([Sample(input="a", id="x"), Sample(input="b", id="x")]).duplicate_ids() == ["x"]
+
+    def record(row: dict) -> Sample:
+        return Sample(input=row["input"])
+
+    twin = types.FunctionType(record.__code__, globals(), "record")  # same function, another address
+    twin.__qualname__ = record.__qualname__
+    assert json_dataset(path, record).fingerprint() == json_dataset(path, twin).fingerprint()

@@ -62,3 +62,25 @@ def test_metrics() -> None:
     assert stderr()(values) == pytest.approx(0.25)
     assert stderr()([1.0]) == 0.0
     assert math.isnan(accuracy()([]))
+
+
+@pytest.mark.parametrize(("completion", "target"), [
+    ("The answer is 14", "4"), ("35", "3.5"), ("4", "-4"), ("1/2", "12"), ("It is 3.5", "5"), ("Tokyos", "Tokyo"),
+])
+def test_match_needs_whole_words_and_keeps_inner_punctuation(completion: str, target: str) -> None:
+    assert score(match(), completion, [target])[0] == 0.0
+    assert score(match("any"), completion, [target])[0] == 0.0
+
+
+@pytest.mark.parametrize(("completion", "target"), [
+    ("The answer is 3.5.", "3.5"), ("It is -4", "-4"), ("so: Tokyo!", "tokyo"), ("x = 1/2", "1/2"),
+])
+def test_match_end_accepts_trailing_punctuation(completion: str, target: str) -> None:
+    assert score(match(), completion, [target])[0] == 1.0
+
+
+def test_choice_prefers_the_answer_line_and_ignores_articles() -> None:
+    choices = ["w", "x", "y", "z"]
+    assert score(choice(), "A good guess would be... ANSWER: C", ["C"], choices) == (1.0, "C")
+    assert score(choice(), "I think it is B", ["B"], choices + list("efghi")) == (1.0, "B")
+    assert score(choice(), "b", ["B"], choices) == (1.0, "B")

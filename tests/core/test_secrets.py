@@ -90,3 +90,23 @@ def test_model_args_holding_credentials_are_redacted(store_env: dict[str, str]) 
         assert redact({"headers_value": KEY}) == {"headers_value": "<redacted>"}
     finally:
         del os.environ["EVALKIT_TEST_KEY"]
+
+
+def test_nested_credentials_are_redacted_and_settings_are_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    from evalkit.log.writer import redact
+
+    headers = {"default_headers": {"Authorization": "Bearer sk-live-123456"}, "http_options": {"headers": [{"x-api-key": "k"}]}}
+    assert redact(headers) == {"default_headers": {"Authorization": "<redacted>"},
+                               "http_options": {"headers": [{"x-api-key": "<redacted>"}]}}
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    assert get_secret("AWS_DEFAULT_REGION") == "us-east-1"
+    assert redact({"region_name": "us-east-1"}) == {"region_name": "us-east-1"}
+
+
+def test_api_key_given_with_dash_m_is_scrubbed_from_errors(tmp_path: Path) -> None:
+    from evalkit.model.model import get_model
+    from evalkit.secrets import scrub
+
+    with pytest.raises(Exception):
+        get_model("mockllm/m", api_key_extra="sk-passed-on-the-command-line")
+    assert scrub("failed with sk-passed-on-the-command-line") == "failed with <redacted>"

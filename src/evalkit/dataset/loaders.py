@@ -50,6 +50,20 @@ class Dataset:
         """A short hash identifying the data (and mapping) evaluated."""
         raise NotImplementedError
 
+    def duplicate_ids(self) -> list[int | str]:
+        """Sample ids used more than once (results and resume are keyed by id)."""
+        return _duplicates(sample.id for sample in self)  # type: ignore[misc]
+
+
+def _duplicates(ids: Iterable[int | str]) -> list[int | str]:
+    seen: set[int | str] = set()
+    repeated: list[int | str] = []
+    for sample_id in ids:
+        if sample_id in seen:
+            repeated.append(sample_id)
+        seen.add(sample_id)
+    return repeated
+
 
 class MemoryDataset(Dataset):
     """Samples held in a list."""
@@ -96,14 +110,20 @@ class FileDataset(Dataset):
         self.fields = fields or FieldSpec()
         self.name = name or self.path.stem
         self._length: int | None = None
+        self._duplicate_ids: list[int | str] = []
 
     def __iter__(self) -> Iterator[Sample]:
-        for line, record in self._records():
+        records = self._records()
+        while True:
+            try:
+                line, record = next(records)
+            except StopIteration:
+                return
+            except UnicodeDecodeError as ex:
+                raise DatasetError(f"{self.path}: not UTF-8 text (byte {ex.start}); save it as UTF-8") from None
             try:
                 sample = self.fields(record) if callable(self.fields) else _record_to_sample(record, self.fields)
-            except DatasetError as ex:
-                raise DatasetError(f"{self.path}, line {line}: {ex}") from None
-            except (KeyError, TypeError, ValueError) as ex:
+            except (DatasetError, KeyError, TypeError, ValueError) as ex:
                 raise DatasetError(f"{self.path}, line {line}: {ex}") from None
             if sample.id is None:
                 sample.id = line if self.format != "csv" else line - 1
@@ -112,16 +132,25 @@ class FileDataset(Dataset):
     def __len__(self) -> int:
         """The number of samples; the first call reads every row, so a malformed one fails
         here, before an eval starts."""
+        self._scan()
+        return self._length  # type: ignore[return-value]
+
+    def duplicate_ids(self) -> list[int | str]:
+        self._scan()
+        return self._duplicate_ids
+
+    def _scan(self) -> None:
         if self._length is None:
-            self._length = sum(1 for _ in self)
-        return self._length
+            ids = [sample.id for sample in self]
+            self._length, self._duplicate_ids = len(ids), _duplicates(ids)  # type: ignore[arg-type]
 
     def fingerprint(self) -> str:
         digest = hashlib.sha256()
         with self.path.open("rb") as file:
             for chunk in iter(lambda: file.read(1 << 20), b""):
                 digest.update(chunk)
-        digest.update(repr(self.fields).encode())
+        mapping = f"{self.fields.__module__}.{self.fields.__qualname__}" if callable(self.fields) else repr(self.fields)
+        digest.update(mapping.encode())
         return digest.hexdigest()[:16]
 
     def _records(self) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -132,7 +161,7 @@ class FileDataset(Dataset):
                     if raw.strip():
                         yield number, _parse_json_row(raw, self.path, number)
         elif self.format == "csv":
-            with self.path.open(newline="", encoding="utf-8") as file:
+            with self.path.open(newline="", encoding="utf-8-sig") as file:  # -sig: spreadsheets write a BOM
                 reader = csv.DictReader(file)
                 for row in reader:
                     yield reader.line_num, dict(row)

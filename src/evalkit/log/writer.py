@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from evalkit.secrets import is_known_secret
-
 from evalkit.log.schema import EvalSample
+from evalkit.secrets import is_known_secret, looks_secret
 
-_SECRET_NAME = re.compile(r"key|token|secret|password|passwd|credential|auth", re.IGNORECASE)
 REDACTED = "<redacted>"
 
 
-def redact(args: dict[str, Any]) -> dict[str, Any]:
-    """A copy of `args` with credentials replaced: values whose names look like keys, tokens,
-    secrets or passwords, and values handed out by the secrets lookup."""
-    return {
-        k: REDACTED if (_SECRET_NAME.search(k) and v not in (None, "")) or is_known_secret(v) else v
-        for k, v in args.items()
-    }
+def redact(args: Any, name: str = "") -> Any:
+    """A copy of `args` (nested dicts and lists too) with credentials replaced: values under
+    names that look like keys, tokens, secrets or passwords, and known credential values."""
+    if isinstance(args, dict):
+        return {k: redact(v, str(k)) for k, v in args.items()}
+    if isinstance(args, (list, tuple)):
+        return [redact(v, name) for v in args]
+    if args not in (None, "") and (looks_secret(name) or is_known_secret(args)):
+        return REDACTED
+    return args
 
 
 def _default(value: Any) -> Any:

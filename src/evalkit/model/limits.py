@@ -6,7 +6,7 @@ import asyncio
 import random
 import time
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import anyio
 
@@ -40,30 +40,33 @@ class RateLimiter:
 
 @dataclass
 class ConnectionLimits:
-    """Everything shared by requests with one connection key in one event loop."""
+    """Everything shared by requests with one connection key and the same limits in one event loop."""
 
     pool: anyio.Semaphore
     requests: RateLimiter | None = None
     tokens: RateLimiter | None = None
-    size: int = field(default=0)
 
 
-_limits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, ConnectionLimits]] = weakref.WeakKeyDictionary()
+_limits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, int, float | None, float | None], ConnectionLimits]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def connection_limits(
     key: str, max_connections: int, requests_per_sec: float | None, tokens_per_sec: float | None
 ) -> ConnectionLimits:
-    """The pool and rate limiters for `key` in the running event loop, created on first use."""
+    """The pool and rate limiters for `key` with these limits in the running event loop,
+    created on first use: requests to one endpoint with the same settings share them."""
     per_loop = _limits.setdefault(asyncio.get_running_loop(), {})
-    limits = per_loop.get(key)
+    settings = (key, max_connections, requests_per_sec, tokens_per_sec)
+    limits = per_loop.get(settings)
     if limits is None:
-        limits = ConnectionLimits(pool=anyio.Semaphore(max_connections), size=max_connections)
-        per_loop[key] = limits
-    if requests_per_sec and limits.requests is None:
-        limits.requests = RateLimiter(requests_per_sec)
-    if tokens_per_sec and limits.tokens is None:
-        limits.tokens = RateLimiter(tokens_per_sec)
+        limits = ConnectionLimits(
+            pool=anyio.Semaphore(max_connections),
+            requests=RateLimiter(requests_per_sec) if requests_per_sec else None,
+            tokens=RateLimiter(tokens_per_sec) if tokens_per_sec else None,
+        )
+        per_loop[settings] = limits
     return limits
 
 

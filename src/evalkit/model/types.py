@@ -90,6 +90,17 @@ class GenerateConfig:
         if self.stop_seqs is not None and not isinstance(self.stop_seqs, tuple):
             stops = [self.stop_seqs] if isinstance(self.stop_seqs, str) else self.stop_seqs
             object.__setattr__(self, "stop_seqs", tuple(stops))
+        for name, kind in _FIELD_KINDS.items():
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if kind is bool:
+                ok = isinstance(value, bool)
+            else:
+                ok = isinstance(value, (int, float) if kind is float else int) and not isinstance(value, bool)
+                ok = ok and (value >= 0 if name in _NON_NEGATIVE else value > 0 if name in _POSITIVE else True)
+            if not ok:
+                raise ValueError(f"{name} must be {_DESCRIBE[name]} (got {value!r})")
 
     def merge(self, other: GenerateConfig | None) -> GenerateConfig:
         """A copy with every field that `other` sets taking precedence."""
@@ -115,6 +126,20 @@ class GenerateConfig:
 
 
 GENERATE_CONFIG_FIELDS = frozenset(f.name for f in fields(GenerateConfig))
+
+_FIELD_KINDS: dict[str, type] = {
+    "max_tokens": int, "temperature": float, "top_p": float, "top_k": int, "seed": int,
+    "frequency_penalty": float, "presence_penalty": float, "num_choices": int, "logprobs": bool,
+    "top_logprobs": int, "timeout": float, "max_retries": int, "max_connections": int,
+    "requests_per_sec": float, "tokens_per_sec": float,
+}
+_POSITIVE = {"max_tokens", "top_k", "num_choices", "timeout", "max_connections", "requests_per_sec", "tokens_per_sec"}
+_NON_NEGATIVE = {"temperature", "top_p", "top_logprobs", "max_retries"}
+_DESCRIBE = {
+    name: ("true or false" if kind is bool else ("a whole number" if kind is int else "a number"))
+    + (" above 0" if name in _POSITIVE else " of 0 or more" if name in _NON_NEGATIVE else "")
+    for name, kind in _FIELD_KINDS.items()
+}
 
 
 @dataclass(slots=True)

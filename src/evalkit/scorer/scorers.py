@@ -11,13 +11,27 @@ from evalkit.solver.builtins import choice_letter
 from evalkit.solver.state import TaskState
 
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
-_PUNCTUATION = str.maketrans("", "", string.punctuation)
+_EDGES = string.whitespace + string.punctuation.replace("-", "")  # keep a leading minus sign
 
 
 def normalize(text: str, ignore_case: bool = True) -> str:
-    """Strip punctuation and collapse whitespace (and case, by default)."""
-    text = " ".join(text.translate(_PUNCTUATION).split())
+    """Collapse whitespace and strip punctuation (but a minus sign) at both ends, and case by
+    default; inner punctuation stays, so "3.5" and "35" differ."""
+    text = " ".join(text.split()).strip(_EDGES)
     return text.lower() if ignore_case else text
+
+
+def _found_at(said: str, wanted: str, location: str) -> bool:
+    """Whether `wanted` stands as whole words at `location` of `said` (both normalized)."""
+    word = re.escape(wanted)
+    edge_before, edge_after = r"(?<![\w.\-/])", r"(?![\w/]|[.\-]\w)"
+    pattern = {
+        "begin": rf"^{word}{edge_after}",
+        "end": rf"{edge_before}{word}$",
+        "any": rf"{edge_before}{word}{edge_after}",
+        "exact": rf"^{word}$",
+    }[location]
+    return re.search(pattern, said) is not None
 
 
 def _completion(state: TaskState) -> str:
@@ -49,18 +63,8 @@ def match(location: Literal["begin", "end", "any", "exact"] = "end", *, ignore_c
                 ok = any(_numbers_equal(found, t) for t in target)
             return Score(CORRECT if ok else INCORRECT, answer=found if location != "any" else answer)
         said = normalize(answer, ignore_case)
-        for t in target:
-            wanted = normalize(t, ignore_case)
-            if not wanted:
-                continue
-            if (
-                (location == "end" and said.endswith(wanted))
-                or (location == "begin" and said.startswith(wanted))
-                or (location == "exact" and said == wanted)
-                or (location == "any" and wanted in said)
-            ):
-                return Score(CORRECT, answer=answer)
-        return Score(INCORRECT, answer=answer)
+        ok = any(_found_at(said, wanted, location) for wanted in (normalize(t, ignore_case) for t in target) if wanted)
+        return Score(CORRECT if ok else INCORRECT, answer=answer)
 
     return scorer("match", score)
 
@@ -107,7 +111,26 @@ def pattern(regex: str, *, ignore_case: bool = True, match_all: bool = False) ->
     return scorer("pattern", score)
 
 
-_LETTER = re.compile(r"(?:ANSWER\s*:\s*|^|[\s(])([A-Z])(?:[).:\s]|$)")
+_ANSWER_LETTER = re.compile(r"ANSWER\s*:\s*\(?([A-Za-z])\b", re.IGNORECASE)
+_LONE_LETTER = re.compile(r"(?<![\w'])([A-Z])(?![\w'])")
+
+
+def _picked_letter(text: str, choices: list[str]) -> str | None:
+    """The option letter an answer chose: an `ANSWER: X` line, else a reply that is just a
+    letter, else the last standalone capital letter naming an option, else the option whose
+    text the reply is."""
+    letters = [choice_letter(i) for i in range(len(choices))]
+    explicit = _ANSWER_LETTER.findall(text)
+    if explicit and explicit[-1].upper() in letters:
+        return explicit[-1].upper()
+    bare = text.strip(_EDGES)
+    if len(bare) == 1 and bare.upper() in letters:
+        return bare.upper()
+    standalone = [m for m in _LONE_LETTER.findall(text) if m in letters]
+    if standalone:
+        return standalone[-1]
+    said = normalize(text)
+    return next((letters[i] for i, c in enumerate(choices) if normalize(c) and normalize(c) == said), None)
 
 
 def choice() -> Scorer:
@@ -116,19 +139,10 @@ def choice() -> Scorer:
 
     async def score(state: TaskState, target: list[str]) -> Score:
         choices = state.choices or []
+        picked = _picked_letter(_completion(state).strip(), choices)
         letters = {choice_letter(i) for i in range(len(choices))}
-        text = _completion(state).strip()
-        picked = next((m for m in _LETTER.findall(text.upper()) if m in letters), None)
-        if picked is None:
-            # a model that answers with the option's text instead of its letter
-            normalized = normalize(text)
-            picked = next((choice_letter(i) for i, c in enumerate(choices) if normalize(c) and normalize(c) == normalized), None)
-        wanted = set()
-        for t in target:
-            if t.strip().upper() in letters:
-                wanted.add(t.strip().upper())
-            elif t in choices:
-                wanted.add(choice_letter(choices.index(t)))
+        wanted = {t.strip().upper() for t in target if t.strip().upper() in letters}
+        wanted |= {choice_letter(choices.index(t)) for t in target if t in choices}
         return Score(CORRECT if picked in wanted else INCORRECT, answer=picked)
 
     return scorer("choice", score)
