@@ -113,9 +113,15 @@ def print_summary(log: Any, stream: TextIO = sys.stderr) -> None:
     lines = [f"{log.task} · {log.model} · {log.status} · {counts.get('completed', 0)}/{counts.get('total', 0)} samples"
              + (f", {counts['errors']} errors" if counts.get("errors") else "")]
     for scorer_name, metrics in log.results.items():
-        values = "  ".join(f"{name} {value:.3f}" for name, value in metrics.items())
-        lines.append(f"  {scorer_name}: {values}")
+        lines.append(f"  {scorer_name}: {format_metrics(metrics, 3)}")
     if log.error:
         lines.append(f"  error: {log.error}")
     lines.append(f"  log: {log.location}")
     print("\n".join(lines), file=stream, flush=True)
+
+
+def format_metrics(metrics: dict[str, float | None], digits: int) -> str:
+    """`accuracy 0.750  stderr 0.112`; a metric with no value (no scored sample) shows as -."""
+    return "  ".join(
+        f"{name} " + ("-" if value is None or value != value else f"{value:.{digits}f}") for name, value in metrics.items()
+    )

@@ -189,9 +189,14 @@ async def run_task(task: Task, model: Model, options: RunOptions, resume: EvalLo
         status, failure = "error", f"{type(error).__name__}: {error}"
         raise
     finally:
+        try:
+            results = book.results()
+        except Exception as ex:  # a custom scorer or metric gave values it cannot reduce
+            results, status = {}, "error"
+            failure = failure or f"computing metrics failed: {type(ex).__name__}: {ex}"
         footer = {
             "status": status,
-            "results": book.results(),
+            "results": results,
             "counts": {"total": total, "completed": progress.done - errors, "errors": errors},
             "usage": {model.name: usage.to_dict()},
             "retries": progress.retries,

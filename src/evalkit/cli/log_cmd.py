@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from evalkit.display import format_metrics
+
 
 @click.group("log")
 def log_group() -> None:
@@ -25,7 +27,7 @@ def show(file: str) -> None:
     click.echo(f"samples:  {counts.get('completed', 0)} completed, {counts.get('errors', 0)} errors"
                + (f", {counts['total']} total" if "total" in counts else ""))
     for scorer_name, metrics in log.results.items():
-        click.echo(f"{scorer_name}:".ljust(10) + "  ".join(f"{name} {value:.4f}" for name, value in metrics.items()))
+        click.echo(f"{scorer_name}:".ljust(10) + format_metrics(metrics, 4))
     for model_name, usage in footer.get("usage", {}).items():
         click.echo(f"usage:    {usage['input_tokens']:,} input + {usage['output_tokens']:,} output = {usage['total_tokens']:,} tokens ({model_name})")
     if "duration" in footer:

@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in args or os.environ.get("EVALKIT_DEBUG") == "1"
     try:
         cli.main(args=args, prog_name="evalkit", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as ex:
+        click.echo(ex.ctx.get_help() if ex.ctx else "see 'evalkit --help'")
+        sys.exit(0)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)

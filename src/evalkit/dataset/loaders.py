@@ -239,9 +239,16 @@ def _choices(record: dict[str, Any], spec: FieldSpec) -> list[str] | None:
 
 def json_dataset(path: str | Path, fields: FieldSpec | RecordToSample | None = None, name: str | None = None) -> Dataset:
     """A .json (list of objects) or .jsonl (one object per line) dataset."""
-    return FileDataset(path, fields, name=name)
+    return _file_dataset(path, fields, name, ("json", "jsonl"))
 
 
 def csv_dataset(path: str | Path, fields: FieldSpec | RecordToSample | None = None, name: str | None = None) -> Dataset:
     """A .csv dataset with a header row."""
-    return FileDataset(path, fields, name=name)
+    return _file_dataset(path, fields, name, ("csv",))
+
+
+def _file_dataset(path: str | Path, fields: FieldSpec | RecordToSample | None, name: str | None, formats: tuple[str, ...]) -> Dataset:
+    dataset = FileDataset(path, fields, name=name)
+    if dataset.format not in formats:
+        raise DatasetError(f"dataset {dataset.path}: expected a {' or '.join('.' + f for f in formats)} file")
+    return dataset

@@ -40,12 +40,10 @@ class LogWriter:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = path.open("ab", buffering=0)
-        self.bytes_written = path.stat().st_size
 
     def _write(self, record: dict[str, Any]) -> None:
         line = orjson.dumps(record, default=_default) + b"\n"
         self._file.write(line)
-        self.bytes_written += len(line)
 
     def header(self, header: dict[str, Any]) -> None:
         self._write({"header": header})

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from contextlib import AsyncExitStack
 from typing import Any
@@ -11,6 +12,7 @@ import aioboto3
 import anyio
 from botocore.config import Config
 from botocore.exceptions import ClientError, HTTPClientError, NoCredentialsError, NoRegionError, PartialCredentialsError
+from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
 from evalkit.model.api import ModelAPI
 from evalkit.model.types import GenerateConfig
@@ -55,6 +57,7 @@ class AWSAPI(ModelAPI):
         self._client: Any = None
         self._lock: anyio.Lock | None = None
         self._stack = AsyncExitStack()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def label(self) -> str:
@@ -82,6 +85,9 @@ class AWSAPI(ModelAPI):
             ) from None
 
     async def _get_client(self) -> Any:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # the client's connections belong to the loop that opened them
+            self._client, self._lock, self._stack, self._loop = None, None, AsyncExitStack(), loop
         if self._client is None:
             self._lock = self._lock or anyio.Lock()
             async with self._lock:
@@ -95,7 +101,7 @@ class AWSAPI(ModelAPI):
         if isinstance(error, ClientError):
             status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             return error.response.get("Error", {}).get("Code") in RETRYABLE_CODES or is_retryable_status(status)
-        return isinstance(error, HTTPClientError)
+        return isinstance(error, (HTTPClientError, BotocoreConnectionError))
 
     def retry_after(self, error: BaseException) -> float | None:
         if isinstance(error, ClientError):

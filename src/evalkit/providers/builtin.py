@@ -53,7 +53,7 @@ BUILTIN: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...], str]] = [
      ("aioboto3",), ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION", "BEDROCK_BASE_URL"),
      "evalkit[bedrock]"),
     ("google", f"{_P}.google:GoogleAPI", "Gemini API models (google/<model>)",
-     ("google.genai",), ("GOOGLE_API_KEY", "GOOGLE_BASE_URL"), "evalkit[google]"),
+     ("google.genai",), ("GOOGLE_API_KEY", "GEMINI_API_KEY", "GOOGLE_BASE_URL"), "evalkit[google]"),
     ("vertex", f"{_P}.google:VertexAPI", "Gemini on Google Cloud Vertex AI (vertex/<model>)",
      ("google.genai",), ("GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION", "GOOGLE_API_KEY", "GOOGLE_VERTEX_BASE_URL"),
      "evalkit[google]"),

@@ -42,6 +42,7 @@ from evalkit.model.types import (
     StopReason,
     TopLogprob,
 )
+from evalkit.providers.per_loop import PerLoop
 from evalkit.providers.http_errors import MissingCredentialsError, is_retryable_status, retry_after_from_headers
 from evalkit.secrets import get_secret
 
@@ -105,7 +106,7 @@ class GoogleAPI(ModelAPI):
         args = self._auth_args(api_key, dict(model_args))
         args["http_options"] = self._http_options(args.get("http_options"))
         try:
-            self._client = genai.Client(**args)
+            self._client = PerLoop(lambda: genai.Client(**args), initial=genai.Client(**args))  # made now: bad -M fails at once
         except DefaultCredentialsError:
             raise MissingCredentialsError(
                 self.provider,
@@ -141,7 +142,7 @@ class GoogleAPI(ModelAPI):
             for m in messages
             if m.role != "system"
         ]
-        response = await self._client.aio.models.generate_content(
+        response = await self._client.get().aio.models.generate_content(
             model=self.model_name, contents=contents, config=self.generation_config(messages, config)
         )
         return gemini_output(response, self.label)
@@ -176,7 +177,9 @@ class GoogleAPI(ModelAPI):
         return None
 
     async def aclose(self) -> None:
-        await self._client.aio.aclose()
+        client = self._client.take()
+        if client is not None:
+            await client.aio.aclose()
 
 
 class VertexAPI(GoogleAPI):

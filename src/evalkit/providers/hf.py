@@ -160,11 +160,6 @@ def load_pretrained(auto_class: Any, source: str, device: str, dtype: str, model
     return placed.eval()
 
 
-def last_user_text(messages: list[ChatMessage]) -> str:
-    """The content of the last user message ("" if there is none)."""
-    return next((m.content for m in reversed(messages) if m.role == "user"), "")
-
-
 class HuggingFaceAPI(ModelAPI):
     """A transformers causal LM in this process; concurrent requests are batched."""
 

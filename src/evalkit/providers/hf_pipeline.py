@@ -35,10 +35,11 @@ from evalkit.errors import ModelArgsError
 from evalkit.model.api import ModelAPI
 from evalkit.model.types import (
     ChatCompletionChoice, ChatMessage, ChatMessageAssistant, GenerateConfig, ModelOutput, ModelUsage, StopReason,
+    input_text,
 )
 from evalkit.providers.batching import DEFAULT_MAX_WAIT, Batcher, batch_limit, settings_key
 from evalkit.providers.hf import (
-    DEFAULT_MAX_CONNECTIONS, decode_generated, eos_ids, generation_kwargs, last_user_text, load_pretrained,
+    DEFAULT_MAX_CONNECTIONS, decode_generated, eos_ids, generation_kwargs, load_pretrained,
     load_tokenizer, parse_dtype, resolve_source, select_device, trim_at_stop,
 )
 
@@ -145,13 +146,13 @@ class HFPipelineAPI(ModelAPI):
     # --- preparing one request (event loop): (inputs, what else its batch must share) ---
 
     def _prepare_text(self, messages: list[ChatMessage]) -> tuple[Any, Hashable]:
-        return last_user_text(messages), None
+        return input_text(messages), None
 
     def _prepare_text_generation(self, messages: list[ChatMessage]) -> tuple[Any, Hashable]:
         return tuple((m.role, m.content) for m in messages), None
 
     def _prepare_zero_shot_classification(self, messages: list[ChatMessage]) -> tuple[Any, Hashable]:
-        text = last_user_text(messages)
+        text = input_text(messages)
         if self.candidate_labels:
             return text, self.candidate_labels
         options = _OPTION.findall(text)
@@ -163,7 +164,7 @@ class HFPipelineAPI(ModelAPI):
         return _OPTION.sub("", text).strip(), tuple(option for _, option in options)
 
     def _prepare_question_answering(self, messages: list[ChatMessage]) -> tuple[Any, Hashable]:
-        question = last_user_text(messages)
+        question = input_text(messages)
         context = "\n".join(m.content for m in messages if m.role == "system")
         if not context:
             parts = dict(zip(*[iter(_SECTION.split(question)[1:])] * 2))  # {"context": ..., "question": ...}
@@ -177,7 +178,7 @@ class HFPipelineAPI(ModelAPI):
         return (question, context), None
 
     def _prepare_fill_mask(self, messages: list[ChatMessage]) -> tuple[Any, Hashable]:
-        text = last_user_text(messages)
+        text = input_text(messages)
         mask = self.tokenizer.mask_token
         if mask is None:
             raise ValueError(f"the tokenizer of {self.model_name} has no mask token")

@@ -9,6 +9,7 @@ import httpx
 
 from evalkit.model.api import ModelAPI
 from evalkit.model.types import ChatMessage, GenerateConfig, ModelOutput
+from evalkit.providers.per_loop import PerLoop
 from evalkit.providers.http_errors import (
     MalformedResponseError,
     MissingCredentialsError,
@@ -36,7 +37,10 @@ class JSONChatAPI(ModelAPI):
     def _connect(self, url: str, headers: dict[str, str], client_args: dict[str, Any]) -> None:
         self.url = url
         client_args.setdefault("timeout", httpx.Timeout(None, connect=30.0))  # Model owns timeouts
-        self._client = httpx.AsyncClient(headers=headers, **client_args)
+        def client() -> httpx.AsyncClient:
+            return httpx.AsyncClient(headers=headers, **client_args)
+
+        self._client = PerLoop(client, initial=client())  # made now, so a bad -M fails at once
 
     @property
     def label(self) -> str:
@@ -52,7 +56,7 @@ class JSONChatAPI(ModelAPI):
 
     async def generate(self, messages: list[ChatMessage], config: GenerateConfig) -> ModelOutput:
         body = self.request_body(chat_request(self.model_name, messages, config), config)
-        response = await self._client.post(self.url, json=body)
+        response = await self._client.get().post(self.url, json=body)
         if response.status_code >= 400:
             raise self._status_error(response)
         try:
@@ -88,7 +92,9 @@ class JSONChatAPI(ModelAPI):
         return None
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        client = self._client.take()
+        if client is not None:
+            await client.aclose()
 
 
 def auth_header(
