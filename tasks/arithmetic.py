@@ -32,5 +32,5 @@ def arithmetic(n: int = 20, max_operand: int = 10, seed: int = 0) -> Task:
         dataset=make_samples(n, max_operand, seed),
         solver=[system_message("Answer with the number only."), generate()],
         scorer=match(numeric=True),
-        config={"temperature": 0.0, "max_tokens": 16},
+        config={"temperature": 0.0, "max_tokens": 64},
     )
