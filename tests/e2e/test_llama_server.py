@@ -25,29 +25,13 @@ import pytest
 import evalkit
 from evalkit import GenerateConfig
 from tests.conftest import REPO, run_cli
+from tests.providers.helpers import facts_task_source
 from tests.servers.converse_forwarder import ConverseForwarder
 from tests.servers.http import RecordingServer
 
 pytestmark = pytest.mark.timeout(1800)
 
-FACTS_TASK = '''
-from evalkit import Sample, Task, task
-from evalkit.scorer import includes
-from evalkit.solver import generate, system_message
-
-@task
-def facts():
-    return Task(
-        dataset=[
-            Sample(input="What is the capital of Japan?", target="Tokyo"),
-            Sample(input="What is 2 + 2?", target="4"),
-            Sample(input="How many days are in a week?", target=["7", "seven"]),
-        ],
-        solver=[system_message("Answer in a few words."), generate()],
-        scorer=includes(),
-        config={"temperature": 0.0, "max_tokens": 32},
-    )
-'''
+FACTS_TASK = facts_task_source(solver='[system_message("Answer in a few words."), generate()]')
 
 
 def _server_binary() -> Path:

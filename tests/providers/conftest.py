@@ -12,26 +12,11 @@ from typing import Any
 
 import pytest
 
+from tests.providers.helpers import facts_task_source
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-JAPAN_TASK = '''
-from evalkit import Sample, Task, task
-from evalkit.scorer import includes
-from evalkit.solver import generate
-
-@task
-def facts():
-    return Task(
-        dataset=[
-            Sample(input="What is the capital of Japan?", target="Tokyo"),
-            Sample(input="What is 2 + 2?", target="4"),
-            Sample(input="How many days are in a week?", target=["7", "seven"]),
-        ],
-        solver=generate(),
-        scorer=includes(),
-        config={"temperature": 0.0, "max_tokens": 32},
-    )
-'''
+JAPAN_TASK = facts_task_source()
 
 
 @pytest.fixture(scope="session")

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 import evalkit
-from evalkit import ChatMessageAssistant, ChatMessageSystem, ChatMessageUser, GenerateConfig, Model
+from evalkit import ChatMessageAssistant, ChatMessageSystem, ChatMessageUser, GenerateConfig
 from evalkit.errors import EvalkitError, ModelArgsError
 from tests.conftest import run_cli
+from tests.providers.helpers import generate_and_close, isolate_env, quiz_task_source
 from tests.servers.anthropic_server import messages_reply
 from tests.servers.http import RecordingServer, Reply
 from tests.servers.openai_server import error_reply, scripted
@@ -23,38 +24,13 @@ ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL", "ANTHR
        "AWS_BEARER_TOKEN_BEDROCK", "ANTHROPIC_VERTEX_PROJECT_ID", "ANTHROPIC_VERTEX_REGION", "ANTHROPIC_VERTEX_BASE_URL",
        "CLOUD_ML_REGION")
 
-TASK = '''
-from evalkit import Sample, Task, task
-from evalkit.scorer import match
-from evalkit.solver import generate, system_message
-
-@task
-def quiz():
-    return Task(
-        dataset=[Sample(input=f"Question {i}. ANSWER: {i * 3}", target=str(i * 3)) for i in range(5)],
-        solver=[system_message("Answer briefly."), generate()],
-        scorer=match(),
-    )
-'''
+TASK = quiz_task_source(count=5, factor=3)
 
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No credentials from the machine or a .env file; a test key."""
-    monkeypatch.chdir(tmp_path)
-    for name in ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
-
-
-def generate(model: Model, prompt: Any, config: GenerateConfig | None = None) -> evalkit.ModelOutput:
-    async def run() -> evalkit.ModelOutput:
-        try:
-            return await model.generate(prompt, config)
-        finally:
-            await model.aclose()
-
-    return asyncio.run(run())
+    isolate_env(monkeypatch, tmp_path, unset=ENV, ANTHROPIC_API_KEY=KEY)
 
 
 def test_messages_request_and_reply() -> None:
@@ -68,7 +44,7 @@ def test_messages_request_and_reply() -> None:
     ]
     config = GenerateConfig(max_tokens=10, temperature=0.2, top_p=0.8, top_k=20, stop_seqs=(" STOP",))
     with RecordingServer(messages_reply) as server:
-        output = generate(evalkit.get_model("anthropic/claude-sonnet-4-5", base_url=server.url), messages, config)
+        output = generate_and_close(evalkit.get_model("anthropic/claude-sonnet-4-5", base_url=server.url), messages, config)
     [request] = server.requests
     assert request.path == "/v1/messages"
     assert request.headers["authorization"] == f"Bearer {KEY}"  # how anthropic 2.x sends the key
@@ -93,8 +69,8 @@ def test_messages_request_and_reply() -> None:
 def test_default_max_tokens_and_max_tokens_stop() -> None:
     with RecordingServer(messages_reply) as server:
         model = evalkit.get_model("anthropic/claude-haiku-4-5", base_url=server.url)
-        assert generate(model, "ANSWER: short").completion == "short"
-        cut = generate(model, "ANSWER: one two three", GenerateConfig(max_tokens=2))
+        assert generate_and_close(model, "ANSWER: short").completion == "short"
+        cut = generate_and_close(model, "ANSWER: one two three", GenerateConfig(max_tokens=2))
     assert server.requests[0].json()["max_tokens"] == 4096
     assert (cut.completion, cut.stop_reason) == ("one two", "max_tokens")
 
@@ -108,7 +84,7 @@ def test_unsupported_fields_are_dropped_with_a_warning(field: str, value: Any) -
     with RecordingServer(messages_reply) as server:
         model = evalkit.get_model("anthropic/claude-haiku-4-5", base_url=server.url)
         with pytest.warns(UserWarning, match=f"'anthropic' does not support {field}"):
-            output = generate(model, "ANSWER: kept", GenerateConfig(**{field: value}))
+            output = generate_and_close(model, "ANSWER: kept", GenerateConfig(**{field: value}))
     body = server.requests[0].json()
     assert set(body) == {"model", "max_tokens", "messages"}
     assert output.completion == "kept"
@@ -140,7 +116,7 @@ def test_model_args_reach_the_client_constructor() -> None:
     with RecordingServer(messages_reply) as server:
         model = evalkit.get_model("anthropic/claude", base_url=server.url, default_headers={"anthropic-beta": "test-beta"},
                                   timeout=5)
-        assert generate(model, "ANSWER: beta").completion == "beta"
+        assert generate_and_close(model, "ANSWER: beta").completion == "beta"
     assert server.requests[0].headers["anthropic-beta"] == "test-beta"
     with pytest.raises(ModelArgsError, match="bogus_option"):
         evalkit.get_model("anthropic/claude", bogus_option=True)
@@ -165,7 +141,7 @@ def test_client_errors_are_clear_and_not_retried(status: int, message: str) -> N
     with RecordingServer(lambda request: error_reply(status, detail)) as server:
         model = evalkit.get_model("anthropic/claude-nope", base_url=server.url)
         with pytest.raises(EvalkitError, match=message):
-            generate(model, "ANSWER: never")
+            generate_and_close(model, "ANSWER: never")
     assert len(server.requests) == 1 and model.retries == 0
 
 
@@ -177,7 +153,7 @@ def test_rate_limits_overload_and_dropped_connections_are_retried() -> None:
     ]
     with RecordingServer(scripted(replies, messages_reply)) as server:
         model = evalkit.get_model("anthropic/claude", base_url=server.url)
-        output = generate(model, "ANSWER: eventually")
+        output = generate_and_close(model, "ANSWER: eventually")
     assert output.completion == "eventually"
     assert model.retries == 3 and len(server.requests) == 4
     assert server.requests[2].arrived - server.requests[1].arrived >= 0.9
@@ -187,7 +163,7 @@ def test_rate_limit_reset_header_is_the_hint_without_retry_after() -> None:
     reset = {"anthropic-ratelimit-requests-reset": "2000-01-01T00:00:00Z"}  # already passed: retry at once
     with RecordingServer(scripted([error_reply(429, "rate limited", reset)], messages_reply)) as server:
         model = evalkit.get_model("anthropic/claude", base_url=server.url)
-        assert generate(model, "ANSWER: reset").completion == "reset"
+        assert generate_and_close(model, "ANSWER: reset").completion == "reset"
     assert server.requests[1].arrived - server.requests[0].arrived < 0.5
 
 
@@ -195,11 +171,11 @@ def test_malformed_replies_are_clear_errors() -> None:
     with RecordingServer(lambda request: Reply(body='{"truncated": ')) as server:
         model = evalkit.get_model("anthropic/claude", base_url=server.url)
         with pytest.raises(Exception, match="anthropic: the reply is not a JSON object"):
-            generate(model, "ANSWER: never")
+            generate_and_close(model, "ANSWER: never")
     with RecordingServer(lambda request: Reply(body={"type": "message"})) as server:
         model = evalkit.get_model("anthropic/claude", base_url=server.url)
         with pytest.raises(Exception, match="anthropic: the reply has no 'content' list"):
-            generate(model, "ANSWER: never")
+            generate_and_close(model, "ANSWER: never")
 
 
 def test_bedrock(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -209,7 +185,7 @@ def test_bedrock(monkeypatch: pytest.MonkeyPatch) -> None:
     with RecordingServer(messages_reply) as server:
         monkeypatch.setenv("ANTHROPIC_BEDROCK_BASE_URL", server.url)
         model = evalkit.get_model("anthropic/bedrock/anthropic.claude-3-5-haiku-20241022-v1:0")
-        output = generate(model, "ANSWER: bedrock", GenerateConfig(max_tokens=5))
+        output = generate_and_close(model, "ANSWER: bedrock", GenerateConfig(max_tokens=5))
     [request] = server.requests
     assert request.path == "/model/anthropic.claude-3-5-haiku-20241022-v1:0/invoke"
     assert request.headers["authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIATESTTESTTEST/")
@@ -230,7 +206,7 @@ def test_vertex(monkeypatch: pytest.MonkeyPatch) -> None:
     with RecordingServer(messages_reply) as server:
         monkeypatch.setenv("ANTHROPIC_VERTEX_BASE_URL", server.url)
         model = evalkit.get_model("anthropic/vertex/claude-sonnet-4@20250514", access_token="ya29.test-token")
-        output = generate(model, "ANSWER: vertex")
+        output = generate_and_close(model, "ANSWER: vertex")
     [request] = server.requests
     assert request.path == "/projects/my-project/locations/us-east5/publishers/anthropic/models/claude-sonnet-4@20250514:rawPredict"
     assert request.headers["authorization"] == "Bearer ya29.test-token"

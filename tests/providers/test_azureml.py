@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx
 import pytest
 
 from evalkit import ChatMessageSystem, ChatMessageUser, GenerateConfig, ModelOutput, get_model, read_eval_log
 from evalkit.errors import EvalkitError
 from tests.conftest import REPO, run_cli
+from tests.providers.helpers import NO_RETRIES, generate_once
 from tests.servers.http import RecordingServer, Reply
 
 
@@ -28,16 +28,8 @@ def azure_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("AZUREML_BASE_URL", raising=False)
 
 
-def generate(server: RecordingServer, input: Any, gen: GenerateConfig = GenerateConfig(max_retries=0), model: str = "azureml/llama-blue", **model_args: Any) -> ModelOutput:
-    instance = get_model(model, base_url=f"{server.url}/score", config=GenerateConfig(timeout=10), **model_args)
-
-    async def main() -> ModelOutput:
-        try:
-            return await instance.generate(input, gen)
-        finally:
-            await instance.aclose()
-
-    return anyio.run(main)
+def generate(server: RecordingServer, input: Any, gen: GenerateConfig = NO_RETRIES, model: str = "azureml/llama-blue", **model_args: Any) -> ModelOutput:
+    return generate_once(model, input, gen, base_url=f"{server.url}/score", **model_args)
 
 
 def test_scoring_request_and_output() -> None:

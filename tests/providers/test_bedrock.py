@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError
 
 from evalkit import ChatMessageAssistant, ChatMessageSystem, ChatMessageUser, GenerateConfig, ModelOutput, get_model, read_eval_log
 from evalkit.errors import EvalkitError, ModelArgsError
 from tests.conftest import REPO, run_cli
+from tests.providers.helpers import NO_RETRIES, generate_and_close, generate_once, set_fake_aws_env
 from tests.servers.converse_server import aws_error, converse_reply
 from tests.servers.http import RecordingServer, Reply
 
@@ -22,24 +22,11 @@ MODEL_ID = "anthropic.claude-3-5-haiku-20241022-v1:0"
 @pytest.fixture(autouse=True)
 def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEVALKITTEST")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION", "BEDROCK_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
+    set_fake_aws_env(monkeypatch, "us-east-1", unset=("BEDROCK_BASE_URL",))
 
 
-def generate(server: RecordingServer, input: Any, gen: GenerateConfig = GenerateConfig(max_retries=0), **model_args: Any) -> ModelOutput:
-    model = get_model(f"bedrock/{MODEL_ID}", base_url=server.url, config=GenerateConfig(timeout=10), **model_args)
-
-    async def main() -> ModelOutput:
-        try:
-            return await model.generate(input, gen)
-        finally:
-            await model.aclose()
-
-    return anyio.run(main)
+def generate(server: RecordingServer, input: Any, gen: GenerateConfig = NO_RETRIES, **model_args: Any) -> ModelOutput:
+    return generate_once(f"bedrock/{MODEL_ID}", input, gen, base_url=server.url, **model_args)
 
 
 def test_converse_request_and_output(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -51,14 +38,7 @@ def test_converse_request_and_output(monkeypatch: pytest.MonkeyPatch) -> None:
             ChatMessageUser("Capital of Japan?"), ChatMessageUser("One word."),
         ]
         config = GenerateConfig(max_tokens=50, temperature=0.2, top_p=0.9, top_k=40, stop_seqs=("\n\n", "END"))
-
-        async def main() -> ModelOutput:
-            try:
-                return await model.generate(messages, config)
-            finally:
-                await model.aclose()
-
-        output = anyio.run(main)
+        output = generate_and_close(model, messages, config)
     [request] = server.requests
     assert request.method == "POST" and request.path == f"/model/{MODEL_ID.replace(':', '%3A')}/converse"
     assert "Credential=AKIDEVALKITTEST/" in request.headers["authorization"] and "/us-east-1/bedrock/" in request.headers["authorization"]
@@ -146,14 +126,7 @@ def test_dropped_connection_then_success() -> None:
     replies = iter([Reply(drop=True), converse_reply("second try")])
     with RecordingServer(lambda r: next(replies)) as server:
         model = get_model(f"bedrock/{MODEL_ID}", base_url=server.url)
-
-        async def main() -> ModelOutput:
-            try:
-                return await model.generate("hi", GenerateConfig(max_retries=1))
-            finally:
-                await model.aclose()
-
-        output = anyio.run(main)
+        output = generate_and_close(model, "hi", GenerateConfig(max_retries=1))
     assert output.completion == "second try" and model.retries == 1
 
 

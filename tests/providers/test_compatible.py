@@ -3,14 +3,14 @@ service with its own key and base URL variables."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 
 import evalkit
-from evalkit import GenerateConfig, Model
+from evalkit import GenerateConfig
 from evalkit.errors import EvalkitError, ModelNotFoundError
+from tests.providers.helpers import generate_and_close, isolate_env
 from tests.servers.http import RecordingServer
 from tests.servers.openai_server import chat_reply, error_reply, openai_reply
 
@@ -33,22 +33,8 @@ IDS = [s[0] for s in SERVICES]
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No credentials from the machine or a .env file."""
-    monkeypatch.chdir(tmp_path)
-    for _, key_env, url_env, *_ in SERVICES:
-        monkeypatch.delenv(key_env, raising=False)
-        monkeypatch.delenv(url_env, raising=False)
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "MY_LAB_API_KEY", "MY_LAB_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
-
-
-def generate(model: Model, prompt: str, config: GenerateConfig | None = None) -> evalkit.ModelOutput:
-    async def run() -> evalkit.ModelOutput:
-        try:
-            return await model.generate(prompt, config)
-        finally:
-            await model.aclose()
-
-    return asyncio.run(run())
+    service_vars = [name for _, key_env, url_env, *_ in SERVICES for name in (key_env, url_env)]
+    isolate_env(monkeypatch, tmp_path, unset=[*service_vars, "OPENAI_API_KEY", "OPENAI_BASE_URL", "MY_LAB_API_KEY", "MY_LAB_BASE_URL"])
 
 
 @pytest.mark.parametrize(("provider", "key_env", "url_env", "default_url", "key_required", "top_k"), SERVICES, ids=IDS)
@@ -63,10 +49,10 @@ def test_service_uses_its_own_key_and_base_url(
         model = evalkit.get_model(f"{provider}/org/some-model-Instruct")
         config = GenerateConfig(max_tokens=8, temperature=0.5, top_k=40)
         if top_k:
-            output = generate(model, "ANSWER: compatible", config)
+            output = generate_and_close(model, "ANSWER: compatible", config)
         else:
             with pytest.warns(UserWarning, match=f"'{provider}' does not support top_k"):
-                output = generate(model, "ANSWER: compatible", config)
+                output = generate_and_close(model, "ANSWER: compatible", config)
     [request] = server.requests
     assert request.path == "/v1/chat/completions"
     assert request.headers["authorization"] == f"Bearer {key}"
@@ -97,7 +83,7 @@ def test_service_defaults_and_missing_settings(
 def test_keyless_local_server_needs_no_key(monkeypatch: pytest.MonkeyPatch) -> None:
     with RecordingServer(chat_reply) as server:
         monkeypatch.setenv("OLLAMA_BASE_URL", f"{server.url}/v1")
-        output = generate(evalkit.get_model("ollama/llama3.2"), "ANSWER: local")
+        output = generate_and_close(evalkit.get_model("ollama/llama3.2"), "ANSWER: local")
     assert output.completion == "local"
     assert server.requests[0].json()["model"] == "llama3.2"
 
@@ -110,7 +96,7 @@ def test_openrouter_routing_args_go_in_the_request_body(monkeypatch: pytest.Monk
             "openrouter/anthropic/claude-3.5-haiku", models=["openai/gpt-4o-mini"], provider={"order": ["Anthropic"]},
             transforms=["middle-out"], default_headers={"HTTP-Referer": "https://evalkit.test"},
         )
-        output = generate(model, "ANSWER: routed")
+        output = generate_and_close(model, "ANSWER: routed")
     [request] = server.requests
     assert request.path == "/api/v1/chat/completions"
     assert request.headers["http-referer"] == "https://evalkit.test"
@@ -125,8 +111,8 @@ def test_generic_openai_api_service(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MY_LAB_API_KEY", "lab-key-0123456789")
     with RecordingServer(openai_reply) as server:
         monkeypatch.setenv("MY_LAB_BASE_URL", f"{server.url}/v1")
-        chat = generate(evalkit.get_model("openai-api/my-lab/tiny-chat"), "ANSWER: generic")
-        completion = generate(evalkit.get_model("openai-api/my-lab/tiny-base", api="completions"), "ANSWER: plain")
+        chat = generate_and_close(evalkit.get_model("openai-api/my-lab/tiny-chat"), "ANSWER: generic")
+        completion = generate_and_close(evalkit.get_model("openai-api/my-lab/tiny-base", api="completions"), "ANSWER: plain")
     first, second = server.requests
     assert first.path == "/v1/chat/completions" and first.json()["model"] == "tiny-chat"
     assert first.headers["authorization"] == "Bearer lab-key-0123456789"
@@ -146,4 +132,4 @@ def test_compatible_errors_name_the_services_key(monkeypatch: pytest.MonkeyPatch
     with RecordingServer(lambda request: error_reply(401, "Invalid API Key")) as server:
         monkeypatch.setenv("GROQ_BASE_URL", f"{server.url}/openai/v1")
         with pytest.raises(EvalkitError, match="groq: authentication failed \\(HTTP 401\\); check GROQ_API_KEY: Invalid API Key"):
-            generate(evalkit.get_model("groq/llama-3.1-8b-instant"), "ANSWER: never")
+            generate_and_close(evalkit.get_model("groq/llama-3.1-8b-instant"), "ANSWER: never")

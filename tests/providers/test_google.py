@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 from google.genai import errors
 
 from evalkit import ChatMessageAssistant, ChatMessageSystem, ChatMessageUser, GenerateConfig, ModelOutput, get_model, read_eval_log
 from evalkit.errors import EvalkitError, ModelArgsError
 from tests.conftest import REPO, run_cli
+from tests.providers.helpers import NO_RETRIES, generate_and_close, generate_once
 from tests.servers.gemini_server import gemini_reply, google_error
 from tests.servers.http import RecordingServer, Reply
 
@@ -27,16 +27,8 @@ def google_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def generate(model_name: str, server: RecordingServer, input: Any, gen: GenerateConfig = GenerateConfig(max_retries=0), **model_args: Any) -> ModelOutput:
-    model = get_model(model_name, base_url=server.url, config=GenerateConfig(timeout=10), **model_args)
-
-    async def main() -> ModelOutput:
-        try:
-            return await model.generate(input, gen)
-        finally:
-            await model.aclose()
-
-    return anyio.run(main)
+def generate(model_name: str, server: RecordingServer, input: Any, gen: GenerateConfig = NO_RETRIES, **model_args: Any) -> ModelOutput:
+    return generate_once(model_name, input, gen, base_url=server.url, **model_args)
 
 
 def test_generate_content_request_and_output(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -46,14 +38,7 @@ def test_generate_content_request_and_output(monkeypatch: pytest.MonkeyPatch) ->
         messages = [ChatMessageSystem("Answer briefly."), ChatMessageUser("Hi"), ChatMessageAssistant("Hello!"), ChatMessageUser("Capital of Japan?")]
         config = GenerateConfig(max_tokens=64, temperature=0.3, top_p=0.8, top_k=20, stop_seqs=("END",), seed=7,
                                 presence_penalty=0.1, frequency_penalty=0.2)
-
-        async def main() -> ModelOutput:
-            try:
-                return await model.generate(messages, config)
-            finally:
-                await model.aclose()
-
-        output = anyio.run(main)
+        output = generate_and_close(model, messages, config)
     [request] = server.requests
     assert request.method == "POST" and request.path.endswith(f"/models/{MODEL}:generateContent")
     assert request.headers["x-goog-api-key"] == "gkey-evalkit-test"
@@ -184,14 +169,7 @@ def test_vertex_project_and_location_from_environment(monkeypatch: pytest.Monkey
     with RecordingServer(lambda r: gemini_reply("from vertex")) as server:
         monkeypatch.setenv("GOOGLE_VERTEX_BASE_URL", server.url)
         model = get_model(f"vertex/{MODEL}", credentials=Credentials(token="ya29.fake-token"))
-
-        async def main() -> ModelOutput:
-            try:
-                return await model.generate([ChatMessageSystem("Be brief."), ChatMessageUser("hi")], GenerateConfig(max_tokens=8))
-            finally:
-                await model.aclose()
-
-        output = anyio.run(main)
+        output = generate_and_close(model, [ChatMessageSystem("Be brief."), ChatMessageUser("hi")], GenerateConfig(max_tokens=8))
     [request] = server.requests
     assert request.path == f"/v1beta1/projects/my-project/locations/europe-west4/publishers/google/models/{MODEL}:generateContent"
     assert request.headers["authorization"] == "Bearer ya29.fake-token" and "x-goog-api-key" not in request.headers

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -10,9 +9,10 @@ from typing import Any
 import pytest
 
 import evalkit
-from evalkit import GenerateConfig, Model
+from evalkit import GenerateConfig
 from evalkit.errors import EvalkitError, ModelArgsError
 from tests.conftest import run_cli
+from tests.providers.helpers import generate_and_close, isolate_env, quiz_task_source
 from tests.servers.http import Reply, RecordingServer, Request
 from tests.servers.openai_server import chat_reply, error_reply, openai_reply, scripted
 
@@ -20,40 +20,13 @@ KEY = "sk-test-openai-0123456789"
 ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID", "AZUREAI_OPENAI_API_KEY",
        "AZUREAI_OPENAI_BASE_URL", "OPENAI_API_VERSION")
 
-TASK = '''
-from evalkit import Sample, Task, task
-from evalkit.scorer import match
-from evalkit.solver import generate, system_message
-
-@task
-def quiz():
-    return Task(
-        dataset=[Sample(input=f"Question {i}. ANSWER: {i * 7}", target=str(i * 7)) for i in range(6)],
-        solver=[system_message("Answer briefly."), generate()],
-        scorer=match(),
-    )
-'''
+TASK = quiz_task_source(count=6, factor=7)
 
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No credentials from the machine or a .env file; a test key."""
-    monkeypatch.chdir(tmp_path)
-    for name in ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-
-
-def generate(model: Model, prompt: Any, config: GenerateConfig | None = None) -> evalkit.ModelOutput:
-    """`model.generate` in a fresh event loop, closing the model afterwards."""
-
-    async def run() -> evalkit.ModelOutput:
-        try:
-            return await model.generate(prompt, config)
-        finally:
-            await model.aclose()
-
-    return asyncio.run(run())
+    isolate_env(monkeypatch, tmp_path, unset=ENV, OPENAI_API_KEY=KEY)
 
 
 def test_chat_maps_every_parameter_and_reads_the_reply(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -66,7 +39,7 @@ def test_chat_maps_every_parameter_and_reads_the_reply(monkeypatch: pytest.Monke
     with RecordingServer(chat_reply) as server:
         model = evalkit.get_model("openai/gpt-4o-mini", base_url=f"{server.url}/v1")
         messages = [evalkit.ChatMessageSystem("Be brief."), evalkit.ChatMessageUser("Say it. ANSWER: one two three")]
-        output = generate(model, messages, config)
+        output = generate_and_close(model, messages, config)
     [request] = server.requests
     assert request.path == "/v1/chat/completions"
     assert request.headers["authorization"] == f"Bearer {KEY}"
@@ -91,7 +64,7 @@ def test_reasoning_models_get_max_completion_tokens_and_top_k_is_dropped_with_a_
     with RecordingServer(chat_reply) as server:
         model = evalkit.get_model("openai/o3-mini", base_url=f"{server.url}/v1")
         with pytest.warns(UserWarning, match="'openai' does not support top_k"):
-            output = generate(model, "ANSWER: fine", GenerateConfig(max_tokens=50, top_k=5))
+            output = generate_and_close(model, "ANSWER: fine", GenerateConfig(max_tokens=50, top_k=5))
     body = server.requests[0].json()
     assert body["max_completion_tokens"] == 50
     assert "max_tokens" not in body and "top_k" not in body
@@ -106,7 +79,7 @@ def test_completion_models_use_the_legacy_completions_endpoint(name: str, model_
     with RecordingServer(openai_reply) as server:
         model = evalkit.get_model(name, base_url=f"{server.url}/v1", **model_args)
         messages = [evalkit.ChatMessageSystem("Complete this."), evalkit.ChatMessageUser("ANSWER: alpha beta")]
-        output = generate(model, messages, GenerateConfig(max_tokens=16, top_logprobs=2, stop_seqs=("\n",)))
+        output = generate_and_close(model, messages, GenerateConfig(max_tokens=16, top_logprobs=2, stop_seqs=("\n",)))
     [request] = server.requests
     assert request.path == "/v1/completions"
     assert request.json() == {
@@ -129,10 +102,10 @@ def test_model_args_reach_the_client_constructor() -> None:
     with RecordingServer(slow) as server:
         model = evalkit.get_model("openai/gpt-4o", base_url=f"{server.url}/v1", timeout=0.5,
                                   default_headers={"X-Eval": "yes"}, api="chat")
-        assert generate(model, "ANSWER: ok").completion == "ok"
+        assert generate_and_close(model, "ANSWER: ok").completion == "ok"
         start = time.monotonic()
         with pytest.raises(Exception, match="timed out"):
-            generate(model, "slow ANSWER: late", GenerateConfig(max_retries=0))
+            generate_and_close(model, "slow ANSWER: late", GenerateConfig(max_retries=0))
         assert time.monotonic() - start < 1.5
     assert server.requests[0].headers["x-eval"] == "yes"
     assert server.requests[0].path == "/v1/chat/completions"
@@ -155,7 +128,7 @@ def test_key_and_base_url_come_from_a_dotenv_file(monkeypatch: pytest.MonkeyPatc
     monkeypatch.delenv("OPENAI_API_KEY")
     with RecordingServer(chat_reply) as server:
         (tmp_path / ".env").write_text(f"OPENAI_API_KEY=sk-from-dotenv-123\nOPENAI_BASE_URL={server.url}/v1\n")
-        output = generate(evalkit.get_model("openai/gpt-4o"), "ANSWER: dotenv")
+        output = generate_and_close(evalkit.get_model("openai/gpt-4o"), "ANSWER: dotenv")
     assert output.completion == "dotenv"
     assert server.requests[0].headers["authorization"] == "Bearer sk-from-dotenv-123"
 
@@ -174,7 +147,7 @@ def test_client_errors_are_clear_and_not_retried(status: int, message: str) -> N
     with RecordingServer(lambda request: error_reply(status, detail)) as server:
         model = evalkit.get_model("openai/gpt-4o", base_url=f"{server.url}/v1")
         with pytest.raises(EvalkitError, match=message):
-            generate(model, "ANSWER: never")
+            generate_and_close(model, "ANSWER: never")
     assert len(server.requests) == 1
     assert model.retries == 0
 
@@ -183,7 +156,7 @@ def test_rate_limit_is_retried_after_the_servers_hint() -> None:
     handler = scripted([error_reply(429, "slow down", {"Retry-After": "1"})], chat_reply)
     with RecordingServer(handler) as server:
         model = evalkit.get_model("openai/gpt-4o", base_url=f"{server.url}/v1")
-        output = generate(model, "ANSWER: patient")
+        output = generate_and_close(model, "ANSWER: patient")
     assert output.completion == "patient"
     assert model.retries == 1
     first, second = server.requests
@@ -194,7 +167,7 @@ def test_server_errors_and_dropped_connections_are_retried() -> None:
     replies = [Reply(drop=True), error_reply(500, "boom", {"Retry-After": "0"}), error_reply(503, "busy", {"retry-after-ms": "10"})]
     with RecordingServer(scripted(replies, chat_reply)) as server:
         model = evalkit.get_model("openai/gpt-4o", base_url=f"{server.url}/v1")
-        output = generate(model, "ANSWER: survived")
+        output = generate_and_close(model, "ANSWER: survived")
     assert output.completion == "survived"
     assert model.retries == 3 and len(server.requests) == 4
 
@@ -203,7 +176,7 @@ def test_retries_give_up_after_max_retries() -> None:
     with RecordingServer(lambda request: error_reply(500, "always down", {"Retry-After": "0"})) as server:
         model = evalkit.get_model("openai/gpt-4o", base_url=f"{server.url}/v1")
         with pytest.raises(Exception, match="always down"):
-            generate(model, "ANSWER: never", GenerateConfig(max_retries=2))
+            generate_and_close(model, "ANSWER: never", GenerateConfig(max_retries=2))
     assert len(server.requests) == 3
 
 
@@ -211,14 +184,14 @@ def test_malformed_json_is_a_clear_error() -> None:
     with RecordingServer(lambda request: Reply(body="<html>gateway</html>")) as server:
         model = evalkit.get_model("openai/gpt-4o", base_url=f"{server.url}/v1")
         with pytest.raises(Exception, match="openai: the reply is not a JSON object \\(HTTP 200\\).*gateway"):
-            generate(model, "ANSWER: never")
+            generate_and_close(model, "ANSWER: never")
     assert len(server.requests) == 1
 
 
 def test_a_model_serves_several_event_loops_and_reopens_after_aclose() -> None:
     with RecordingServer(chat_reply) as server:
         model = evalkit.get_model("openai/gpt-4o", base_url=f"{server.url}/v1")
-        assert [generate(model, f"ANSWER: {i}").completion for i in range(3)] == ["0", "1", "2"]
+        assert [generate_and_close(model, f"ANSWER: {i}").completion for i in range(3)] == ["0", "1", "2"]
 
 
 def test_azure_deployments(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -226,7 +199,7 @@ def test_azure_deployments(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_VERSION", "2024-10-21")
     with RecordingServer(chat_reply) as server:
         monkeypatch.setenv("AZUREAI_OPENAI_BASE_URL", server.url)
-        output = generate(evalkit.get_model("openai/azure/my-gpt4o"), "ANSWER: azure", GenerateConfig(max_tokens=9))
+        output = generate_and_close(evalkit.get_model("openai/azure/my-gpt4o"), "ANSWER: azure", GenerateConfig(max_tokens=9))
     [request] = server.requests
     assert request.path == "/openai/deployments/my-gpt4o/chat/completions?api-version=2024-10-21"
     assert request.headers["api-key"] == "azure-key-0123456789"

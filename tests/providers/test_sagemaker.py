@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError
 
 from evalkit import ChatMessageAssistant, ChatMessageSystem, ChatMessageUser, GenerateConfig, ModelOutput, get_model, read_eval_log
 from evalkit.errors import ModelArgsError
 from tests.conftest import REPO, run_cli
+from tests.providers.helpers import NO_RETRIES, generate_once, set_fake_aws_env
 from tests.servers.converse_server import aws_error
 from tests.servers.http import RecordingServer, Reply
 
@@ -30,24 +30,11 @@ def chat_reply(text: str, finish_reason: str = "stop") -> Reply:
 @pytest.fixture(autouse=True)
 def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEVALKITTEST")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-central-1")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION", "SAGEMAKER_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
+    set_fake_aws_env(monkeypatch, "eu-central-1", unset=("SAGEMAKER_BASE_URL",))
 
 
-def generate(server: RecordingServer, input: Any, gen: GenerateConfig = GenerateConfig(max_retries=0), **model_args: Any) -> ModelOutput:
-    model = get_model(f"sagemaker/{ENDPOINT}", base_url=server.url, config=GenerateConfig(timeout=10), **model_args)
-
-    async def main() -> ModelOutput:
-        try:
-            return await model.generate(input, gen)
-        finally:
-            await model.aclose()
-
-    return anyio.run(main)
+def generate(server: RecordingServer, input: Any, gen: GenerateConfig = NO_RETRIES, **model_args: Any) -> ModelOutput:
+    return generate_once(f"sagemaker/{ENDPOINT}", input, gen, base_url=server.url, **model_args)
 
 
 def test_tgi_request_and_output() -> None:

@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 
 from evalkit import ChatMessageSystem, ChatMessageUser, GenerateConfig, ModelOutput, get_model, read_eval_log
 from evalkit.errors import EvalkitError, ModelArgsError
 from tests.conftest import REPO, run_cli
+from tests.providers.helpers import NO_RETRIES, generate_once
 from tests.servers.http import RecordingServer, Reply
 
 SPEC = """
@@ -50,16 +50,8 @@ def write_spec(tmp_path: Path, url: str, text: str = SPEC) -> Path:
     return path
 
 
-def generate(server: RecordingServer, spec: Any, input: Any, gen: GenerateConfig = GenerateConfig(max_retries=0), **model_args: Any) -> ModelOutput:
-    model = get_model("transform/acme-7b", spec=str(spec) if isinstance(spec, Path) else spec, config=GenerateConfig(timeout=10), **model_args)
-
-    async def main() -> ModelOutput:
-        try:
-            return await model.generate(input, gen)
-        finally:
-            await model.aclose()
-
-    return anyio.run(main)
+def generate(server: RecordingServer, spec: Any, input: Any, gen: GenerateConfig = NO_RETRIES, **model_args: Any) -> ModelOutput:
+    return generate_once("transform/acme-7b", input, gen, spec=str(spec) if isinstance(spec, Path) else spec, **model_args)
 
 
 def test_request_and_response_are_mapped(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
