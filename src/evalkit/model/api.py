@@ -48,6 +48,14 @@ class ModelAPI(ABC):
     async def generate(self, messages: list[ChatMessage], config: GenerateConfig) -> ModelOutput:
         """Make exactly one request for `messages` with `config` (already merged)."""
 
+    provider: str = ""
+    """The provider's registered name, for messages (subclasses set it)."""
+
+    @property
+    def label(self) -> str:
+        """`provider/model` as used in error messages."""
+        return f"{self.provider}/{self.model_name}"
+
     def max_connections(self) -> int:
         """Default number of concurrent requests."""
         return 10

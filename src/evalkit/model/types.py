@@ -106,8 +106,12 @@ class GenerateConfig:
         """A copy with every field that `other` sets taking precedence."""
         if other is None:
             return self
-        updates = {f.name: getattr(other, f.name) for f in fields(other) if getattr(other, f.name) is not None}
-        return replace(self, **updates) if updates else self
+        updates = {name: value for name in GENERATE_CONFIG_FIELDS if (value := getattr(other, name)) is not None}
+        if not updates:
+            return self
+        if all(name in updates or getattr(self, name) is None for name in GENERATE_CONFIG_FIELDS):
+            return other  # `other` already holds every field set here: no new config to build
+        return replace(self, **updates)
 
     def to_dict(self) -> dict[str, Any]:
         """The fields that are set."""

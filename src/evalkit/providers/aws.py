@@ -59,10 +59,6 @@ class AWSAPI(ModelAPI):
         self._stack = AsyncExitStack()
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    @property
-    def label(self) -> str:
-        return f"{self.provider}/{self.model_name}"
-
     def _with_defaults(self, model_args: dict[str, Any], client_config: dict[str, Any] | None) -> dict[str, Any]:
         """session.client arguments: -M, the endpoint, and a Config with retries off."""
         args = dict(model_args)

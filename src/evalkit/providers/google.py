@@ -117,10 +117,6 @@ class GoogleAPI(ModelAPI):
         except ValueError as ex:
             raise ModelArgsError(f"-M rejected by google-genai: {str(ex).splitlines()[0]}") from None
 
-    @property
-    def label(self) -> str:
-        return f"{self.provider}/{self.model_name}"
-
     def _auth_args(self, api_key: str | None, args: dict[str, Any]) -> dict[str, Any]:
         """Client arguments with the credentials filled in from the environment."""
         key = api_key or get_secret("GOOGLE_API_KEY") or get_secret("GEMINI_API_KEY")

@@ -42,10 +42,6 @@ class JSONChatAPI(ModelAPI):
 
         self._client = PerLoop(client, initial=client())  # made now, so a bad -M fails at once
 
-    @property
-    def label(self) -> str:
-        return f"{self.provider}/{self.model_name}"
-
     def request_body(self, request: dict[str, Any], config: GenerateConfig) -> Any:
         """The JSON body sent for the OpenAI-style `request`."""
         return request
