@@ -3,7 +3,6 @@ classifies their errors, and `SDKModelAPI`, the base of the providers built on i
 
 from __future__ import annotations
 
-import asyncio
 from types import ModuleType
 from typing import Any
 
@@ -18,6 +17,7 @@ from evalkit.providers.http_errors import (
     is_retryable_status,
     request_error,
 )
+from evalkit.providers.per_loop import PerLoop
 
 DEFAULT_MAX_CONNECTIONS = 32
 """Default concurrency of the providers on an SDK transport."""
@@ -52,15 +52,16 @@ class SDKTransport:
         connections: int = 0,
     ) -> None:
         self._sdk = sdk
-        self._new_client = lambda http_client: client_class(**{**settings, "http_client": http_client, **model_args})
+
+        def new_client() -> Any:
+            return client_class(**{**settings, "http_client": self._http_client(), **model_args})
+
         self._pool = max(connections, POOL_SIZE)
         self.provider = provider
         self.model = model
         self.key_env = key_env
         self.reset_headers = reset_headers
-        self.client: Any = self._new_client(self._http_client())
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._fresh = True
+        self._client = PerLoop(new_client, initial=new_client())  # made now, so a bad -M fails at once
 
     def _http_client(self) -> Any:
         import httpx2
@@ -75,13 +76,8 @@ class SDKTransport:
         """POST `body` as JSON to `path` (relative to the client's base URL); the decoded reply."""
         import httpx2
 
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:
-            if not self._fresh:
-                self.client = self._new_client(self._http_client())
-            self._loop, self._fresh = loop, False
         try:
-            response = await self.client.post(path, body=body, cast_to=httpx2.Response)
+            response = await self._client.get().post(path, body=body, cast_to=httpx2.Response)
         except self._sdk.APIStatusError as error:
             mapped = request_error(
                 self.provider, error_status(error), error_detail(error), model=self.model, key_env=self.key_env
@@ -109,8 +105,9 @@ class SDKTransport:
 
     async def aclose(self) -> None:
         """Close the client; a later `post` builds a new one."""
-        await self.client.close()
-        self._loop, self._fresh = None, False
+        client = self._client.take()
+        if client is not None:
+            await client.close()
 
 
 class SDKModelAPI(ModelAPI):
