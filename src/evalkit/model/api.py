@@ -56,6 +56,11 @@ class ModelAPI(ABC):
         """`provider/model` as used in error messages."""
         return f"{self.provider}/{self.model_name}"
 
+    def weights(self) -> dict[str, str] | None:
+        """What actually answers, for the log header: local backends give the weights' name
+        and a content hash (`{"name": ..., "sha256": ...}`); hosted providers give None."""
+        return None
+
     def max_connections(self) -> int:
         """Default number of concurrent requests."""
         return 10
