@@ -24,7 +24,7 @@ _EXPORTS = {
         "ChatCompletionChoice", "ChatMessage", "ChatMessageAssistant", "ChatMessageSystem",
         "ChatMessageUser", "GenerateConfig", "ModelOutput", "ModelUsage",
     ],
-    "evalkit.runner": ["eval", "eval_async", "eval_retry"],
+    "evalkit.runner": ["eval", "eval_async", "eval_retry", "eval_retry_async"],
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -61,4 +61,4 @@ if TYPE_CHECKING:
         ModelOutput,
         ModelUsage,
     )
-    from evalkit.runner import eval, eval_async, eval_retry
+    from evalkit.runner import eval, eval_async, eval_retry, eval_retry_async

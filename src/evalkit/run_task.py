@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import os
 import platform
 import sys
 import time
@@ -19,15 +18,17 @@ import anyio
 
 from evalkit.dataset.sample import Sample
 from evalkit.display import DisplayMode, Progress
-from evalkit.errors import DatasetError, LogFileError
+from evalkit.errors import DatasetError, EvalkitError, LogValueError, LogWriteError
+from evalkit.log.compact import compact_log
 from evalkit.log.schema import LOG_FORMAT_VERSION, EvalLog, EvalSample
 from evalkit.log.writer import LogWriter, redact
-from evalkit.model.model import Model, RetryRecorder, retry_recorder
-from evalkit.model.types import ChatMessageUser, GenerateConfig, ModelUsage, message_to_dict
+from evalkit.model.model import Model, RetryRecorder
+from evalkit.model.types import GenerateConfig, ModelUsage
+from evalkit.run_sample import failed, run_sample
 from evalkit.scorebook import ScoreBook
 from evalkit.secrets import scrub
-from evalkit.solver.state import TaskState
 from evalkit.task import Task
+from evalkit.task_identity import check_same_task
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,8 @@ def _work(task: Task, limit: tuple[int, int | None], epochs: int) -> tuple[Itera
 
 
 def _header(task: Task, model: Model, options: RunOptions, config: GenerateConfig, epochs: int, samples: int) -> dict[str, Any]:
-    return {
+    identity = task.identity()
+    header = {
         "format": LOG_FORMAT_VERSION,
         "eval_id": uuid.uuid4().hex,
         "task": task.display_name,
@@ -92,28 +94,59 @@ def _header(task: Task, model: Model, options: RunOptions, config: GenerateConfi
         "model": model.name,
         "model_args": redact(model.model_args),
         "config": config.to_dict(),
-        "dataset": {"name": getattr(task.dataset, "name", "dataset"), "fingerprint": task.dataset.fingerprint(), "samples": samples},
+        "dataset": {"name": getattr(task.dataset, "name", "dataset"), "fingerprint": identity["dataset"], "samples": samples},
         "epochs": epochs,
         "limit": list(options.limit),
         "fail_on_error": options.fail_on_error,
-        "scorers": [s.name for s in task.scorers],
+        "solver": identity["solver"],
+        "scorers": identity["scorers"],
+        "identity": identity,
         "versions": _versions(),
         "started": datetime.now(timezone.utc).isoformat(),
     }
+    weights = model.api.weights()
+    if weights:
+        header["weights"] = weights
+    return header
 
 
-def _compact(log: EvalLog) -> list[EvalSample]:
-    """Rewrite `log` with its header and finished samples only (atomically), so a resumed run
-    appends each retried sample once; return the finished samples."""
-    finished = [s for s in log.samples if s.error is None]
-    temporary = log.location.with_name(log.location.name + ".tmp")
-    writer = LogWriter(temporary)
-    writer.header(log.header)
-    for sample in finished:
-        writer.sample(sample)
-    writer.close()
-    os.replace(temporary, log.location)
-    return finished
+@dataclass
+class _Tally:
+    """What the footer counts, carried over from an earlier run of the same log on resume."""
+
+    errors: int = 0
+    retries: int = 0
+    duration: float = 0.0
+    failure: str | None = None
+    traceback: str | None = None
+
+
+def _resume(task: Task, resume: EvalLog, work: Iterator[tuple[Sample, int]]) -> tuple[list[EvalSample], Iterator[tuple[Sample, int]], _Tally]:
+    """The log's finished samples (after compacting it), the work still to do, and the
+    retries and time spent so far."""
+    check_same_task(resume.header, task.identity(), resume.location)
+    before = resume.footer or {}
+    tally = _Tally(retries=int(before.get("retries", 0)), duration=float(before.get("duration", 0.0)))
+    finished = compact_log(resume)
+    done = {(s.id, s.epoch) for s in finished}
+    return finished, (pair for pair in work if (pair[0].id, pair[1]) not in done), tally
+
+
+def check_ids(task: Task) -> None:
+    """Refuse a dataset whose sample ids repeat (results and resume are keyed by them)."""
+    repeated = task.dataset.duplicate_ids()
+    if repeated:
+        shown = ", ".join(map(str, sorted(set(map(str, repeated)))[:5]))
+        raise DatasetError(f"dataset '{getattr(task.dataset, 'name', 'dataset')}' uses sample ids more than once "
+                           f"({shown}); give every sample its own id")
+
+
+def _no_samples(task: Task, options: RunOptions) -> str:
+    start, stop = options.limit
+    size = len(task.dataset)
+    if size == 0:
+        return f"the dataset of task '{task.display_name}' is empty: no samples to evaluate"
+    return f"--limit {start + 1}-{stop} selects no samples: the dataset of task '{task.display_name}' has {size}"
 
 
 async def run_task(task: Task, model: Model, options: RunOptions, resume: EvalLog | None = None) -> EvalLog:
@@ -121,148 +154,122 @@ async def run_task(task: Task, model: Model, options: RunOptions, resume: EvalLo
 
     With `resume`, run only the samples that log lacks or that errored there, appending to it.
     """
-    epochs = options.epochs or task.epochs
+    epochs = options.epochs or task.epoch_count
     config = task.config.merge(options.config)
     work, total = _work(task, options.limit, epochs)
-    repeated = task.dataset.duplicate_ids()
-    if repeated:
-        shown = ", ".join(map(str, sorted(set(map(str, repeated)))[:5]))
-        raise DatasetError(f"dataset '{getattr(task.dataset, 'name', 'dataset')}' uses sample ids more than once "
-                           f"({shown}); give every sample its own id")
+    check_ids(task)
     book = ScoreBook(task, epochs)
     usage = ModelUsage()
     finished: list[EvalSample] = []
+    tally = _Tally()
     if resume is None:
         header = _header(task, model, options, config, epochs, total // epochs)
         path = _log_path(options.log_dir, task.display_name, model.name, header["eval_id"])
     else:
         header, path = resume.header, resume.location
-        if header["dataset"]["fingerprint"] != task.dataset.fingerprint():
-            raise LogFileError(f"{path}: the task's dataset changed since this log was written; run it afresh with evalkit eval")
-        finished = _compact(resume)
-        done = {(s.id, s.epoch) for s in finished}
-        work = (pair for pair in work if (pair[0].id, pair[1]) not in done)
+        finished, work, tally = _resume(task, resume, work)
     writer = LogWriter(path)
     if resume is None:
         writer.header(header)
     for sample in finished:
-        book.add(sample.id, {k: v["value"] for k, v in sample.scores.items()})
+        book.add(sample.id, sample.metadata or {}, sample.scores)
         usage.add(_usage(sample.usage))
-    errors = 0
-    failure: str | None = None
+    if total == 0:
+        tally.failure = _no_samples(task, options)
+        print(f"warning: {tally.failure}", file=sys.stderr)
     status = "cancelled"
     started = time.monotonic()
-    progress = Progress(f"{task.display_name} · {model.name}", total, options.display)
-    progress.done = len(finished)
+    progress = Progress(f"{task.display_name} · {model.name}", total, options.display, already_done=len(finished))
 
     async def worker(cancel: anyio.CancelScope) -> None:
-        nonlocal errors, failure
         for sample, epoch in work:
             model.api.activity.active += 1
             try:
-                result = await run_sample(task, model, config, sample, epoch, RetryRecorder(progress.add_retry))
+                result = await run_sample(task, model, config, sample, epoch, RetryRecorder(progress.add_retry, progress.add_waiting))
             finally:
                 model.api.activity.active -= 1
-            writer.sample(result)
+            result, fatal = _record(result, book, writer)
             usage.add(_usage(result.usage))
-            book.add(result.id, None if result.error else {k: v["value"] for k, v in result.scores.items()})
             progress.advance(result.usage["total_tokens"] if result.usage else 0, result.error is not None)
-            if result.error is not None:
-                errors += 1
-                if _too_many_errors(errors, total, options.fail_on_error):
-                    failure = f"sample {result.id} (epoch {result.epoch}) failed: {result.error.splitlines()[0]}"
-                    cancel.cancel()
-                    return
+            tally.errors += result.error is not None
+            if fatal or (result.error is not None and _too_many_errors(tally.errors, total, options.fail_on_error)):
+                tally.failure = fatal or f"sample {result.id} (epoch {result.epoch}) failed: {result.error.splitlines()[0]}"  # type: ignore[union-attr]
+                cancel.cancel()
+                return
 
     try:
         with progress:
             async with anyio.create_task_group() as group:
                 for _ in range(min(options.max_samples or model.max_connections(config), max(total, 1))):
                     group.start_soon(worker, group.cancel_scope)
-        status = "error" if failure else "success"
-    except BaseExceptionGroup as group:
-        error = _first_leaf(group)
-        if isinstance(error, Exception):
-            status, failure = "error", f"{type(error).__name__}: {error}"
-        raise error from None
-    except Exception as error:
-        status, failure = "error", f"{type(error).__name__}: {error}"
-        raise
+        status = "success"
+    except BaseException as raised:
+        error = _first_leaf(raised) if isinstance(raised, BaseExceptionGroup) else raised
+        if not isinstance(error, Exception) or isinstance(error, LogWriteError):
+            raise error from None  # cancelled, interrupted, or the log itself cannot be written
+        status, tally.failure = "error", f"{type(error).__name__}: {error}"
+        if not isinstance(error, EvalkitError):
+            tally.traceback = scrub("".join(traceback.format_exception(error)))
     finally:
-        try:
-            results = book.results()
-        except Exception as ex:  # a custom scorer or metric gave values it cannot reduce
-            results, status = {}, "error"
-            failure = failure or f"computing metrics failed: {type(ex).__name__}: {ex}"
-        footer = {
-            "status": status,
-            "results": results,
-            "counts": {"total": total, "completed": progress.done - errors, "errors": errors},
-            "usage": {model.name: usage.to_dict()},
-            "retries": progress.retries,
-            "duration": round(time.monotonic() - started, 3),
-            "completed": datetime.now(timezone.utc).isoformat(),
-        }
-        if failure:
-            footer["error"] = scrub(failure)
+        footer = _footer(status, book, tally, total, len(finished) + progress.done, usage, model, started)
         writer.footer(footer)
         writer.close()
-        if status == "cancelled":
+        if footer["status"] == "cancelled":
             print(f"cancelled: finished samples are in {path}; resume with: evalkit eval-retry {path}", file=sys.stderr)
     return EvalLog(location=path, header=header, footer=footer)
 
 
-async def run_sample(task: Task, model: Model, config: GenerateConfig, sample: Sample, epoch: int, retries: RetryRecorder) -> EvalSample:
-    """Solve and score one (sample, epoch); an exception becomes the record's error."""
-    state = TaskState(
-        model=model.name,
-        sample_id=sample.id,  # type: ignore[arg-type]
-        epoch=epoch,
-        input=sample.input,
-        messages=[ChatMessageUser(content=sample.input)] if isinstance(sample.input, str) else list(sample.input),
-        target=sample.targets,
-        choices=sample.choices,
-        metadata=dict(sample.metadata) if sample.metadata else {},
-    )
-    sample_usage = ModelUsage()
+def _record(result: EvalSample, book: ScoreBook, writer: LogWriter) -> tuple[EvalSample, str | None]:
+    """Check, write and count one finished sample; return it as written, and why the run
+    must stop, if it must.
 
-    async def generate(state: TaskState, **overrides: Any) -> TaskState:
-        call_config = config.merge(GenerateConfig(**overrides)) if overrides else config
-        output = await model.generate(state.messages, call_config)
-        state.output = output
-        if output.choices:
-            state.messages.append(output.choices[0].message)
-        sample_usage.add(output.usage)
-        return state
-
-    token = retry_recorder.set(retries)
-    begin = time.monotonic()
-    error = None
-    scores: dict[str, dict[str, Any]] = {}
+    A sample whose scores its metrics or reducers cannot use becomes an error; when it is the
+    first scored sample, every later one would fail the same way, so the run stops.
+    """
+    fatal = None
+    if result.error is None:
+        problem = book.problem(result.id, result.metadata or {}, result.scores)
+        if problem is not None:
+            fatal = problem if book.scored == 0 else None
+            result.error, result.scores = problem, {}
     try:
-        state = await task.solver(state, generate)  # type: ignore[misc]
-        for scorer in task.scorers:
-            scores[scorer.name] = (await scorer(state, state.target)).to_dict()
-    except Exception as ex:
-        error = scrub(f"{type(ex).__name__}: {ex}\n{traceback.format_exc(limit=-3)}")
-    finally:
-        retry_recorder.reset(token)
-    return EvalSample(
-        id=sample.id,  # type: ignore[arg-type]
-        epoch=epoch,
-        input=sample.input_for_log(),
-        target=sample.target,
-        messages=[message_to_dict(m) for m in state.messages],
-        output=_output_dict(state),
-        scores=scores,
-        usage=sample_usage.to_dict() if sample_usage.total_tokens else None,
-        time=round(time.monotonic() - begin, 4),
-        error=error,
-        retries=retries.events or None,
-    )
+        writer.sample(result)
+    except LogValueError as ex:
+        result = failed(result, f"LogValueError: {ex}")
+        writer.sample(result)
+    book.add(result.id, result.metadata or {}, None if result.error else result.scores)
+    return result, fatal
 
 
-def _first_leaf(group: BaseExceptionGroup) -> BaseException:
+def _footer(status: str, book: ScoreBook, tally: _Tally, total: int, done: int, usage: ModelUsage, model: Model, started: float) -> dict[str, Any]:
+    failure = tally.failure
+    try:
+        results = book.results()
+    except Exception as ex:  # a custom metric that fails on the whole set of scores
+        results, failure = {}, failure or f"computing metrics failed: {type(ex).__name__}: {ex}"
+    if book.failures:
+        failure = failure or f"{len(book.failures)} samples could not be reduced across epochs: {book.failures[0]}"
+    errors = tally.errors + len(book.failures)
+    if status == "success" and (failure or (done and errors >= done)):
+        status = "error"
+        failure = failure or f"every sample failed ({errors} of {done})"
+    footer = {
+        "status": status,
+        "results": results,
+        "counts": {"total": total, "completed": done - tally.errors, "errors": errors},
+        "usage": {model.name: usage.to_dict()},
+        "retries": tally.retries,
+        "duration": round(tally.duration + time.monotonic() - started, 3),
+        "completed": datetime.now(timezone.utc).isoformat(),
+    }
+    if failure:
+        footer["error"] = scrub(failure)
+    if tally.traceback:
+        footer["traceback"] = tally.traceback
+    return footer
+
+
+def _first_leaf(group: BaseException) -> BaseException:
     """The first exception inside a (possibly nested) exception group."""
     error: BaseException = group
     while isinstance(error, BaseExceptionGroup):
@@ -272,17 +279,3 @@ def _first_leaf(group: BaseExceptionGroup) -> BaseException:
 
 def _usage(data: dict[str, int] | None) -> ModelUsage | None:
     return ModelUsage(**data) if data else None
-
-
-def _output_dict(state: TaskState) -> dict[str, Any] | None:
-    output = state.output
-    if output is None:
-        return None
-    data: dict[str, Any] = {"completion": output.completion, "stop_reason": output.stop_reason}
-    if len(output.choices) > 1:
-        data["choices"] = [c.message.content for c in output.choices[1:]]
-    if output.choices and output.choices[0].logprobs:
-        data["logprobs"] = [{"token": lp.token, "logprob": lp.logprob} for lp in output.choices[0].logprobs]
-    if output.metadata:
-        data["metadata"] = output.metadata
-    return data

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import anyio
 
@@ -19,12 +21,13 @@ from evalkit.log.schema import EvalLog
 from evalkit.log.writer import REDACTED
 from evalkit.model.model import DEFAULT_MODEL, Model, create_model
 from evalkit.model.types import GenerateConfig
-from evalkit.run_task import RunOptions, run_task
+from evalkit.run_task import RunOptions, check_ids, run_task
 from evalkit.task import TASK_ATTR, Task, create_task, load_tasks
 
 TaskSpec = Task | str | Callable[..., Task]
 Limit = int | tuple[int, int] | str | None
 DEFAULT_LOG_DIR = "logs"
+T = TypeVar("T")
 
 
 def parse_limit(limit: Limit) -> tuple[int, int | None]:
@@ -54,6 +57,9 @@ def _resolve_tasks(tasks: TaskSpec | Sequence[TaskSpec], task_args: dict[str, An
     resolved: list[Task] = []
     for item in items:
         if isinstance(item, Task):
+            if task_args:
+                raise ArgumentError(f"task_args ({', '.join(task_args)}) cannot change the already built Task "
+                                    f"'{item.display_name}'; pass its @task function or 'file.py@name' instead")
             resolved.append(item)
         elif isinstance(item, str):
             resolved.extend(load_tasks(item, task_args))
@@ -137,13 +143,24 @@ def eval(
     fraction (0-1) or a count stops past that many errors; failed samples are logged either way.
     `Model` objects passed in stay open for reuse; models created from names are closed.
     """
-    return anyio.run(
+    return run_sync(
         lambda: eval_async(
             tasks, model, model_args=model_args, task_args=task_args, limit=limit, epochs=epochs,
             max_connections=max_connections, max_samples=max_samples, log_dir=log_dir,
             fail_on_error=fail_on_error, display=display, **generate_config,
         )
     )
+
+
+def run_sync(fn: Callable[[], Awaitable[T]]) -> T:
+    """Run `fn` to completion from synchronous code: in this thread, or, when this thread
+    already runs an event loop (Jupyter), in a new thread with its own loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return anyio.run(fn)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="evalkit") as pool:
+        return pool.submit(anyio.run, fn).result()
 
 
 async def eval_async(
@@ -164,6 +181,8 @@ async def eval_async(
     """`eval()` for code that already runs an event loop."""
     options = _options(generate_config, limit, epochs, max_connections, max_samples, log_dir, fail_on_error, display)
     resolved_tasks = _resolve_tasks(tasks, task_args or {})
+    for each_task in resolved_tasks:
+        check_ids(each_task)
     models = await _resolve_models(model, model_args or {}, options.config)
     given = model if isinstance(model, (list, tuple)) else [model]
     logs = []
@@ -171,13 +190,20 @@ async def eval_async(
         for task in resolved_tasks:
             for each_model in models:
                 logs.append(await run_task(task, each_model, options))
-                if options.display != "none":
-                    print_summary(logs[-1])
+                report(logs[-1], options.display)
     finally:
         for each_model in models:
             if not any(each_model is m for m in given):  # the caller owns the models it passed
                 await each_model.aclose()
     return logs
+
+
+def report(log: EvalLog, display: DisplayMode) -> None:
+    """The summary of a finished run; with no display, still the one line saying why it failed."""
+    if display != "none":
+        print_summary(log)
+    elif log.status != "success":
+        print(f"error: {log.task} · {log.model}: {log.status}: {log.error or 'see ' + str(log.location)}", file=sys.stderr)
 
 
 def eval_retry(
@@ -194,20 +220,32 @@ def eval_retry(
     errored, append them to the same log, and write the final footer.
 
     The task is loaded again from the file recorded in the log (pass `task` for a task that
-    was not loaded from a file). `model_args` override the logged ones; credentials, which are
-    never logged, come from the environment or must be passed again.
+    was not loaded from a file) and must be the same task: a changed solver, scorer, config,
+    epochs or dataset is refused. `model_args` override the logged ones; credentials, which
+    are never logged, come from the environment or must be passed again.
     """
+    return run_sync(lambda: eval_retry_async(
+        log, task=task, model_args=model_args, max_connections=max_connections, max_samples=max_samples,
+        fail_on_error=fail_on_error, display=display,
+    ))
+
+
+async def eval_retry_async(
+    log: str | Path | EvalLog,
+    *,
+    task: TaskSpec | None = None,
+    model_args: dict[str, Any] | None = None,
+    max_connections: int | None = None,
+    max_samples: int | None = None,
+    fail_on_error: bool | float | None = None,
+    display: DisplayMode | None = None,
+) -> EvalLog:
+    """`eval_retry()` for code that already runs an event loop."""
     previous = log if isinstance(log, EvalLog) else read_eval_log(log)
     header = previous.header
     if previous.status == "success" and not previous.footer["counts"].get("errors"):  # type: ignore[index]
         raise LogFileError(f"{previous.location}: every sample already finished without error; nothing to retry")
-    if task is None:
-        origin = header.get("task_origin")
-        if not origin:
-            raise LogFileError(f"{previous.location}: the task was not loaded from a file; pass it with eval_retry(log, task=...)")
-        [resolved] = load_tasks(f"{origin['file']}@{origin['name']}", origin.get("args") or {})
-    else:
-        [resolved] = _resolve_tasks(task, {})
+    resolved = _task_to_retry(previous, task)
     merged_args = {**header.get("model_args", {}), **(model_args or {})}
     redacted = [name for name, value in merged_args.items() if REDACTED in json.dumps(value, default=str)]
     if redacted:
@@ -220,15 +258,22 @@ def eval_retry(
     )
     start, stop = header["limit"]
     options = replace(options, limit=(start, stop))
+    [model] = await _resolve_models(header["model"], merged_args, options.config)
+    try:
+        result = await run_task(resolved, model, options, resume=previous)
+    finally:
+        await model.aclose()
+    report(result, options.display)
+    return result
 
-    async def run() -> EvalLog:
-        [model] = await _resolve_models(header["model"], merged_args, options.config)
-        try:
-            result = await run_task(resolved, model, options, resume=previous)
-        finally:
-            await model.aclose()
-        if options.display != "none":
-            print_summary(result)
-        return result
 
-    return anyio.run(run)
+def _task_to_retry(previous: EvalLog, task: TaskSpec | None) -> Task:
+    """The task given, else the one the log says it was loaded from."""
+    if task is not None:
+        [resolved] = _resolve_tasks(task, {})
+        return resolved
+    origin = previous.header.get("task_origin")
+    if not origin:
+        raise LogFileError(f"{previous.location}: the task was not loaded from a file; pass it with eval_retry(log, task=...)")
+    [resolved] = load_tasks(f"{origin['file']}@{origin['name']}", origin.get("args") or {})
+    return resolved

@@ -2,47 +2,140 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from evalkit.scorer.metrics import REDUCERS
-from evalkit.task import Task
+from evalkit.registration import describe, unique_names
+from evalkit.scorer.metric import Metric
+from evalkit.scorer.reducer import ScoreReducer, reducer_name
+from evalkit.scorer.score import SampleScore, Score
+from evalkit.scorer.scorer import MetricsSpec
+from evalkit.task import Task, TaskScorer
+
+Results = dict[str, dict[str, Any]]
+
+
+def metric_label(metric: Metric) -> str:
+    """A metric's name in results; `grouped(accuracy(), ...)` shows as its inner metric."""
+    described = describe(metric)
+    inner = described["args"].get("metric") if described["name"] == "grouped" else None
+    return inner["name"] if isinstance(inner, dict) else described["name"]
+
+
+def _split(spec: MetricsSpec, value: Any) -> list[tuple[str | None, list[Metric]]]:
+    """(key, metrics) pairs: key None applies to the whole value; a dict value gets list
+    metrics per key; `{"key": [...], "*": [...]}` maps keys (and all other keys) to metrics."""
+    keys = list(value) if isinstance(value, Mapping) else []
+    plain: list[Metric] = []
+    per_key: dict[str, list[Metric]] = {}
+    for item in [spec] if isinstance(spec, Mapping) else spec:
+        if isinstance(item, Mapping):
+            for key, metrics in item.items():
+                for each in keys if key == "*" else [key]:
+                    per_key.setdefault(each, []).extend(metrics)
+        else:
+            plain.append(item)
+    if keys:
+        for key in keys:
+            per_key.setdefault(key, []).extend(plain)
+        return list(per_key.items())
+    return [(None, plain)] if plain else []
+
+
+def compute_metrics(name: str, spec: MetricsSpec, scores: list[SampleScore]) -> Results:
+    """Every metric of one scorer over `scores`, as `{result name: {metric: value}}`."""
+    if not scores:
+        return {name: {metric_label(m): None for _, ms in _split(spec, None) for m in ms}}
+    results: Results = {}
+    for key, metrics in _split(spec, scores[0].score.value):
+        picked = scores if key is None else [_pick(s, key) for s in scores]
+        labels = unique_names([metric_label(m) for m in metrics])
+        results[name if key is None else f"{name}/{key}"] = {label: m(picked) for label, m in zip(labels, metrics)}
+    return results
+
+
+def _pick(sample_score: SampleScore, key: str) -> SampleScore:
+    value = sample_score.score.value
+    if not isinstance(value, Mapping) or key not in value:
+        raise ValueError(f"sample {sample_score.sample_id}: score has no key '{key}' (got {value!r})")
+    return SampleScore(Score(value[key]), sample_score.sample_id, sample_score.sample_metadata)
 
 
 class ScoreBook:
-    """Holds one value per scorer per finished sample; errored epochs are left out."""
+    """Holds each finished sample's scores, reduces epochs, and computes every metric."""
 
     def __init__(self, task: Task, epochs: int) -> None:
-        self.scorers = task.scorers
+        self.scorers: list[TaskScorer] = task.scorers
+        self.reducers: list[ScoreReducer] = task.epochs.reducers  # type: ignore[union-attr]
         self.epochs = epochs
-        self.reduce = REDUCERS[task.epochs_reducer]
-        self.pending: dict[Any, list[dict[str, float]]] = {}
+        self.pending: dict[Any, list[dict[str, Score]]] = {}
         self.seen: dict[Any, int] = {}
-        self.values: dict[str, list[float]] = {s.name: [] for s in self.scorers}
+        self.metadata: dict[Any, dict[str, Any]] = {}
+        self.reduced: dict[tuple[str, int], list[SampleScore]] = {
+            (s.name, r): [] for s in self.scorers for r in range(len(self.reducers) if epochs > 1 else 1)
+        }
+        self.failures: list[str] = []
+        self.scored = 0
 
-    def add(self, sample_id: Any, scores: dict[str, float] | None) -> None:
-        """Record one (sample, epoch): its score values, or None if it errored."""
+    def problem(self, sample_id: Any, metadata: dict[str, Any], scores: dict[str, dict[str, Any]]) -> str | None:
+        """Why this sample's scores cannot be reduced or summarised, or None: every reducer
+        and metric is tried on it alone, so a bad value is caught when it arrives."""
+        for each in self.scorers:
+            if each.name not in scores:
+                continue
+            score = Score.from_dict(scores[each.name])
+            try:
+                if self.epochs > 1:
+                    for reducer in self.reducers:
+                        reducer([score])
+                compute_metrics(each.name, each.metrics, [SampleScore(score, sample_id, metadata)])
+            except Exception as error:
+                return f"scorer '{each.name}' gave {score.value!r}, which its metrics or reducers cannot use: {type(error).__name__}: {error}"
+        return None
+
+    def add(self, sample_id: Any, metadata: dict[str, Any], scores: dict[str, dict[str, Any]] | None) -> None:
+        """Record one (sample, epoch): its scores, or None if it errored."""
+        if scores is not None:
+            self.scored += 1
         if self.epochs == 1:
             if scores is not None:
-                for name, value in scores.items():
-                    if name in self.values:
-                        self.values[name].append(value)
+                for each in self.scorers:
+                    if each.name in scores:
+                        self.reduced[(each.name, 0)].append(SampleScore(Score.from_dict(scores[each.name]), sample_id, metadata))
             return
         self.seen[sample_id] = self.seen.get(sample_id, 0) + 1
+        self.metadata[sample_id] = metadata
         if scores is not None:
-            self.pending.setdefault(sample_id, []).append(scores)
+            self.pending.setdefault(sample_id, []).append({k: Score.from_dict(v) for k, v in scores.items()})
         if self.seen[sample_id] == self.epochs:
-            del self.seen[sample_id]
-            self._reduce(self.pending.pop(sample_id, []))
+            self._reduce(sample_id)
 
-    def _reduce(self, epochs: list[dict[str, float]]) -> None:
-        for name in self.values:
-            values = [scores[name] for scores in epochs if name in scores]
-            if values:
-                self.values[name].append(self.reduce(values))
+    def _reduce(self, sample_id: Any) -> None:
+        del self.seen[sample_id]
+        epochs = self.pending.pop(sample_id, [])
+        metadata = self.metadata.pop(sample_id)
+        for each in self.scorers:
+            scores = [e[each.name] for e in epochs if each.name in e]
+            if not scores:
+                continue
+            for index, reducer in enumerate(self.reducers):
+                try:
+                    reduced = reducer(scores)
+                except Exception as error:
+                    self.failures.append(f"sample {sample_id}: scorer '{each.name}' epochs not reducible by "
+                                         f"'{reducer_name(reducer)}': {error}")
+                    continue
+                self.reduced[(each.name, index)].append(SampleScore(reduced, sample_id, metadata))
 
-    def results(self) -> dict[str, dict[str, float]]:
-        """Metric values per scorer; samples with epochs still missing are reduced as they are."""
+    def results(self) -> Results:
+        """Metric values per scorer (and per key, and per reducer when there are several);
+        samples with epochs still missing are reduced as they are."""
         for sample_id in list(self.seen):
-            self._reduce(self.pending.pop(sample_id, []))
-        self.seen.clear()
-        return {s.name: {m.name: m(self.values[s.name]) for m in s.metrics} for s in self.scorers}
+            self._reduce(sample_id)
+        several = self.epochs > 1 and len(self.reducers) > 1
+        results: Results = {}
+        for (name, index), scores in self.reduced.items():
+            label = f"{name}:{reducer_name(self.reducers[index])}" if several else name
+            spec = next(s.metrics for s in self.scorers if s.name == name)
+            results.update(compute_metrics(label, spec, scores))
+        return results

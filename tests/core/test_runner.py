@@ -52,7 +52,7 @@ def test_eval_scores_and_logs_every_sample(log_dir: Path) -> None:
     assert sorted(s.id for s in reread.samples) == list(range(1, 11))
     sample = reread.samples[0]
     assert sample.messages[-1]["role"] == "assistant" and sample.output["stop_reason"] == "stop"
-    assert sample.scores["match"]["value"] == 1.0 and sample.usage["total_tokens"] > 0
+    assert sample.scores["match"]["value"] == "C" and sample.usage["total_tokens"] > 0
     assert reread.header["model"] == "mockllm/m" and reread.header["dataset"]["samples"] == 10
 
 

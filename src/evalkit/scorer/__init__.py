@@ -1,10 +1,37 @@
-"""Scorers, metrics and epoch reducers."""
+"""Scores, scorers, metrics and epoch reducers (Inspect's names and semantics)."""
 
-from evalkit.scorer.metrics import Metric, accuracy, mean, stderr
-from evalkit.scorer.score import CORRECT, INCORRECT, Score, Scorer, scorer
+from evalkit.scorer.metric import Metric, accuracy, bootstrap_stderr, grouped, mean, metric, std, stderr, var
+from evalkit.scorer.reducer import (
+    Epochs,
+    ScoreReducer,
+    at_least,
+    max_score,
+    mean_score,
+    median_score,
+    min_score,
+    mode_score,
+    pass_at,
+    score_reducer,
+)
+from evalkit.scorer.score import (
+    CORRECT,
+    INCORRECT,
+    NOANSWER,
+    PARTIAL,
+    SampleScore,
+    Score,
+    Target,
+    Value,
+    ValueToFloat,
+    value_to_float,
+)
+from evalkit.scorer.scorer import Scorer, scorer
 from evalkit.scorer.scorers import choice, exact, includes, match, pattern
 
 __all__ = [
-    "CORRECT", "INCORRECT", "Metric", "Score", "Scorer", "accuracy", "choice", "exact",
-    "includes", "match", "mean", "pattern", "scorer", "stderr",
+    "CORRECT", "Epochs", "INCORRECT", "Metric", "NOANSWER", "PARTIAL", "SampleScore", "Score",
+    "ScoreReducer", "Scorer", "Target", "Value", "ValueToFloat", "accuracy", "at_least",
+    "bootstrap_stderr", "choice", "exact", "grouped", "includes", "match", "max_score", "mean",
+    "mean_score", "median_score", "metric", "min_score", "mode_score", "pass_at", "pattern",
+    "score_reducer", "scorer", "std", "stderr", "value_to_float", "var",
 ]

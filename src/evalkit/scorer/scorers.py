@@ -6,7 +6,9 @@ import re
 import string
 from typing import Literal
 
-from evalkit.scorer.score import CORRECT, INCORRECT, Score, Scorer, scorer
+from evalkit.scorer.metric import accuracy, stderr
+from evalkit.scorer.score import CORRECT, INCORRECT, NOANSWER, Score, Target
+from evalkit.scorer.scorer import Scorer, scorer
 from evalkit.solver.builtins import choice_letter
 from evalkit.solver.state import TaskState
 
@@ -45,6 +47,7 @@ def _numbers_equal(a: str, b: str) -> bool:
         return False
 
 
+@scorer(metrics=[accuracy(), stderr()])
 def match(location: Literal["begin", "end", "any", "exact"] = "end", *, ignore_case: bool = True, numeric: bool = False) -> Scorer:
     """Correct when a target appears at the `location` of the answer.
 
@@ -52,7 +55,7 @@ def match(location: Literal["begin", "end", "any", "exact"] = "end", *, ignore_c
     matches "4" and "1,000" matches "1000").
     """
 
-    async def score(state: TaskState, target: list[str]) -> Score:
+    async def score(state: TaskState, target: Target) -> Score:
         answer = _completion(state).strip()
         if numeric:
             numbers = _NUMBER.findall(answer)
@@ -66,49 +69,52 @@ def match(location: Literal["begin", "end", "any", "exact"] = "end", *, ignore_c
         ok = any(_found_at(said, wanted, location) for wanted in (normalize(t, ignore_case) for t in target) if wanted)
         return Score(CORRECT if ok else INCORRECT, answer=answer)
 
-    return scorer("match", score)
+    return score
 
 
+@scorer(metrics=[accuracy(), stderr()])
 def includes(*, ignore_case: bool = True) -> Scorer:
     """Correct when any target occurs anywhere in the answer."""
 
-    async def score(state: TaskState, target: list[str]) -> Score:
+    async def score(state: TaskState, target: Target) -> Score:
         answer = _completion(state)
         haystack = answer.lower() if ignore_case else answer
         ok = any((t.lower() if ignore_case else t) in haystack for t in target if t)
         return Score(CORRECT if ok else INCORRECT, answer=answer)
 
-    return scorer("includes", score)
+    return score
 
 
+@scorer(metrics=[accuracy(), stderr()])
 def exact(*, ignore_case: bool = False) -> Scorer:
     """Correct when the answer equals a target after stripping whitespace and punctuation."""
 
-    async def score(state: TaskState, target: list[str]) -> Score:
+    async def score(state: TaskState, target: Target) -> Score:
         answer = _completion(state).strip()
         said = normalize(answer, ignore_case)
         ok = any(said == normalize(t, ignore_case) for t in target)
         return Score(CORRECT if ok else INCORRECT, answer=answer)
 
-    return scorer("exact", score)
+    return score
 
 
+@scorer(metrics=[accuracy(), stderr()])
 def pattern(regex: str, *, ignore_case: bool = True, match_all: bool = False) -> Scorer:
     """Extract the answer with `regex` (its first group, else the whole match) and compare it
     to the targets; with `match_all`, every group must equal a target."""
     compiled = re.compile(regex, re.IGNORECASE if ignore_case else 0)
 
-    async def score(state: TaskState, target: list[str]) -> Score:
+    async def score(state: TaskState, target: Target) -> Score:
         found = compiled.search(_completion(state))
         if not found:
-            return Score(INCORRECT, explanation=f"no match for pattern {regex!r}")
+            return Score(NOANSWER, explanation=f"no match for pattern {regex!r}")
         groups = [g for g in found.groups() if g is not None] or [found.group(0)]
         wanted = {normalize(t, ignore_case) for t in target}
         hits = [normalize(g, ignore_case) in wanted for g in groups]
         ok = all(hits) if match_all else any(hits)
         return Score(CORRECT if ok else INCORRECT, answer=groups[0] if len(groups) == 1 else ", ".join(groups))
 
-    return scorer("pattern", score)
+    return score
 
 
 _ANSWER_LETTER = re.compile(r"ANSWER\s*:\s*\(?([A-Za-z])\b", re.IGNORECASE)
@@ -133,11 +139,12 @@ def _picked_letter(text: str, choices: list[str]) -> str | None:
     return next((letters[i] for i, c in enumerate(choices) if normalize(c) and normalize(c) == said), None)
 
 
+@scorer(metrics=[accuracy(), stderr()])
 def choice() -> Scorer:
     """Score a `multiple_choice()` answer: the letter it chose against the target letter
     (or the target's choice text)."""
 
-    async def score(state: TaskState, target: list[str]) -> Score:
+    async def score(state: TaskState, target: Target) -> Score:
         choices = state.choices or []
         picked = _picked_letter(_completion(state).strip(), choices)
         letters = {choice_letter(i) for i in range(len(choices))}
@@ -145,4 +152,4 @@ def choice() -> Scorer:
         wanted |= {choice_letter(choices.index(t)) for t in target if t in choices}
         return Score(CORRECT if picked in wanted else INCORRECT, answer=picked)
 
-    return scorer("choice", score)
+    return score

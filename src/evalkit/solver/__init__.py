@@ -8,10 +8,10 @@ from evalkit.solver.builtins import (
     system_message,
     user_message,
 )
-from evalkit.solver.solver import Generate, Solver, chain
+from evalkit.solver.solver import Generate, Solver, chain, solver
 from evalkit.solver.state import TaskState
 
 __all__ = [
     "Generate", "Solver", "TaskState", "chain", "chain_of_thought", "generate",
-    "multiple_choice", "prompt_template", "system_message", "user_message",
+    "multiple_choice", "prompt_template", "solver", "system_message", "user_message",
 ]

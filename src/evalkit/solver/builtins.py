@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
+import re
 import string
 from typing import Any
 
 from evalkit.model.types import ChatMessageSystem, ChatMessageUser
-from evalkit.solver.solver import Generate, Solver
+from evalkit.solver.solver import Generate, Solver, solver
 from evalkit.solver.state import TaskState
 
 
-class _TemplateValues(dict):
-    """Leaves `{unknown}` placeholders as they are instead of failing."""
-
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def render(template: str, state: TaskState, **values: Any) -> str:
-    """Fill `template` from `values`, then the sample's metadata; unknown fields stay."""
-    return string.Formatter().vformat(template, (), _TemplateValues({**state.metadata, **values}))
+    """Fill each `{name}` of `template` from `values`, then the sample's metadata. Everything
+    else stays as written: unknown names, and braces of JSON examples in the template."""
+    known = {**state.metadata, **values}
+    return _PLACEHOLDER.sub(lambda m: str(known[m.group(1)]) if m.group(1) in known else m.group(0), template)
 
 
+@solver
 def generate(**config: Any) -> Solver:
     """Call the model (optionally overriding GenerateConfig fields for this call)."""
 
@@ -31,6 +31,7 @@ def generate(**config: Any) -> Solver:
     return solve
 
 
+@solver
 def system_message(template: str) -> Solver:
     """Put a system message (formatted with the sample's metadata) after any existing ones."""
 
@@ -44,6 +45,7 @@ def system_message(template: str) -> Solver:
     return solve
 
 
+@solver
 def user_message(template: str) -> Solver:
     """Append a user message (formatted with the sample's metadata)."""
 
@@ -54,6 +56,7 @@ def user_message(template: str) -> Solver:
     return solve
 
 
+@solver
 def prompt_template(template: str, **params: Any) -> Solver:
     """Rewrite the last user message with `template`; `{prompt}` is the original text."""
 
@@ -70,8 +73,10 @@ DEFAULT_COT_TEMPLATE = (
 )
 
 
+@solver
 def chain_of_thought(template: str = DEFAULT_COT_TEMPLATE) -> Solver:
     """Ask for step-by-step reasoning ending in an `ANSWER:` line."""
+
     return prompt_template(template)
 
 
@@ -91,6 +96,7 @@ def format_choices(choices: list[str]) -> str:
     return "\n".join(f"{choice_letter(i)}) {text}" for i, text in enumerate(choices))
 
 
+@solver
 def multiple_choice(template: str = DEFAULT_MC_TEMPLATE, **config: Any) -> Solver:
     """Show the question with lettered choices and generate; score with `choice()`."""
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evalkit.model.types import ChatMessage, ChatMessageUser, ModelOutput, input_text
+from evalkit.scorer.score import Target
 
 
 @dataclass(slots=True)
@@ -17,9 +18,11 @@ class TaskState:
     epoch: int
     input: str | list[ChatMessage]
     messages: list[ChatMessage]
-    target: list[str]
+    target: Target
     choices: list[str] | None = None
+    """This sample's own copy of the options; a solver may reorder it."""
     metadata: dict[str, Any] = field(default_factory=dict)
+    """A copy of the sample's metadata that solvers may change; logged as it ends."""
     output: ModelOutput | None = None
     completed: bool = False
 
