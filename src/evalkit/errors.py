@@ -31,3 +31,15 @@ class ArgumentError(EvalkitError):
 
 class LogFileError(EvalkitError):
     """A log file that is missing or not an evalkit log."""
+
+
+class LogValueError(EvalkitError, ValueError):
+    """A value that cannot be stored in a log (the message names its field path)."""
+
+
+class LogWriteError(EvalkitError):
+    """The log file or its folder cannot be written (full disk, read-only, a file in the way)."""
+
+
+class SecretsFileError(EvalkitError):
+    """evalkit's secrets file cannot be read (corrupt or not a mapping of names to values)."""

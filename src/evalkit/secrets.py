@@ -12,9 +12,23 @@ import re
 from pathlib import Path
 from typing import Any
 
+from evalkit.errors import SecretsFileError
+
 KEYRING_SERVICE = "evalkit"
-_SECRET_NAME = re.compile(r"key|token|secret|password|passwd|credential|auth", re.IGNORECASE)
+REDACTED = "<redacted>"
+_SECRET_NAME = re.compile(r"key|token(?!s)|secret|password|passwd|credential|auth", re.IGNORECASE)
+_MIN_SCRUBBED = 6  # shorter remembered values are too likely to be ordinary words
 _seen: set[str] = set()
+
+_SHAPES = [  # (what stays, the credential) in text that carries one
+    re.compile(r"(\b(?i:bearer|basic)\s+)([A-Za-z0-9._~+/=-]{8,})"),
+    re.compile(r"()\b(sk-[A-Za-z0-9_-]{16,})"),  # OpenAI and Anthropic keys
+    re.compile(r"()\b((?:AKIA|ASIA)[A-Z0-9]{16})\b"),  # AWS access key ids
+    re.compile(r"((?i:aws_?secret_?access_?key|aws_?session_?token|secretaccesskey|sessiontoken)[\"']?\s*[:=]\s*[\"']?)"
+               r"([A-Za-z0-9/+=]{16,})"),
+    re.compile(r"((?i:api[_-]?key|password|passwd|access[_-]?token)[\"']?\s*[:=]\s*[\"']?)([^\s\"',;&}]{8,})"),
+    re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:)([^/\s@]+)(?=@)"),  # a password in a URL
+]
 
 
 def looks_secret(name: str) -> bool:
@@ -26,6 +40,31 @@ def remember_secret(value: object) -> None:
     """Treat `value` as a credential from now on: redact it from logs and messages."""
     if isinstance(value, str) and value:
         _seen.add(value)
+        for part in _credentials_in(value):
+            _seen.add(part)
+        scheme, _, token = value.partition(" ")
+        if token and scheme.lower() in ("bearer", "basic"):
+            _seen.add(token.strip())
+
+
+def remember_secrets(value: object, name: str = "") -> None:
+    """Remember the credentials at any depth of `value` (e.g. `-M` arguments): strings under
+    names that look secret, and credential shapes in any string (a password in a URL)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            remember_secrets(item, str(key) if looks_secret(str(key)) else name)
+    elif isinstance(value, (list, tuple, set)):
+        for item in value:
+            remember_secrets(item, name)
+    elif isinstance(value, str):
+        if name:
+            remember_secret(value)
+        for part in _credentials_in(value):
+            _seen.add(part)
+
+
+def _credentials_in(text: str) -> list[str]:
+    return [found.group(2) for shape in _SHAPES for found in shape.finditer(text)]
 
 
 def _dotenv() -> dict[str, str]:
@@ -58,14 +97,30 @@ class FileStore:
     def _read(self) -> dict[str, str]:
         if not self.path.is_file():
             return {}
-        return json.loads(self.path.read_text(encoding="utf-8") or "{}")
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8") or "{}")
+        except (UnicodeDecodeError, json.JSONDecodeError) as ex:
+            raise SecretsFileError(f"the secrets file {self.path} is corrupt ({ex}); "
+                                   "delete it and store the secrets again with: evalkit secrets set NAME") from None
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            raise SecretsFileError(f"the secrets file {self.path} is not a mapping of names to values; "
+                                   "delete it and store the secrets again with: evalkit secrets set NAME")
+        return data
 
     def _write(self, data: dict[str, str]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Replace the file atomically; the file is 0600 and its folder 0700 whatever the
+        umask or a stale temporary file left by an earlier crash."""
+        folder = self.path.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(folder, 0o700)
         temporary = self.path.with_suffix(".tmp")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        temporary.unlink(missing_ok=True)
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
         with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            os.chmod(temporary, 0o600)
             json.dump(data, file)
+            file.flush()
+            os.fsync(descriptor)
         os.replace(temporary, self.path)
 
     def get(self, name: str) -> str | None:
@@ -160,8 +215,17 @@ def is_known_secret(value: object) -> bool:
 
 
 def scrub(text: str) -> str:
-    """`text` with every credential value handed out so far replaced."""
-    for value in _seen:
-        if len(value) >= 6 and value in text:
-            text = text.replace(value, "<redacted>")
+    """`text` with every credential handed out or remembered so far replaced, and anything
+    shaped like a credential masked: Bearer tokens, sk-... keys, AWS keys, URL passwords."""
+    for value in sorted(_seen, key=len, reverse=True):
+        if len(value) >= _MIN_SCRUBBED and value in text:
+            text = text.replace(value, REDACTED)
+    for shape in _SHAPES:
+        text = shape.sub(lambda found: found.group(1) + REDACTED, text)
     return text
+
+
+def excerpt(text: str, limit: int = 300) -> str:
+    """The start of `text` for an error message, scrubbed before it is cut (so a cut never
+    leaves part of a credential)."""
+    return scrub(text)[:limit]

@@ -49,7 +49,9 @@ def parse_key_values(items: tuple[str, ...] | list[str], flag: str) -> dict[str,
         key, sep, raw = item.partition("=")
         key = key.strip()
         if not sep or not key or not key.replace("_", "").replace("-", "").isalnum():
-            raise ArgumentError(f"{flag} expects key=value (got '{item}'), e.g. {flag} temperature=0.5")
+            shown = key.split(":")[0][:40]  # never what follows ':', a credential may be typed there
+            shown += "..." if shown != item else ""
+            raise ArgumentError(f"{flag} expects key=value (got '{shown}'), e.g. {flag} temperature=0.5")
         try:
             parsed[key.replace("-", "_")] = parse_value(raw)
         except ValueError as ex:

@@ -8,6 +8,7 @@ import sys
 import click
 
 from evalkit.errors import EvalkitError
+from evalkit.secrets import scrub
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     except EvalkitError as ex:
         if debug:
             raise
-        click.echo(f"error: {ex}", err=True)
+        click.echo(f"error: {scrub(str(ex))}", err=True)
         sys.exit(ex.exit_code)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)

@@ -26,6 +26,10 @@ class EvalSample:
     time: float
     error: str | None = None
     retries: list[dict[str, Any]] | None = None
+    metadata: dict[str, Any] | None = None
+    """The sample's metadata as the dataset gave it."""
+    state_metadata: dict[str, Any] | None = None
+    """`TaskState.metadata` when the sample ended (left out of the line when unchanged)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form; empty optional fields are left out to keep lines small."""
@@ -44,6 +48,10 @@ class EvalSample:
             data["error"] = self.error
         if self.retries:
             data["retries"] = self.retries
+        if self.metadata:
+            data["metadata"] = self.metadata
+        if self.state_metadata is not None and _changed(self.state_metadata, self.metadata or {}):
+            data["state_metadata"] = self.state_metadata
         return data
 
     @classmethod
@@ -60,20 +68,31 @@ class EvalSample:
             time=data.get("time", 0.0),
             error=data.get("error"),
             retries=data.get("retries"),
+            metadata=data.get("metadata"),
+            state_metadata=data.get("state_metadata", data.get("metadata")),
         )
+
+
+def _changed(now: dict[str, Any], before: dict[str, Any]) -> bool:
+    try:
+        return bool(now != before)
+    except Exception:  # values such as numpy arrays that do not compare to one bool
+        return True
 
 
 @dataclass
 class EvalLog:
     """A whole log file: header fields, samples in finishing order, and the footer if written.
 
-    `samples` are read from the file the first time they are asked for.
+    `samples` are read from the file the first time they are asked for. `ignored_line` is the
+    number of a damaged last line (cut short by a kill or a full disk) left out when reading.
     """
 
     location: Path
     header: dict[str, Any]
     footer: dict[str, Any] | None = None
     loaded_samples: list[EvalSample] | None = field(default=None, repr=False)
+    ignored_line: int | None = None
 
     @property
     def samples(self) -> list[EvalSample]:

@@ -15,7 +15,7 @@ from evalkit.model.api import ModelAPI
 from evalkit.model.limits import DEFAULT_MAX_RETRIES, backoff_delay, connection_limits
 from evalkit.model.registry import provider_info, split_model_name
 from evalkit.model.types import ChatMessage, ChatMessageUser, GenerateConfig, ModelOutput, ModelUsage
-from evalkit.secrets import looks_secret, remember_secret, scrub
+from evalkit.secrets import remember_secrets, scrub
 
 DEFAULT_MODEL = "hf/bundled"
 """Used when neither `--model` nor EVALKIT_MODEL is given: the bundled SmolLM2-135M-Instruct."""
@@ -152,9 +152,7 @@ def create_model(model: str | None, config: GenerateConfig, model_args: dict[str
             "provider's own name for an SDK config object (e.g. -M client_config={...} for bedrock)"
         )
     api_class = provider_info(provider).load()
-    for key, value in model_args.items():
-        if looks_secret(key):
-            remember_secret(value)
+    remember_secrets(model_args)
     logged_args = {k: v for k, v in model_args.items() if not (k in ("base_url", "api_key") and v is None)}
     provider_args = {k: v for k, v in logged_args.items() if k not in LIMIT_ARGS}
     limits = {k: v for k, v in logged_args.items() if k in LIMIT_ARGS}

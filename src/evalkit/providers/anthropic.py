@@ -12,7 +12,7 @@ from evalkit.model.types import ChatMessage, GenerateConfig, ModelOutput, ModelU
 from evalkit.providers.http_errors import MalformedResponseError, MissingCredentialsError
 from evalkit.providers.sdk_transport import SDKModelAPI, SDKTransport
 from evalkit.providers.turns import split_turns
-from evalkit.secrets import get_secret
+from evalkit.secrets import excerpt, get_secret
 
 DEFAULT_MAX_TOKENS = 4096
 """Sent when no max_tokens is set (the API requires one); every Claude model allows it."""
@@ -73,7 +73,7 @@ class AnthropicAPI(SDKModelAPI):
         data = await self.transport.post("/v1/messages", self._request(messages, config))
         content = data.get("content")
         if not isinstance(content, list):
-            raise MalformedResponseError(f"{self.provider}: the reply has no 'content' list: {str(data)[:200]}")
+            raise MalformedResponseError(f"{self.provider}: the reply has no 'content' list: {excerpt(str(data), 200)}")
         text = "".join(block.get("text") or "" for block in content if block.get("type") == "text")
         usage = data.get("usage") or {}
         input_tokens = sum(usage.get(k) or 0 for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"))

@@ -19,7 +19,7 @@ from evalkit.providers.http_errors import (
     retry_after_from_headers,
 )
 from evalkit.providers.openai_format import chat_output, chat_request
-from evalkit.secrets import get_secret
+from evalkit.secrets import excerpt, get_secret
 
 
 class JSONChatAPI(ModelAPI):
@@ -58,21 +58,21 @@ class JSONChatAPI(ModelAPI):
         try:
             data = response.json()
         except ValueError:
-            raise MalformedResponseError(f"{self.label}: response is not JSON: {response.text[:300]!r}") from None
+            raise MalformedResponseError(f"{self.label}: response is not JSON: {excerpt(response.text)!r}") from None
         return chat_output(self.response_data(data), self.label)
 
     def _status_error(self, response: httpx.Response) -> Exception:
         """A clear `ProviderRequestError` for a status a retry cannot fix, else an
         `httpx.HTTPStatusError` that `is_retryable` judges."""
         try:
-            detail = body_detail(response.json()) or response.text[:300]
+            detail = body_detail(response.json()) or excerpt(response.text)
         except ValueError:
-            detail = response.text[:300]
+            detail = excerpt(response.text)
         error = request_error(self.provider, response.status_code, detail, model=self.model_name, key_env=self.key_env)
         if error is not None:
             return error
         return httpx.HTTPStatusError(
-            f"{self.label}: HTTP {response.status_code} from {self.url}: {response.text[:300]}",
+            f"{self.label}: HTTP {response.status_code} from {self.url}: {excerpt(response.text)}",
             request=response.request,
             response=response,
         )

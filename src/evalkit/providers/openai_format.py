@@ -20,6 +20,7 @@ from evalkit.model.types import (
     message_to_dict,
 )
 from evalkit.providers.http_errors import MalformedResponseError
+from evalkit.secrets import excerpt
 
 PARAMS: dict[str, str] = {
     "max_tokens": "max_tokens",
@@ -129,4 +130,4 @@ def usage(data: Any) -> ModelUsage | None:
 def _snippet(data: Any) -> str:
     """The start of `data` as text, for error messages."""
     text = data if isinstance(data, str) else json.dumps(data, default=str)
-    return text[:300]
+    return excerpt(text)

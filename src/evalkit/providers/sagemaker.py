@@ -38,6 +38,7 @@ from evalkit.model.types import ChatMessage, GenerateConfig, ModelOutput, ModelU
 from evalkit.providers.aws import AWSAPI
 from evalkit.providers.http_errors import MalformedResponseError, is_retryable_status
 from evalkit.providers.openai_format import chat_output, chat_request
+from evalkit.secrets import excerpt
 
 Api = Literal["tgi", "messages"]
 
@@ -87,7 +88,7 @@ class SageMakerAPI(AWSAPI):
         try:
             data = json.loads(raw)
         except ValueError:
-            raise MalformedResponseError(f"{self.label}: response is not JSON: {raw[:300]!r}") from None
+            raise MalformedResponseError(f"{self.label}: response is not JSON: {excerpt(raw.decode(errors='replace'))!r}") from None
         return chat_output(data, self.label) if self.api == "messages" else tgi_output(data, self.label)
 
     def is_retryable(self, error: BaseException) -> bool:
@@ -130,7 +131,7 @@ def tgi_output(data: Any, model: str) -> ModelOutput:
     """The ModelOutput for a TGI generate reply (a list of one object, or the object)."""
     item = data[0] if isinstance(data, list) and data else data
     if not isinstance(item, dict) or not isinstance(item.get("generated_text"), str):
-        raise MalformedResponseError(f"{model}: response has no generated_text: {json.dumps(data)[:300]}")
+        raise MalformedResponseError(f"{model}: response has no generated_text: {excerpt(json.dumps(data))}")
     details = item.get("details") or {}
     generated = details.get("generated_tokens")
     return ModelOutput.from_text(

@@ -18,6 +18,7 @@ from evalkit.providers.http_errors import (
     request_error,
 )
 from evalkit.providers.per_loop import PerLoop
+from evalkit.secrets import excerpt
 
 DEFAULT_MAX_CONNECTIONS = 32
 """Default concurrency of the providers on an SDK transport."""
@@ -91,7 +92,7 @@ class SDKTransport:
             data = None
         if not isinstance(data, dict):
             raise MalformedResponseError(
-                f"{self.provider}: the reply is not a JSON object (HTTP {response.status_code}): {response.content[:200]!r}"
+                f"{self.provider}: the reply is not a JSON object (HTTP {response.status_code}): {excerpt(response.content.decode(errors='replace'), 200)!r}"
             )
         return data
 
