@@ -36,8 +36,9 @@ def _split(spec: MetricsSpec, value: Any) -> list[tuple[str | None, list[Metric]
         else:
             plain.append(item)
     if keys:
-        for key in keys:
-            per_key.setdefault(key, []).extend(plain)
+        if plain:
+            for key in keys:
+                per_key.setdefault(key, []).extend(plain)
         return list(per_key.items())
     return [(None, plain)] if plain else []
 
@@ -87,7 +88,7 @@ class ScoreBook:
             try:
                 if self.epochs > 1:
                     for reducer in self.reducers:
-                        reducer([score])
+                        reducer([score] * self.epochs)
                 compute_metrics(each.name, each.metrics, [SampleScore(score, sample_id, metadata)])
             except Exception as error:
                 return f"scorer '{each.name}' gave {score.value!r}, which its metrics or reducers cannot use: {type(error).__name__}: {error}"

@@ -23,7 +23,7 @@ Value = Union[ScalarValue, Sequence[ScalarValue], Mapping[str, Union[ScalarValue
 """What a score holds: a number, a bool, a string such as CORRECT, a list or a dict."""
 
 
-class ScoreValueError(EvalkitError):
+class ScoreValueError(EvalkitError, ValueError):
     """A score value that a metric or reducer cannot turn into a number."""
 
 
