@@ -24,6 +24,7 @@ _EXPORTS = {
         "ChatCompletionChoice", "ChatMessage", "ChatMessageAssistant", "ChatMessageSystem",
         "ChatMessageUser", "GenerateConfig", "ModelOutput", "ModelUsage",
     ],
+    "evalkit.scorer.reducer": ["Epochs"],
     "evalkit.runner": ["eval", "eval_async", "eval_retry", "eval_retry_async"],
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
@@ -61,4 +62,5 @@ if TYPE_CHECKING:
         ModelOutput,
         ModelUsage,
     )
+    from evalkit.scorer.reducer import Epochs
     from evalkit.runner import eval, eval_async, eval_retry, eval_retry_async
