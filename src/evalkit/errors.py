@@ -33,6 +33,11 @@ class LogFileError(EvalkitError):
     """A log file that is missing or not an evalkit log."""
 
 
+class DefinitionError(EvalkitError, ValueError):
+    """A solver or scorer made with arguments it cannot work with (a regex that does not
+    compile, a template without its placeholders)."""
+
+
 class LogValueError(EvalkitError, ValueError):
     """A value that cannot be stored in a log (the message names its field path)."""
 

@@ -26,12 +26,15 @@ from evalkit.scorer.score import (
     value_to_float,
 )
 from evalkit.scorer.scorer import Scorer, scorer
-from evalkit.scorer.scorers import choice, exact, includes, match, pattern
+from evalkit.scorer.choice import choice
+from evalkit.scorer.f1 import exact, f1
+from evalkit.scorer.match import includes, match
+from evalkit.scorer.pattern import answer, pattern
 
 __all__ = [
     "CORRECT", "Epochs", "INCORRECT", "Metric", "NOANSWER", "PARTIAL", "SampleScore", "Score",
-    "ScoreReducer", "Scorer", "Target", "Value", "ValueToFloat", "accuracy", "at_least",
-    "bootstrap_stderr", "choice", "exact", "grouped", "includes", "match", "max_score", "mean",
+    "ScoreReducer", "Scorer", "Target", "Value", "ValueToFloat", "accuracy", "answer", "at_least",
+    "bootstrap_stderr", "choice", "exact", "f1", "grouped", "includes", "match", "max_score", "mean",
     "mean_score", "median_score", "metric", "min_score", "mode_score", "pass_at", "pattern",
     "score_reducer", "scorer", "std", "stderr", "value_to_float", "var",
 ]

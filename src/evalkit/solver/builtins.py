@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
 import re
 import string
-from typing import Any
+from typing import Any, Callable
 
+from evalkit.errors import DefinitionError
 from evalkit.model.types import ChatMessageSystem, ChatMessageUser
 from evalkit.solver.solver import Generate, Solver, solver
 from evalkit.solver.state import TaskState
@@ -80,10 +82,18 @@ def chain_of_thought(template: str = DEFAULT_COT_TEMPLATE) -> Solver:
     return prompt_template(template)
 
 
-DEFAULT_MC_TEMPLATE = (
-    "Answer the following multiple choice question with the letter of the correct option.\n\n"
-    "{question}\n\n{choices}\n\nAnswer with a single letter."
-)
+def _mc_template(cot: bool, multiple_correct: bool) -> str:
+    """The default multiple-choice prompt: `{question}`, `{choices}` and `{letters}` filled in."""
+    intro = "Answer the following multiple choice question"
+    intro += "; more than one option may be correct." if multiple_correct else "."
+    answer = "'ANSWER: $LETTERS' (without quotes), where $LETTERS are one or more of {letters}, separated by commas" \
+        if multiple_correct else "'ANSWER: $LETTER' (without quotes), where $LETTER is one of {letters}"
+    how = f"Think it through step by step, then end with the line {answer}." if cot else f"Reply with the line {answer}."
+    return f"{intro} {how}\n\n{{question}}\n\n{{choices}}"
+
+
+DEFAULT_MC_TEMPLATE = _mc_template(cot=False, multiple_correct=False)
+"""The prompt `multiple_choice()` shows by default."""
 
 
 def choice_letter(index: int) -> str:
@@ -96,15 +106,61 @@ def format_choices(choices: list[str]) -> str:
     return "\n".join(f"{choice_letter(i)}) {text}" for i, text in enumerate(choices))
 
 
+def _shuffler(shuffle: bool | random.Random) -> Callable[[TaskState], random.Random] | None:
+    """A fresh generator per (sample, epoch), so a rerun or a resume shows the same order."""
+    if isinstance(shuffle, random.Random):
+        base = shuffle.getrandbits(64)
+    elif isinstance(shuffle, bool):
+        if not shuffle:
+            return None
+        base = 0
+    else:
+        raise DefinitionError(f"multiple_choice(): shuffle must be True, False or a random.Random, not {shuffle!r}")
+    return lambda state: random.Random(f"{base}:{state.sample_id}:{state.epoch}")
+
+
+def _shuffle_choices(state: TaskState, rng: random.Random) -> None:
+    """Reorder `state.choices`, recording in `choice_positions` where each came from."""
+    choices = state.choices or []
+    order = list(range(len(choices)))
+    rng.shuffle(order)
+    before = state.choice_positions or list(range(len(choices)))
+    state.choices = [choices[i] for i in order]
+    state.choice_positions = [before[i] for i in order]
+
+
 @solver
-def multiple_choice(template: str = DEFAULT_MC_TEMPLATE, **config: Any) -> Solver:
-    """Show the question with lettered choices and generate; score with `choice()`."""
+def multiple_choice(
+    *,
+    template: str | None = None,
+    cot: bool = False,
+    multiple_correct: bool = False,
+    shuffle: bool | random.Random = False,
+    **config: Any,
+) -> Solver:
+    """Show the question with lettered options (A, B, ...) and generate; score with `choice()`.
+
+    `template` needs `{question}` and `{choices}` (and may use `{letters}`: "A,B,C"); the
+    default asks for an `ANSWER: X` line, after step-by-step reasoning with `cot`, and for one
+    or more letters with `multiple_correct`. `shuffle=True` (or a `random.Random`) shows the
+    options in an order drawn per (sample, epoch); `choice()` maps the reply back to the
+    dataset's letters. `config` overrides GenerateConfig fields for this call.
+    """
+    if template is not None and not all(f"{{{name}}}" in template for name in ("question", "choices")):
+        raise DefinitionError("multiple_choice(): the template needs both {question} and {choices}")
+    prompt = template if template is not None else _mc_template(cot, multiple_correct)
+    shuffler = _shuffler(shuffle)
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:
         if not state.choices:
             raise ValueError(f"sample {state.sample_id} has no choices for multiple_choice()")
-        question = state.user_prompt.content
-        state.replace_user_prompt(render(template, state, question=question, choices=format_choices(state.choices)))
+        if len(state.choices) > len(string.ascii_uppercase):
+            raise ValueError(f"sample {state.sample_id} has {len(state.choices)} choices; multiple_choice() letters at most 26")
+        if shuffler:
+            _shuffle_choices(state, shuffler(state))
+        letters = ",".join(choice_letter(i) for i in range(len(state.choices)))
+        text = render(prompt, state, question=state.user_prompt.content, choices=format_choices(state.choices), letters=letters)
+        state.replace_user_prompt(text)
         return await generate(state, **config)
 
     return solve

@@ -20,7 +20,10 @@ class TaskState:
     messages: list[ChatMessage]
     target: Target
     choices: list[str] | None = None
-    """This sample's own copy of the options; a solver may reorder it."""
+    """This sample's own copy of the options, in the order shown to the model."""
+    choice_positions: list[int] | None = None
+    """Where each option of `choices` stands in the dataset's list, set by a solver that
+    reorders them (`multiple_choice(shuffle=True)`); None: the dataset's order."""
     metadata: dict[str, Any] = field(default_factory=dict)
     """A copy of the sample's metadata that solvers may change; logged as it ends."""
     output: ModelOutput | None = None
