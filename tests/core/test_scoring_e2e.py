@@ -23,8 +23,8 @@ from evalkit.log.schema import EvalLog
 from evalkit.model.types import ChatMessage, GenerateConfig
 from evalkit.scorer import Scorer, answer, choice, exact, f1, match, pattern
 from evalkit.solver import multiple_choice
+from tests.conftest import REPO, run_cli
 
-REPO = Path(__file__).resolve().parents[2]
 NINE = ["3", "4", "5", "6", "7", "8", "9", "10", "11"]  # nine options: "I" is one of the letters
 
 
@@ -194,8 +194,9 @@ def test_shuffled_choices_are_scored_in_the_dataset_letters(log_dir: Path) -> No
     assert any(order != originals[key[0]] for key, order in orders.items())  # shuffled
     assert any(orders[(s.id, 1)] != orders[(s.id, 2)] for s in samples)  # drawn per epoch
     assert all(s.choices == mc_samples()[i].choices for i, s in enumerate(samples))  # the dataset is untouched
-    shuffled = next(r for r in records if "options shown" in (r.scores["choice"].get("explanation") or ""))
-    assert shuffled.scores["choice"]["explanation"].startswith("options shown in the dataset's order")
+    for record in records:  # the explanation names the shown order in the dataset's letters
+        letters = ", ".join("ABCD"[originals[record.id].index(o)] for o in orders[(record.id, record.epoch)])
+        assert f"options shown in the order of the dataset's {letters};" in record.scores["choice"]["explanation"]
 
 
 def test_shuffle_is_the_same_on_every_rerun_and_subset(log_dir: Path) -> None:
@@ -239,6 +240,13 @@ def test_without_shuffle_the_dataset_order_is_shown(log_dir: Path) -> None:
     assert "ANSWER: $LETTER" in prompt and "A,B,C,D" in prompt
 
 
+def test_cot_asks_for_reasoning_before_the_answer_line(log_dir: Path) -> None:
+    reply = "B cannot be right and C is a trap, so... ANSWER: A"
+    log = run(Task(dataset=mc_samples(1), solver=multiple_choice(cot=True), scorer=choice()), log_dir, [reply])
+    assert logged(log, "choice") == {reply: ("C", "A")}
+    assert "step by step" in read_eval_log(log.location).samples[0].messages[0]["content"]
+
+
 def test_multiple_correct(log_dir: Path) -> None:
     replies = ["ANSWER: C, A", "ANSWER: A"]
     task = same_target(replies, "A,C", choice(), choices=["4", "5", "9", "10"])
@@ -267,3 +275,27 @@ def test_bad_multiple_choice_arguments_fail_when_made() -> None:
         multiple_choice(template="Pick one: {choices}")
     with pytest.raises(DefinitionError, match="shuffle"):
         multiple_choice(shuffle="yes")  # type: ignore[arg-type]
+
+
+def test_cli_shuffled_task_records_the_dataset_letters(tmp_path: Path) -> None:
+    result = run_cli("eval", str(REPO / "tasks/multiple_choice.py"), "--model", "mockllm/x", "-M", 'outputs=["ANSWER: A"]',
+                     "-T", "shuffle=true", "--epochs", "2", "--log-dir", str(tmp_path), "--display", "none")
+    assert result.returncode == 0, result.stderr
+    [path] = tmp_path.glob("*.jsonl")
+    log = read_eval_log(path)
+    rows = {row["id"]: row for row in map(json.loads, (REPO / "tasks/data/multiple_choice.jsonl").read_text().splitlines())}
+    picked = {key: "ABCD"[rows[key[0]]["choices"].index(order[0])] for key, order in shown(log).items()}
+    assert len(picked) == 24 and len(set(picked.values())) > 1  # "A" as shown is not always the dataset's A
+    assert {(s.id, s.epoch): s.scores["choice"]["answer"] for s in log.samples} == picked
+    right = sum(picked[(s.id, s.epoch)] == rows[s.id]["target"] for s in log.samples)
+    assert log.footer["results"]["choice"]["accuracy"] == pytest.approx(right / 24)
+
+
+def test_cli_bad_scorer_argument_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "bad.py").write_text(
+        "from evalkit import Task, Sample, task\nfrom evalkit.scorer import pattern\n"
+        "@task\ndef t():\n    return Task(dataset=[Sample(input='q', target='x')], scorer=pattern('(unclosed'))\n")
+    result = run_cli("eval", str(tmp_path / "bad.py"), "--model", "mockllm/x", "--log-dir", str(tmp_path / "logs"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: task 't': pattern(): '(unclosed' is not a valid regular expression: missing ), unterminated subpattern at position 0"]

@@ -33,7 +33,7 @@ def _wordy(found: re.Match[str], text: str, letters: str) -> bool:
 
 
 class _Reader:
-    """Reads option positions (as shown) out of a reply to `count` lettered options."""
+    """Reads which options a reply picked, as positions in the list shown to the model."""
 
     def __init__(self, choices: list[str]) -> None:
         self.choices = choices
@@ -134,7 +134,7 @@ def _explain(state: TaskState, shown: list[int]) -> str | None:
         return None
     order = ", ".join(choice_letter(p) for p in state.choice_positions)
     said = ", ".join(choice_letter(p) for p in shown) or "nothing"
-    return f"options shown in the dataset's order {order}; the reply picked {said} as shown"
+    return f"options shown in the order of the dataset's {order}; the reply picked {said} as shown"
 
 
 @scorer(metrics=[accuracy(), stderr()])

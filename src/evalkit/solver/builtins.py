@@ -82,13 +82,17 @@ def chain_of_thought(template: str = DEFAULT_COT_TEMPLATE) -> Solver:
     return prompt_template(template)
 
 
+_MC_ANSWER_LINE = {
+    False: "'ANSWER: $LETTER' (without quotes), where $LETTER is one of {letters}",
+    True: "'ANSWER: $LETTERS' (without quotes), where $LETTERS are one or more of {letters}, separated by commas",
+}
+
+
 def _mc_template(cot: bool, multiple_correct: bool) -> str:
     """The default multiple-choice prompt: `{question}`, `{choices}` and `{letters}` filled in."""
-    intro = "Answer the following multiple choice question"
-    intro += "; more than one option may be correct." if multiple_correct else "."
-    answer = "'ANSWER: $LETTERS' (without quotes), where $LETTERS are one or more of {letters}, separated by commas" \
-        if multiple_correct else "'ANSWER: $LETTER' (without quotes), where $LETTER is one of {letters}"
-    how = f"Think it through step by step, then end with the line {answer}." if cot else f"Reply with the line {answer}."
+    intro = "Answer the following multiple choice question" + ("; more than one option may be correct." if multiple_correct else ".")
+    line = _MC_ANSWER_LINE[multiple_correct]
+    how = f"Think it through step by step, then end with the line {line}." if cot else f"Reply with the line {line}."
     return f"{intro} {how}\n\n{{question}}\n\n{{choices}}"
 
 
@@ -155,7 +159,7 @@ def multiple_choice(
         if not state.choices:
             raise ValueError(f"sample {state.sample_id} has no choices for multiple_choice()")
         if len(state.choices) > len(string.ascii_uppercase):
-            raise ValueError(f"sample {state.sample_id} has {len(state.choices)} choices; multiple_choice() letters at most 26")
+            raise ValueError(f"sample {state.sample_id} has {len(state.choices)} choices; multiple_choice() letters 26 at most")
         if shuffler:
             _shuffle_choices(state, shuffler(state))
         letters = ",".join(choice_letter(i) for i in range(len(state.choices)))
