@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 
-from evalkit import Sample, Task, task
+from evalkit import EvalkitError, Sample, Task, task
 from evalkit.scorer import match
 from evalkit.solver import generate, system_message
 
@@ -28,6 +28,8 @@ def make_samples(n: int, max_operand: int, seed: int) -> list[Sample]:
 @task
 def arithmetic(n: int = 20, max_operand: int = 10, seed: int = 0) -> Task:
     """Small-number arithmetic; the last number in the answer must equal the result."""
+    if n < 1 or max_operand < 0:
+        raise EvalkitError(f"-T n must be 1 or more and -T max_operand 0 or more (got n={n}, max_operand={max_operand})")
     return Task(
         dataset=make_samples(n, max_operand, seed),
         solver=[system_message("Answer with the number only."), generate()],

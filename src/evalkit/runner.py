@@ -46,9 +46,13 @@ def parse_limit(limit: Limit) -> tuple[int, int | None]:
         start, end = limit
         if start < 1 or end < start:
             raise ArgumentError(f"--limit M-N needs 1 <= M <= N (got {start}-{end})")
+        if end > sys.maxsize:
+            raise ArgumentError(f"--limit {start}-{end} is too large (at most {sys.maxsize})")
         return start - 1, end
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ArgumentError(f"--limit must be a positive whole number (got {limit})")
+    if limit > sys.maxsize:
+        raise ArgumentError(f"--limit {limit} is too large (at most {sys.maxsize})")
     return 0, limit
 
 

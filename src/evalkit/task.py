@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import sys
+import types
+import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,12 +14,23 @@ from typing import Any, Callable
 
 from evalkit.dataset.loaders import Dataset, MemoryDataset
 from evalkit.dataset.sample import Sample
-from evalkit.errors import TaskLoadError
+from evalkit.errors import EvalkitError, TaskLoadError
 from evalkit.model.types import GenerateConfig
-from evalkit.scorer.metrics import REDUCERS, Metric
-from evalkit.scorer.score import Scorer
+from evalkit.registration import describe, unique_names
+from evalkit.scorer.reducer import Epochs, reducer_name
+from evalkit.scorer.scorer import MetricsSpec, Scorer, scorer_metrics
 from evalkit.solver.builtins import generate
-from evalkit.solver.solver import Solver, chain
+from evalkit.solver.solver import Solver, chain, solver_steps
+from evalkit.user_code import describe_failure
+
+
+@dataclass(frozen=True)
+class TaskScorer:
+    """One of a task's scorers with its unique name (`match`, `match1`, ...) and metrics."""
+
+    name: str
+    fn: Scorer
+    metrics: MetricsSpec
 
 
 @dataclass
@@ -25,16 +38,16 @@ class Task:
     """An evaluation: a dataset, the solver that answers each sample, and the scorers.
 
     `solver` may be a list (run as a chain); `scorer` one scorer or several; `metrics`
-    replaces every scorer's own metrics; `epochs` runs each sample that many times and
-    combines its scores with `epochs_reducer`; `config` holds the task's GenerateConfig.
+    replaces every scorer's own metrics; `epochs` runs each sample that many times (an int,
+    or `Epochs(n, reducer)` to choose how its scores combine; default mean); `config` holds
+    the task's GenerateConfig.
     """
 
     dataset: Dataset | Iterable[Sample]
     solver: Solver | list[Solver] | None = None
     scorer: Scorer | list[Scorer] | None = None
-    metrics: list[Metric] | None = None
-    epochs: int = 1
-    epochs_reducer: str = "mean"
+    metrics: MetricsSpec | None = None
+    epochs: int | Epochs = 1
     config: GenerateConfig | dict[str, Any] = field(default_factory=GenerateConfig)
     name: str | None = None
     origin: dict[str, Any] | None = None
@@ -49,10 +62,8 @@ class Task:
             self.solver = chain(*self.solver)
         if isinstance(self.config, dict):
             self.config = GenerateConfig.from_dict(self.config)
-        if self.epochs < 1:
-            raise TaskLoadError(f"task epochs must be at least 1 (got {self.epochs})")
-        if self.epochs_reducer not in REDUCERS:
-            raise TaskLoadError(f"unknown epochs reducer '{self.epochs_reducer}' (use one of {', '.join(REDUCERS)})")
+        if not isinstance(self.epochs, Epochs):
+            self.epochs = Epochs(self.epochs)
 
     @property
     def display_name(self) -> str:
@@ -60,14 +71,32 @@ class Task:
         return self.name or getattr(self.dataset, "name", "task")
 
     @property
-    def scorers(self) -> list[Scorer]:
-        """The task's scorers as a list, each with `metrics` applied when the task sets them."""
+    def epoch_count(self) -> int:
+        """How many times each sample runs."""
+        return self.epochs.epochs  # type: ignore[union-attr]
+
+    @property
+    def scorers(self) -> list[TaskScorer]:
+        """The task's scorers with unique names, each with the task's `metrics` when it sets them."""
         if self.scorer is None:
             return []
         scorers = self.scorer if isinstance(self.scorer, list) else [self.scorer]
-        if self.metrics is not None:
-            return [Scorer(s.name, s.fn, list(self.metrics)) for s in scorers]
-        return scorers
+        names = unique_names([describe(s)["name"] for s in scorers])
+        return [TaskScorer(name, s, self.metrics if self.metrics is not None else scorer_metrics(s))
+                for name, s in zip(names, scorers)]
+
+    def identity(self) -> dict[str, Any]:
+        """What makes two runs of this task comparable: name, solvers and scorers with their
+        arguments, the task's own generate config, epochs and reducers, and the dataset."""
+        return {
+            "task": self.display_name,
+            "solver": solver_steps(self.solver),  # type: ignore[arg-type]
+            "scorers": [{**describe(s.fn), "name": s.name} for s in self.scorers],
+            "config": self.config.to_dict(),  # type: ignore[union-attr]
+            "epochs": self.epoch_count,
+            "reducers": [reducer_name(r) for r in self.epochs.reducers],  # type: ignore[union-attr]
+            "dataset": self.dataset.fingerprint(),  # type: ignore[union-attr]
+        }
 
 
 TASK_ATTR = "__evalkit_task__"
@@ -91,12 +120,19 @@ def _load_module(path: Path) -> Any:
         raise TaskLoadError(f"cannot load task file {path} (is it a .py file?)")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
+    folder = str(path.resolve().parent)
+    sys.path.insert(0, folder)  # so the file can import the modules beside it
     try:
         spec.loader.exec_module(module)
-    except SyntaxError as ex:
-        raise TaskLoadError(f"syntax error in task file {path}, line {ex.lineno}: {ex.msg}") from ex
-    except ImportError as ex:
-        raise TaskLoadError(f"task file {path} failed to import: {ex}") from ex
+    except BaseException as ex:
+        del sys.modules[module_name]
+        if isinstance(ex, SyntaxError) and ex.filename and Path(ex.filename).resolve() == path.resolve():
+            raise TaskLoadError(f"syntax error in task file {path}, line {ex.lineno}: {ex.msg}") from ex
+        if isinstance(ex, EvalkitError) or not isinstance(ex, Exception):
+            raise
+        raise TaskLoadError(f"task file {path} failed to import: {describe_failure(ex, path)}") from ex
+    finally:
+        sys.path.remove(folder)
     return module
 
 
@@ -121,12 +157,44 @@ def create_task(function: Callable[..., Task], task_args: dict[str, Any]) -> Tas
     if unknown:
         accepted = ", ".join(signature.parameters) or "none"
         raise TaskLoadError(f"task '{name}' takes no argument {', '.join(unknown)} (-T accepts: {accepted})")
-    created = function(**task_args)
+    _check_arg_types(name, function, task_args)
+    try:
+        created = function(**task_args)
+    except EvalkitError as ex:
+        ex.args = (f"task '{name}': {ex}", *ex.args[1:])
+        raise
+    except Exception as ex:
+        code = getattr(function, "__code__", None)
+        raise TaskLoadError(f"task '{name}' failed: {describe_failure(ex, code and code.co_filename)}") from ex
     if not isinstance(created, Task):
         raise TaskLoadError(f"@task function '{name}' must return a Task (got {type(created).__name__})")
     if created.name is None:
         created.name = name
     return created
+
+
+_SIMPLE_TYPES = {int: "a whole number", float: "a number", bool: "true or false"}
+
+
+def _check_arg_types(name: str, function: Callable[..., Task], task_args: dict[str, Any]) -> None:
+    """Refuse a `-T` value that does not fit its parameter's int, float or bool annotation."""
+    try:
+        hints = typing.get_type_hints(function)
+    except Exception:  # annotations that do not resolve are the function's own business
+        return
+    for key, value in task_args.items():
+        hint = hints.get(key)
+        allowed = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+        simple = all(kind in _SIMPLE_TYPES or kind is type(None) for kind in allowed)
+        if simple and not any(_fits(value, kind) for kind in allowed):
+            wanted = " or ".join("none" if kind is type(None) else _SIMPLE_TYPES[kind] for kind in allowed)
+            raise TaskLoadError(f"-T {key}: task '{name}' expects {wanted} (got {value!r})")
+
+
+def _fits(value: Any, kind: type) -> bool:
+    if isinstance(value, bool) or kind is bool:
+        return isinstance(value, bool) and kind is bool
+    return isinstance(value, (int, float) if kind is float else kind)
 
 
 def _create_from_file(functions: dict[str, Callable[..., Task]], path: Path, name: str, task_args: dict[str, Any]) -> Task:

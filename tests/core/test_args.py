@@ -23,3 +23,16 @@ def test_parse_key_values_and_errors() -> None:
         parse_key_values(["timeout"], "-M")
     with pytest.raises(ArgumentError, match="-T x: not a valid list or dict"):
         parse_key_values(["x=[1, 2"], "-T")
+
+
+@pytest.mark.parametrize("text", ["inf", "nan", "-Infinity"])
+def test_parse_value_keeps_non_numbers_as_words(text: str) -> None:
+    assert parse_value(text) == text
+
+
+@pytest.mark.parametrize("text", ["1e400", "-1e400", "2e308"])
+def test_parse_value_refuses_numbers_out_of_range(text: str) -> None:
+    with pytest.raises(ValueError, match=f"{text} is out of range"):
+        parse_value(text)
+    with pytest.raises(ArgumentError, match=f"-T n: {text} is out of range"):
+        parse_key_values([f"n={text}"], "-T")

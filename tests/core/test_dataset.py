@@ -108,3 +108,54 @@ def test_duplicate_ids_and_fingerprint_of_a_record_function(tmp_path: Path) -> N
     twin = types.FunctionType(record.__code__, globals(), "record")  # same function, another address
     twin.__qualname__ = record.__qualname__
     assert json_dataset(path, record).fingerprint() == json_dataset(path, twin).fingerprint()
+
+
+@pytest.mark.parametrize(("fields", "error", "message"), [
+    ({"input": None}, TypeError, r"Sample input must be text or a list of chat messages \(got NoneType None\)"),
+    ({"input": [{"role": "user", "content": "hi"}]}, TypeError, "Sample input must be text or a list of chat messages"),
+    ({"input": "q", "target": 4}, TypeError, r"Sample target must be text or a list of texts \(got int 4\)"),
+    ({"input": "q", "target": ["a", 2]}, TypeError, "Sample target must be text or a list of texts"),
+    ({"input": "q", "choices": "abc"}, TypeError, "Sample choices must be a list of texts"),
+    ({"input": "q", "id": 1.5}, TypeError, "Sample id must be a whole number or text"),
+    ({"input": "q", "metadata": ["x"]}, TypeError, "Sample metadata must be a dict"),
+    ({"input": "a\ud800"}, ValueError, r"Sample input holds a lone surrogate '\\ud800' at character 2"),
+    ({"input": [ChatMessageUser(content="\udfff")]}, ValueError, "Sample input holds a lone surrogate"),
+    ({"input": "q", "target": ["ok", "\udc80"]}, ValueError, "Sample target holds a lone surrogate"),
+    ({"input": "q", "choices": ["\ud83d"]}, ValueError, "Sample choices holds a lone surrogate"),
+    ({"input": "q", "metadata": {"notes": ["fine", "x\udc00"]}}, ValueError, r"Sample metadata\['notes'\] holds a lone surrogate"),
+])
+def test_sample_refuses_wrong_types_and_invalid_unicode(fields: dict, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        Sample(**fields)
+
+
+def test_sample_accepts_every_documented_shape() -> None:
+    sample = Sample(input=[ChatMessageSystem(content="s"), ChatMessageUser(content="q \U0001f600")], target=["a", "b"],
+                    choices=["x", "y"], id="one", metadata={"k": {"nested": [1, "two"]}})
+    assert sample.input_text == "q \U0001f600" and sample.targets == ["a", "b"]
+
+
+def test_json_dataset_row_with_a_lone_surrogate_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "d.json"
+    path.write_text('[{"input": "fine"}, {"input": "broken \\ud800 text"}]')
+    with pytest.raises(DatasetError, match=r"d.json, line 2: Sample input holds a lone surrogate '\\ud800' at character 8"):
+        list(json_dataset(path))
+
+
+def test_csv_rows_with_missing_or_extra_fields_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_text("input,target,subject\nq1,a,x\nq2,b\n")
+    with pytest.raises(DatasetError, match=r"d.csv, line 3: 2 field\(s\) where the header has 3 \(input, target, subject\)"):
+        len(csv_dataset(path))
+    path.write_text("input,target\nq1,a,extra,more\n")
+    with pytest.raises(DatasetError, match=r"d.csv, line 2: 4 field\(s\) where the header has 2"):
+        list(csv_dataset(path))
+    path.write_text('input,target\n"a, b",c\nd,\n')  # quoted commas and empty fields are fine
+    assert [(s.input, s.target) for s in csv_dataset(path)] == [("a, b", "c"), ("d", "")]
+
+
+def test_csv_field_over_the_size_limit_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_text(f'input,target\nq,a\n"{"x" * 200_000}",b\n')
+    with pytest.raises(DatasetError, match=r"d.csv, line 3: not valid CSV \(field larger than field limit"):
+        list(csv_dataset(path))

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
 import json
+import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+import click
 
 from evalkit.errors import ArgumentError
 
@@ -19,11 +24,20 @@ def parse_value(text: str) -> Any:
     stripped = text.strip()
     if stripped.lower() in _WORDS:
         return _WORDS[stripped.lower()]
-    for number in (int, float):
-        try:
-            return number(stripped)
-        except ValueError:
-            pass
+    try:
+        return int(stripped)
+    except ValueError:
+        pass
+    try:
+        number = float(stripped)
+    except ValueError:
+        pass
+    else:
+        if math.isfinite(number):
+            return number
+        if any(c.isdigit() for c in stripped):
+            raise ValueError(f"{stripped} is out of range (numbers go up to about 1.8e308)")
+        return text  # "inf", "nan": words, not numbers
     if stripped[:1] in ("[", "{"):
         try:
             return json.loads(stripped)
@@ -68,6 +82,10 @@ def load_config_file(path: str, flag: str) -> dict[str, Any]:
 
     try:
         data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as ex:
+        raise ArgumentError(f"{flag} {path}: not a text file (byte {ex.start} is not UTF-8); give a YAML or JSON file") from None
+    except OSError as ex:
+        raise ArgumentError(f"{flag} {path}: cannot be read ({ex.strerror})") from None
     except yaml.YAMLError as ex:
         raise ArgumentError(f"{flag} {path}: not valid YAML or JSON ({str(ex).splitlines()[0]})") from None
     if data is None:
@@ -75,6 +93,28 @@ def load_config_file(path: str, flag: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ArgumentError(f"{flag} {path}: must hold a mapping of name: value")
     return data
+
+
+def refuse_generation_settings(model_args: dict[str, Any], flag: str, allowed: frozenset[str]) -> None:
+    """Generation settings given as model arguments (`-M temperature=0`) name their own flag."""
+    from evalkit.model.types import GENERATE_CONFIG_FIELDS
+
+    for key, value in model_args.items():
+        if key in GENERATE_CONFIG_FIELDS and key not in allowed:
+            raise ArgumentError(
+                f"{flag} {key} is a generation setting, not a model argument: use --{key.replace('_', '-')} {value}"
+            )
+
+
+def generation_flag_hint(keys: Iterable[str]) -> str:
+    """'did you mean --temperature?' for a model argument that looks like a mistyped generation setting."""
+    from evalkit.model.types import GENERATE_CONFIG_FIELDS
+
+    for key in keys:
+        close = difflib.get_close_matches(key, sorted(GENERATE_CONFIG_FIELDS), n=1, cutoff=0.8)
+        if close:
+            return f"-M {key}: did you mean --{close[0].replace('_', '-')} (a generation setting)?"
+    return ""
 
 
 def parse_fail_on_error(text: str) -> bool | float:
@@ -85,3 +125,38 @@ def parse_fail_on_error(text: str) -> bool | float:
     if isinstance(value, (int, float)) and value > 0:
         return value
     raise ArgumentError(f"--fail-on-error takes true, false, a fraction such as 0.1, or a count (got '{text}')")
+
+
+class FiniteFloat(click.ParamType):
+    """A number flag: refuses inf and nan, which no setting means."""
+
+    name = "number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"'{value}' is not a number", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"'{value}' is not a finite number", param, ctx)
+        return number
+
+
+class WholeNumber(click.ParamType):
+    """A whole-number flag small enough to store in a log (a signed 64-bit integer)."""
+
+    name = "integer"
+    LARGEST = 2**63 - 1
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            self.fail(f"'{value}' is not a whole number", param, ctx)
+        if abs(number) > self.LARGEST:
+            self.fail(f"{value} is too large (at most {self.LARGEST})", param, ctx)
+        return number
+
+
+FINITE_FLOAT = FiniteFloat()
+WHOLE_NUMBER = WholeNumber()

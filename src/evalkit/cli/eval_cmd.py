@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
 
-from evalkit.cli.args import load_config_file, parse_fail_on_error, parse_key_values
+from evalkit.cli.args import (
+    FINITE_FLOAT,
+    WHOLE_NUMBER,
+    generation_flag_hint,
+    load_config_file,
+    parse_fail_on_error,
+    parse_key_values,
+    refuse_generation_settings,
+)
+from evalkit.errors import ArgumentError, ModelArgsError
 
 
 @click.command("eval")
@@ -17,24 +28,24 @@ from evalkit.cli.args import load_config_file, parse_fail_on_error, parse_key_va
 @click.option("--model-config", type=str, help="YAML or JSON file of model arguments (-M wins over it).")
 @click.option("-T", "--task-arg", "task_args", multiple=True, metavar="KEY=VALUE", help="Argument for the @task function (repeatable).")
 @click.option("--limit", type=str, help="Evaluate the first N samples, or samples M-N (1-based).")
-@click.option("--epochs", type=int, help="Run each sample this many times.")
-@click.option("--max-connections", type=int, help="Concurrent requests to the model (default: the provider's).")
-@click.option("--max-samples", type=int, help="Samples run at once (default: max connections).")
-@click.option("--temperature", type=float, help="Sampling temperature (0: greedy).")
-@click.option("--max-tokens", type=int, help="Most tokens to generate.")
-@click.option("--top-p", type=float)
-@click.option("--top-k", type=int)
-@click.option("--seed", type=int)
+@click.option("--epochs", type=WHOLE_NUMBER, help="Run each sample this many times.")
+@click.option("--max-connections", type=WHOLE_NUMBER, help="Concurrent requests to the model (default: the provider's).")
+@click.option("--max-samples", type=WHOLE_NUMBER, help="Samples run at once (default: max connections).")
+@click.option("--temperature", type=FINITE_FLOAT, help="Sampling temperature (0: greedy).")
+@click.option("--max-tokens", type=WHOLE_NUMBER, help="Most tokens to generate.")
+@click.option("--top-p", type=FINITE_FLOAT)
+@click.option("--top-k", type=WHOLE_NUMBER)
+@click.option("--seed", type=WHOLE_NUMBER)
 @click.option("--stop-seqs", multiple=True, metavar="TEXT", help="A stop sequence (repeatable).")
-@click.option("--num-choices", type=int, help="Answers to generate per request.")
-@click.option("--frequency-penalty", type=float)
-@click.option("--presence-penalty", type=float)
+@click.option("--num-choices", type=WHOLE_NUMBER, help="Answers to generate per request.")
+@click.option("--frequency-penalty", type=FINITE_FLOAT)
+@click.option("--presence-penalty", type=FINITE_FLOAT)
 @click.option("--logprobs", is_flag=True, default=None, help="Return log probabilities of the output tokens.")
-@click.option("--top-logprobs", type=int, help="Alternatives to return per token with --logprobs.")
-@click.option("--max-retries", type=int, help="Retries of a transient failure (default 5).")
+@click.option("--top-logprobs", type=WHOLE_NUMBER, help="Alternatives to return per token with --logprobs.")
+@click.option("--max-retries", type=WHOLE_NUMBER, help="Retries of a transient failure (default 5).")
 @click.option("--timeout", type=float, help="Seconds one request may take before it is retried.")
-@click.option("--requests-per-sec", type=float, help="Request rate limit, shared per endpoint.")
-@click.option("--tokens-per-sec", type=float, help="Token rate limit (input + max output), shared per endpoint.")
+@click.option("--requests-per-sec", type=FINITE_FLOAT, help="Request rate limit, shared per endpoint.")
+@click.option("--tokens-per-sec", type=FINITE_FLOAT, help="Token rate limit (input + max output), shared per endpoint.")
 @click.option("--log-dir", type=str, envvar="EVALKIT_LOG_DIR", default="logs", show_default=True)
 @click.option("--fail-on-error", type=str, default="true", show_default=True,
               help="true: stop at the first sample error; false: never; 0-1: past that fraction; N: past N errors.")
@@ -60,22 +71,48 @@ def eval_command(
     """Evaluate TASKS (FILE.py or FILE.py@task) against a model."""
     from evalkit.runner import eval as run_eval
 
-    parsed_model_args = {**(load_config_file(model_config, "--model-config") if model_config else {}),
-                         **parse_key_values(model_args, "-M")}
-    logs = run_eval(
-        list(tasks),
-        model=model,
-        model_args=parsed_model_args,
-        task_args=parse_key_values(task_args, "-T"),
-        limit=limit,
-        epochs=epochs,
-        max_connections=max_connections,
-        max_samples=max_samples,
-        log_dir=log_dir,
-        fail_on_error=parse_fail_on_error(fail_on_error),
-        display=display,  # type: ignore[arg-type]
-        stop_seqs=stop_seqs or None,
-        **generate_config,
-    )
+    if model is not None and not model.strip():
+        raise ArgumentError("--model is empty: give provider/model (e.g. --model openai/gpt-4o), or leave it out for the bundled model")
+    parsed_model_args = _model_args(model_args, model_config)
+    with _hint_generation_flags(parsed_model_args):
+        logs = run_eval(
+            list(tasks),
+            model=model,
+            model_args=parsed_model_args,
+            task_args=parse_key_values(task_args, "-T"),
+            limit=limit,
+            epochs=epochs,
+            max_connections=max_connections,
+            max_samples=max_samples,
+            log_dir=log_dir,
+            fail_on_error=parse_fail_on_error(fail_on_error),
+            display=display,  # type: ignore[arg-type]
+            stop_seqs=stop_seqs or None,
+            **generate_config,
+        )
     if any(log.status != "success" for log in logs):
         sys.exit(1)
+
+
+def _model_args(model_args: tuple[str, ...], model_config: str | None) -> dict[str, Any]:
+    """`--model-config` overlaid by `-M`, refusing generation settings given as model arguments."""
+    from evalkit.model.model import LIMIT_ARGS
+
+    passed_on = LIMIT_ARGS | {"timeout"}  # the Model's limits, and the SDK client's own timeout
+    from_file = load_config_file(model_config, "--model-config") if model_config else {}
+    refuse_generation_settings(from_file, f"--model-config {model_config}:", passed_on)
+    from_flags = parse_key_values(model_args, "-M")
+    refuse_generation_settings(from_flags, "-M", passed_on)
+    return {**from_file, **from_flags}
+
+
+@contextmanager
+def _hint_generation_flags(model_args: dict[str, Any]) -> Iterator[None]:
+    """Adds 'did you mean --temperature?' when the provider rejects a mistyped generation setting."""
+    try:
+        yield
+    except ModelArgsError as ex:
+        hint = generation_flag_hint(model_args)
+        if not hint:
+            raise
+        raise ModelArgsError(f"{ex}; {hint}") from ex

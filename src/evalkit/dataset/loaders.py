@@ -163,8 +163,12 @@ class FileDataset(Dataset):
         elif self.format == "csv":
             with self.path.open(newline="", encoding="utf-8-sig") as file:  # -sig: spreadsheets write a BOM
                 reader = csv.DictReader(file)
-                for row in reader:
-                    yield reader.line_num, dict(row)
+                try:
+                    for row in reader:
+                        _check_csv_columns(row, reader, self.path)
+                        yield reader.line_num, dict(row)
+                except csv.Error as ex:
+                    raise DatasetError(f"{self.path}, line {reader.line_num + 1}: not valid CSV ({ex})") from None
         else:
             try:
                 rows = json.loads(self.path.read_text(encoding="utf-8"))
@@ -176,6 +180,19 @@ class FileDataset(Dataset):
                 if not isinstance(row, dict):
                     raise DatasetError(f"{self.path}, item {number}: expected an object, got {type(row).__name__}")
                 yield number, row
+
+
+def _check_csv_columns(row: dict[str | None, Any], reader: csv.DictReader, path: Path) -> None:
+    """A row with fewer or more fields than the header (DictReader would fill in None)."""
+    header = reader.fieldnames or []
+    missing = [name for name in header if row.get(name) is None]
+    extra = row.get(None) or []
+    if missing or extra:
+        count = len(header) - len(missing) + len(extra)
+        raise DatasetError(
+            f"{path}, line {reader.line_num}: {count} field(s) where the header has {len(header)} "
+            f"({', '.join(map(str, header))}); quote a field that holds a comma, or fill in the missing ones"
+        )
 
 
 def _parse_json_row(raw: bytes, path: Path, number: int) -> dict[str, Any]:

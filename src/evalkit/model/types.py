@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal, Union
 
@@ -98,6 +99,7 @@ class GenerateConfig:
                 ok = isinstance(value, bool)
             else:
                 ok = isinstance(value, (int, float) if kind is float else int) and not isinstance(value, bool)
+                ok = ok and abs(value) < _LARGEST  # also refuses inf and nan (nan < x is False)
                 ok = ok and (value >= 0 if name in _NON_NEGATIVE else value > 0 if name in _POSITIVE else True)
             if not ok:
                 raise ValueError(f"{name} must be {_DESCRIBE[name]} (got {value!r})")
@@ -120,12 +122,11 @@ class GenerateConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GenerateConfig:
         """Build from a dict, rejecting unknown keys."""
-        unknown = set(data) - GENERATE_CONFIG_FIELDS
-        if unknown:
-            raise ValueError(
-                f"unknown generate config field(s): {', '.join(sorted(unknown))} "
-                f"(known: {', '.join(sorted(GENERATE_CONFIG_FIELDS))})"
-            )
+        for key in data:
+            if key not in GENERATE_CONFIG_FIELDS:
+                close = difflib.get_close_matches(str(key), sorted(GENERATE_CONFIG_FIELDS), n=1, cutoff=0.75)
+                known = f"did you mean {close[0]}?" if close else f"known: {', '.join(sorted(GENERATE_CONFIG_FIELDS))}"
+                raise ValueError(f"unknown generate config field {key!r} ({known})")
         return cls(**data)
 
 
@@ -139,8 +140,9 @@ _FIELD_KINDS: dict[str, type] = {
 }
 _POSITIVE = {"max_tokens", "top_k", "num_choices", "timeout", "max_connections", "requests_per_sec", "tokens_per_sec"}
 _NON_NEGATIVE = {"temperature", "top_p", "top_logprobs", "max_retries"}
+_LARGEST = 2**63  # what a log stores as a number
 _DESCRIBE = {
-    name: ("true or false" if kind is bool else ("a whole number" if kind is int else "a number"))
+    name: ("true or false" if kind is bool else ("a whole number" if kind is int else "a finite number"))
     + (" above 0" if name in _POSITIVE else " of 0 or more" if name in _NON_NEGATIVE else "")
     for name, kind in _FIELD_KINDS.items()
 }
