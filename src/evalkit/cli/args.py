@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from evalkit.errors import ArgumentError
+from evalkit.model.types import GENERATE_CONFIG_FIELDS
 
 _WORDS = {"true": True, "false": False, "none": None, "null": None}
 
@@ -97,8 +98,6 @@ def load_config_file(path: str, flag: str) -> dict[str, Any]:
 
 def refuse_generation_settings(model_args: dict[str, Any], flag: str, allowed: frozenset[str]) -> None:
     """Generation settings given as model arguments (`-M temperature=0`) name their own flag."""
-    from evalkit.model.types import GENERATE_CONFIG_FIELDS
-
     for key, value in model_args.items():
         if key in GENERATE_CONFIG_FIELDS and key not in allowed:
             raise ArgumentError(
@@ -108,8 +107,6 @@ def refuse_generation_settings(model_args: dict[str, Any], flag: str, allowed: f
 
 def generation_flag_hint(keys: Iterable[str]) -> str:
     """'did you mean --temperature?' for a model argument that looks like a mistyped generation setting."""
-    from evalkit.model.types import GENERATE_CONFIG_FIELDS
-
     for key in keys:
         close = difflib.get_close_matches(key, sorted(GENERATE_CONFIG_FIELDS), n=1, cutoff=0.8)
         if close:
