@@ -26,7 +26,7 @@ _SHAPES = [  # (what stays, the credential) in text that carries one
     re.compile(r"()\b((?:AKIA|ASIA)[A-Z0-9]{16})\b"),  # AWS access key ids
     re.compile(r"((?i:aws_?secret_?access_?key|aws_?session_?token|secretaccesskey|sessiontoken)[\"']?\s*[:=]\s*[\"']?)"
                r"([A-Za-z0-9/+=]{16,})"),
-    re.compile(r"((?i:api[_-]?key|password|passwd|access[_-]?token)[\"']?\s*[:=]\s*[\"']?)([^\s\"',;&}]{8,})"),
+    re.compile(r"((?i:api[_-]?key|password|passwd|access[_-]?token)(?:\s*=\s*[\"']?|[\"']\s*:\s*[\"']))([^\s\"',;&}]{8,})"),
     re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:)([^/\s@]+)(?=@)"),  # a password in a URL
 ]
 

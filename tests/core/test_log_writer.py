@@ -28,7 +28,8 @@ from evalkit.scorer import Score, scorer, mean
 def measured():
     async def score(state, target):
         return Score(value=np.float64(0.75), answer=state.output.completion,
-                     metadata={"lengths": np.array([[1, 2], [3, 4]]), "ok": np.bool_(True), "n": np.int64(7)})
+                     metadata={"lengths": np.array([[1, 2], [3, 4]]), "ok": np.bool_(True), "n": np.int64(7),
+                               "strided": np.arange(6).reshape(2, 3).T, "mixed": np.array([1, "a"], dtype=object)})
     return score
 
 @task
@@ -58,7 +59,8 @@ def test_numpy_scores_and_metadata_are_logged_as_numbers_and_resume(tmp_path: Pa
     [first, _] = sorted(records(path)[1:-1], key=lambda r: r["id"])
     score = first["scores"]["measured"]
     assert score["value"] == 0.75 and isinstance(score["value"], float)
-    assert score["metadata"] == {"lengths": [[1, 2], [3, 4]], "ok": True, "n": 7}
+    assert score["metadata"] == {"lengths": [[1, 2], [3, 4]], "ok": True, "n": 7, "strided": [[0, 3], [1, 4], [2, 5]],
+                                 "mixed": [1, "a"]}
     assert first["metadata"] == {"weight": 0.5}
     log = read_eval_log(path)
     assert log.status == "success" and log.results["measured"]["mean"] == 0.75
