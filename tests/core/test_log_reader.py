@@ -71,6 +71,19 @@ def test_damaged_last_line_is_left_out_and_the_log_resumes(task_dir: Path, damag
     assert all(json.loads(line) for line in lines_of(path))
 
 
+def test_log_samples_prints_letter_and_number_scores(task_dir: Path) -> None:
+    path = make_log(task_dir)
+    lines = lines_of(path)
+    record = json.loads(lines[2])
+    record["scores"]["match"]["value"] = 0.5  # a numeric score beside the letters match() gives
+    lines[2] = json.dumps(record)
+    write_lines(path, lines)
+    shown = run_cli("log", "samples", str(path))
+    assert shown.returncode == 0, shown.stderr
+    assert [line.split("\t")[:3] for line in shown.stdout.splitlines()] == [
+        ["1", "epoch 1", "match=C"], ["2", "epoch 1", "match=0.5"], *[[str(i), "epoch 1", "match=C"] for i in range(3, 7)]]
+
+
 def test_damage_before_the_last_line_names_the_line(task_dir: Path) -> None:
     path = make_log(task_dir)
     lines = lines_of(path)
