@@ -20,17 +20,21 @@ def default_display() -> DisplayMode:
 class Progress:
     """Counts finished samples, errors, retries and tokens for one (task, model) run."""
 
-    def __init__(self, title: str, total: int, mode: DisplayMode, stream: TextIO = sys.stderr) -> None:
+    def __init__(self, title: str, total: int, mode: DisplayMode, stream: TextIO = sys.stderr, already_done: int = 0) -> None:
         self.title = title
         self.total = total
         self.mode = mode
         self.stream = stream
+        self.already_done = already_done
+        """Samples finished by an earlier run of a resumed log: shown, but not in the rate."""
         self.done = 0
         self.errors = 0
         self.retries = 0
+        self.waiting = 0
+        """Samples waiting out a server's rate limit right now."""
         self.tokens = 0
         self.started = time.monotonic()
-        self._last_shown = self.started
+        self._last_shown = self.started - PLAIN_EVERY_SECONDS  # the first change shows at once
         self._bar: Any = None
         self._bar_task: Any = None
 
@@ -66,6 +70,12 @@ class Progress:
 
     def add_retry(self) -> None:
         self.retries += 1
+        self.show()
+
+    def add_waiting(self, change: int) -> None:
+        """Count `change` (+1 or -1) samples as waiting on a server's rate limit."""
+        self.waiting += change
+        self.show()
 
     @property
     def rate(self) -> float:
@@ -78,6 +88,8 @@ class Progress:
             parts.append(f"{self.errors} errors")
         if self.retries:
             parts.append(f"{self.retries} retries")
+        if self.waiting:
+            parts.append(f"{self.waiting} waiting on rate limit")
         return ", ".join(parts)
 
     def show(self, force: bool = False) -> None:
@@ -89,11 +101,11 @@ class Progress:
             return
         self._last_shown = now
         if self._bar is not None:
-            self._bar.update(self._bar_task, completed=self.done, rate=self.rate, tokens=self.tokens, extra=self._extra())
+            self._bar.update(self._bar_task, completed=self.already_done + self.done, rate=self.rate, tokens=self.tokens, extra=self._extra())
         else:
             extra = self._extra()
             print(
-                f"{self.title}: {self.done}/{self.total} samples, {self.rate:.1f} samples/s, "
+                f"{self.title}: {self.already_done + self.done}/{self.total} samples, {self.rate:.1f} samples/s, "
                 f"{self.tokens:,} tokens{', ' + extra if extra else ''}",
                 file=self.stream,
                 flush=True,
@@ -120,8 +132,17 @@ def print_summary(log: Any, stream: TextIO = sys.stderr) -> None:
     print("\n".join(lines), file=stream, flush=True)
 
 
-def format_metrics(metrics: dict[str, float | None], digits: int) -> str:
-    """`accuracy 0.750  stderr 0.112`; a metric with no value (no scored sample) shows as -."""
-    return "  ".join(
-        f"{name} " + ("-" if value is None or value != value else f"{value:.{digits}f}") for name, value in metrics.items()
-    )
+def format_metrics(metrics: dict[str, Any], digits: int) -> str:
+    """`accuracy 0.750  stderr 0.112`; a metric with no value (no scored sample) shows as -,
+    and a metric with several values (`grouped`) as `accuracy (maths 0.500, all 0.750)`."""
+    return "  ".join(f"{name} {_format_value(value, digits)}" for name, value in metrics.items())
+
+
+def _format_value(value: Any, digits: int) -> str:
+    if isinstance(value, dict):
+        return "(" + ", ".join(f"{key} {_format_value(v, digits)}" for key, v in value.items()) + ")"
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value:.{digits}f}"
+    return str(value)

@@ -192,6 +192,7 @@ async def run_task(task: Task, model: Model, options: RunOptions, resume: EvalLo
             usage.add(_usage(result.usage))
             progress.advance(result.usage["total_tokens"] if result.usage else 0, result.error is not None)
             tally.errors += result.error is not None
+            tally.retries += len(result.retries or ())
             if fatal or (result.error is not None and _too_many_errors(tally.errors, total, options.fail_on_error)):
                 tally.failure = fatal or f"sample {result.id} (epoch {result.epoch}) failed: {result.error.splitlines()[0]}"  # type: ignore[union-attr]
                 cancel.cancel()

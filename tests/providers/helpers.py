@@ -11,8 +11,20 @@ import anyio
 import pytest
 
 from evalkit import GenerateConfig, Model, ModelOutput, get_model
+from evalkit.model.retry import BACKOFF_BASE
+from tests.servers.http import Request
 
 NO_RETRIES = GenerateConfig(max_retries=0)
+
+RETRY_AFTER = BACKOFF_BASE + 0.5
+"""A Retry-After hint (seconds) longer than any first backoff: a first retry that ignores the
+hint comes within BACKOFF_BASE seconds, one that follows it no sooner than this."""
+
+
+def waited_for_hint(first: Request, second: Request, hint: float = RETRY_AFTER) -> bool:
+    """Whether `second` arrived at least `hint` seconds (less a little scheduling slack that
+    stays above BACKOFF_BASE) after `first`."""
+    return second.arrived - first.arrived >= min(hint - 0.1, BACKOFF_BASE + 0.4)
 
 
 def generate_and_close(model: Model, input: Any, config: GenerateConfig | None = None) -> ModelOutput:

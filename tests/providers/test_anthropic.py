@@ -4,6 +4,7 @@ directly and in its Bedrock and Vertex forms."""
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import evalkit
 from evalkit import ChatMessageAssistant, ChatMessageSystem, ChatMessageUser, GenerateConfig
 from evalkit.errors import EvalkitError, ModelArgsError
 from tests.conftest import run_cli
-from tests.providers.helpers import generate_and_close, isolate_env, quiz_task_source
+from tests.providers.helpers import RETRY_AFTER, generate_and_close, isolate_env, quiz_task_source, waited_for_hint
 from tests.servers.anthropic_server import messages_reply
 from tests.servers.http import RecordingServer, Reply
 from tests.servers.openai_server import error_reply, scripted
@@ -147,8 +148,8 @@ def test_client_errors_are_clear_and_not_retried(status: int, message: str) -> N
 
 def test_rate_limits_overload_and_dropped_connections_are_retried() -> None:
     replies = [
-        Reply(drop=True),  # first, so the jittered backoff it gets is at most 1 s
-        error_reply(429, "rate limited", {"Retry-After": "1"}),
+        error_reply(429, "rate limited", {"Retry-After": str(RETRY_AFTER)}),  # first: an ignored hint waits <= 1 s
+        Reply(drop=True),
         error_reply(529, "overloaded", {"Retry-After": "0"}),
     ]
     with RecordingServer(scripted(replies, messages_reply)) as server:
@@ -156,15 +157,16 @@ def test_rate_limits_overload_and_dropped_connections_are_retried() -> None:
         output = generate_and_close(model, "ANSWER: eventually")
     assert output.completion == "eventually"
     assert model.retries == 3 and len(server.requests) == 4
-    assert server.requests[2].arrived - server.requests[1].arrived >= 0.9
+    assert waited_for_hint(server.requests[0], server.requests[1])
 
 
 def test_rate_limit_reset_header_is_the_hint_without_retry_after() -> None:
-    reset = {"anthropic-ratelimit-requests-reset": "2000-01-01T00:00:00Z"}  # already passed: retry at once
+    moment = datetime.now(timezone.utc) + timedelta(seconds=RETRY_AFTER + 0.5)
+    reset = {"anthropic-ratelimit-requests-reset": moment.isoformat().replace("+00:00", "Z")}
     with RecordingServer(scripted([error_reply(429, "rate limited", reset)], messages_reply)) as server:
         model = evalkit.get_model("anthropic/claude", base_url=server.url)
         assert generate_and_close(model, "ANSWER: reset").completion == "reset"
-    assert server.requests[1].arrived - server.requests[0].arrived < 0.5
+    assert waited_for_hint(server.requests[0], server.requests[1])
 
 
 def test_malformed_replies_are_clear_errors() -> None:

@@ -11,7 +11,7 @@ import pytest
 from evalkit import ChatMessageSystem, ChatMessageUser, GenerateConfig, ModelOutput, get_model, read_eval_log
 from evalkit.errors import EvalkitError
 from tests.conftest import REPO, run_cli
-from tests.providers.helpers import NO_RETRIES, generate_once
+from tests.providers.helpers import NO_RETRIES, RETRY_AFTER, generate_once, waited_for_hint
 from tests.servers.http import RecordingServer, Reply
 
 
@@ -84,11 +84,11 @@ def test_client_errors_are_clear_and_not_retried(status: int, message: str) -> N
 
 
 def test_rate_limit_is_retried_after_retry_after() -> None:
-    replies = iter([Reply(429, {"error": "slow"}, headers={"Retry-After": "0.3"}), chat_reply("after wait")])
+    replies = iter([Reply(429, {"error": "slow"}, headers={"Retry-After": str(RETRY_AFTER)}), chat_reply("after wait")])
     with RecordingServer(lambda r: next(replies)) as server:
         output = generate(server, "hi", GenerateConfig(max_retries=2))
     first, second = server.requests
-    assert output.completion == "after wait" and second.arrived - first.arrived >= 0.3
+    assert output.completion == "after wait" and waited_for_hint(first, second)
 
 
 @pytest.mark.parametrize("reply", [Reply(500, "upstream failed"), Reply(502, "bad gateway"), Reply(drop=True)])

@@ -11,7 +11,7 @@ from google.genai import errors
 from evalkit import ChatMessageAssistant, ChatMessageSystem, ChatMessageUser, GenerateConfig, ModelOutput, get_model, read_eval_log
 from evalkit.errors import EvalkitError, ModelArgsError
 from tests.conftest import REPO, run_cli
-from tests.providers.helpers import NO_RETRIES, generate_and_close, generate_once
+from tests.providers.helpers import NO_RETRIES, RETRY_AFTER, generate_and_close, generate_once, waited_for_hint
 from tests.servers.gemini_server import gemini_reply, google_error
 from tests.servers.http import RecordingServer, Reply
 
@@ -106,11 +106,11 @@ def test_client_errors_are_not_retried(reply: Reply, code: int) -> None:
 
 
 def test_rate_limit_is_retried_after_retry_after() -> None:
-    replies = iter([google_error(429, "RESOURCE_EXHAUSTED", "quota", {"Retry-After": "0.3"}), gemini_reply("after wait")])
+    replies = iter([google_error(429, "RESOURCE_EXHAUSTED", "quota", {"Retry-After": str(RETRY_AFTER)}), gemini_reply("after wait")])
     with RecordingServer(lambda r: next(replies)) as server:
         output = generate(f"google/{MODEL}", server, "hi", GenerateConfig(max_retries=2))
     first, second = server.requests
-    assert output.completion == "after wait" and second.arrived - first.arrived >= 0.3
+    assert output.completion == "after wait" and waited_for_hint(first, second)
 
 
 @pytest.mark.parametrize("reply", [google_error(500, "INTERNAL", "boom"), google_error(503, "UNAVAILABLE", "busy"), Reply(drop=True)])

@@ -12,7 +12,7 @@ import evalkit
 from evalkit import GenerateConfig
 from evalkit.errors import EvalkitError, ModelArgsError
 from tests.conftest import run_cli
-from tests.providers.helpers import generate_and_close, isolate_env, quiz_task_source
+from tests.providers.helpers import RETRY_AFTER, generate_and_close, isolate_env, quiz_task_source, waited_for_hint
 from tests.servers.http import Reply, RecordingServer, Request
 from tests.servers.openai_server import chat_reply, error_reply, openai_reply, scripted
 
@@ -153,14 +153,14 @@ def test_client_errors_are_clear_and_not_retried(status: int, message: str) -> N
 
 
 def test_rate_limit_is_retried_after_the_servers_hint() -> None:
-    handler = scripted([error_reply(429, "slow down", {"Retry-After": "1"})], chat_reply)
+    handler = scripted([error_reply(429, "slow down", {"Retry-After": str(RETRY_AFTER)})], chat_reply)
     with RecordingServer(handler) as server:
         model = evalkit.get_model("openai/gpt-4o", base_url=f"{server.url}/v1")
         output = generate_and_close(model, "ANSWER: patient")
     assert output.completion == "patient"
     assert model.retries == 1
     first, second = server.requests
-    assert 0.9 <= second.arrived - first.arrived < 3
+    assert waited_for_hint(first, second) and second.arrived - first.arrived < RETRY_AFTER + 2
 
 
 def test_server_errors_and_dropped_connections_are_retried() -> None:

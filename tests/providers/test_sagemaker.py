@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError, ConnectionClosedError
 from evalkit import ChatMessageAssistant, ChatMessageSystem, ChatMessageUser, GenerateConfig, ModelOutput, get_model, read_eval_log
 from evalkit.errors import ModelArgsError
 from tests.conftest import REPO, run_cli
-from tests.providers.helpers import NO_RETRIES, generate_once, set_fake_aws_env
+from tests.providers.helpers import NO_RETRIES, RETRY_AFTER, generate_once, set_fake_aws_env, waited_for_hint
 from tests.servers.converse_server import aws_error
 from tests.servers.http import RecordingServer, Reply
 
@@ -92,11 +92,11 @@ def test_client_errors_are_not_retried(reply: Reply, code: str) -> None:
 
 
 def test_throttling_is_retried_after_retry_after() -> None:
-    replies = iter([aws_error(429, "ThrottlingException", "slow", {"Retry-After": "0.3"}), tgi_reply("after wait")])
+    replies = iter([aws_error(429, "ThrottlingException", "slow", {"Retry-After": str(RETRY_AFTER)}), tgi_reply("after wait")])
     with RecordingServer(lambda r: next(replies)) as server:
         output = generate(server, "hi", GenerateConfig(max_retries=2))
     first, second = server.requests
-    assert output.completion == "after wait" and second.arrived - first.arrived >= 0.3
+    assert output.completion == "after wait" and waited_for_hint(first, second)
 
 
 @pytest.mark.parametrize("reply", [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -66,11 +67,27 @@ class ModelAPI(ABC):
         return 10
 
     def connection_key(self) -> str:
-        """Requests with the same key share one connection pool and rate limits."""
+        """Requests with the same key (and max_connections) share one connection pool."""
         return f"{type(self).__name__}:{self.base_url or ''}:{self.model_name}"
+
+    def credential(self) -> str | None:
+        """What identifies the account requests are billed and rate-limited to (the API key by
+        default); only its hash is kept."""
+        return self.api_key
+
+    def rate_limit_key(self) -> str:
+        """Requests with the same key share requests_per_sec and tokens_per_sec limits: one
+        endpoint with one credential, whatever the model name or limit values."""
+        credential = self.credential()
+        digest = hashlib.sha256(credential.encode()).hexdigest()[:16] if credential else ""
+        return f"{self.provider or type(self).__name__}|{self.base_url or ''}|{digest}"
 
     def is_retryable(self, error: BaseException) -> bool:
         """Whether `error` is transient (rate limit, 5xx, timeout, dropped connection)."""
+        return False
+
+    def is_rate_limit(self, error: BaseException) -> bool:
+        """Whether `error` is the server's rate limit (HTTP 429 or the API's throttling error)."""
         return False
 
     def retry_after(self, error: BaseException) -> float | None:

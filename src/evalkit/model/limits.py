@@ -1,78 +1,99 @@
-"""Shared limits: connection pools and rate limiters per connection key, retry backoff."""
+"""Shared limits: connection pools per connection key, rate limiters per endpoint and credential."""
 
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import anyio
 
-DEFAULT_MAX_RETRIES = 5
-BACKOFF_BASE = 1.0
-BACKOFF_CAP = 60.0
-
 
 class RateLimiter:
-    """Spaces out acquisitions so no one-second window exceeds `rate` units by more than one.
+    """Spaces out requests so that no one-second window holds more than the limit plus one request.
 
-    Each acquisition of `cost` units reserves `cost / rate` seconds of the timeline; a later
-    `correct` call moves the timeline when the real cost is known (tokens used).
+    After a request of `cost` units goes out under a limit of `rate` units a second, the next
+    one waits `cost / rate` seconds. The spacing is measured from the moment each request is
+    actually let through, so a busy event loop delays requests but never bunches them up.
+    Callers queue in arrival order and each passes its own `rate`: evals with different limits
+    on one endpoint share one timeline, which never runs faster than the highest limit.
     """
 
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
+    def __init__(self) -> None:
         self._next = 0.0
+        self._turn = anyio.Lock()
 
-    async def acquire(self, cost: float = 1.0) -> None:
-        now = time.monotonic()
-        start = max(now, self._next)
-        self._next = start + cost / self.rate
-        if start > now:
-            await anyio.sleep(start - now)
+    async def acquire(self, rate: float, cost: float = 1.0) -> float:
+        """Wait for this caller's turn, then take the units `cost` is charged (see `charge`)
+        of a `rate` units/s budget; returns them."""
+        async with self._turn:
+            while (wait := self._next - time.monotonic()) > 0:
+                await anyio.sleep(wait)
+            charged = self.charge(cost)
+            self._next = time.monotonic() + charged / rate
+        return charged
 
-    def correct(self, extra_cost: float) -> None:
-        """Account for `extra_cost` more (or, if negative, fewer) units than acquired."""
-        self._next = max(time.monotonic(), self._next + extra_cost / self.rate) if extra_cost > 0 else self._next + extra_cost / self.rate
+    def charge(self, cost: float) -> float:
+        """The units charged, at the moment it goes out, for a request that costs `cost`."""
+        return cost
+
+    def correct(self, rate: float, extra: float) -> None:
+        """Account for `extra` more (negative: fewer) units than acquired: the next request
+        goes later, or earlier but never at a moment already past."""
+        self._next = max(self._next + extra / rate, time.monotonic())
+
+
+class TokenLimiter(RateLimiter):
+    """A `RateLimiter` of tokens, whose real cost is known only from the reply.
+
+    Each request is charged a guess scaled by the ratio of tokens used to tokens guessed so far
+    on this endpoint, and corrected when its usage arrives: the limit holds from the first
+    replies on, neither starting far below it nor overshooting it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._guessed = 0.0
+        self._used = 0.0
+
+    def charge(self, guess: float) -> float:
+        """`guess`, a static estimate, scaled by what earlier requests used."""
+        return guess * self._used / self._guessed if self._used else guess
+
+    def settle(self, rate: float, guess: float, charged: float, used: float) -> None:
+        """Record that a request guessed at `guess` and charged `charged` used `used` tokens."""
+        self._guessed += guess
+        self._used += used
+        self.correct(rate, used - charged)
 
 
 @dataclass
-class ConnectionLimits:
-    """Everything shared by requests with one connection key and the same limits in one event loop."""
+class EndpointLimits:
+    """What requests to one endpoint with one credential share in one event loop."""
 
-    pool: anyio.Semaphore
-    requests: RateLimiter | None = None
-    tokens: RateLimiter | None = None
-
-
-_limits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, int, float | None, float | None], ConnectionLimits]] = (
-    weakref.WeakKeyDictionary()
-)
+    requests: RateLimiter = field(default_factory=RateLimiter)
+    tokens: TokenLimiter = field(default_factory=TokenLimiter)
 
 
-def connection_limits(
-    key: str, max_connections: int, requests_per_sec: float | None, tokens_per_sec: float | None
-) -> ConnectionLimits:
-    """The pool and rate limiters for `key` with these limits in the running event loop,
-    created on first use: requests to one endpoint with the same settings share them."""
-    per_loop = _limits.setdefault(asyncio.get_running_loop(), {})
-    settings = (key, max_connections, requests_per_sec, tokens_per_sec)
-    limits = per_loop.get(settings)
+_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, int], anyio.Semaphore]] = weakref.WeakKeyDictionary()
+_endpoints: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, EndpointLimits]] = weakref.WeakKeyDictionary()
+
+
+def connection_pool(key: str, max_connections: int) -> anyio.Semaphore:
+    """The pool of `max_connections` for connection `key` in the running event loop."""
+    per_loop = _pools.setdefault(asyncio.get_running_loop(), {})
+    pool = per_loop.get((key, max_connections))
+    if pool is None:
+        pool = per_loop[(key, max_connections)] = anyio.Semaphore(max_connections)
+    return pool
+
+
+def endpoint_limits(key: str) -> EndpointLimits:
+    """The rate limiters of endpoint-and-credential `key` in the running event loop, shared by
+    every model, eval and limit setting that sends requests there."""
+    per_loop = _endpoints.setdefault(asyncio.get_running_loop(), {})
+    limits = per_loop.get(key)
     if limits is None:
-        limits = ConnectionLimits(
-            pool=anyio.Semaphore(max_connections),
-            requests=RateLimiter(requests_per_sec) if requests_per_sec else None,
-            tokens=RateLimiter(tokens_per_sec) if tokens_per_sec else None,
-        )
-        per_loop[settings] = limits
+        limits = per_loop[key] = EndpointLimits()
     return limits
-
-
-def backoff_delay(attempt: int, retry_after: float | None) -> float:
-    """Seconds to wait before retry number `attempt` (0-based): the server's hint if it gave
-    one, else exponential backoff with full jitter."""
-    if retry_after is not None and retry_after >= 0:
-        return min(retry_after, BACKOFF_CAP)
-    return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))

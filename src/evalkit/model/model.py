@@ -5,14 +5,16 @@ from __future__ import annotations
 import contextvars
 import os
 import time
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any, Callable
 
 import anyio
 
 from evalkit.errors import ModelArgsError
 from evalkit.model.api import ModelAPI
-from evalkit.model.limits import DEFAULT_MAX_RETRIES, backoff_delay, connection_limits
+from evalkit.model.limits import connection_pool, endpoint_limits
+from evalkit.model.retry import DEFAULT_MAX_RETRIES, RequestClock, RequestTimeoutError, backoff_delay, refused
 from evalkit.model.registry import provider_info, split_model_name
 from evalkit.model.types import ChatMessage, ChatMessageUser, GenerateConfig, ModelOutput, ModelUsage
 from evalkit.secrets import remember_secrets, scrub
@@ -21,16 +23,30 @@ DEFAULT_MODEL = "hf/bundled"
 """Used when neither `--model` nor EVALKIT_MODEL is given: the bundled SmolLM2-135M-Instruct."""
 
 class RetryRecorder:
-    """Collects one sample's retries and tells the progress display as each one happens."""
+    """Collects one sample's retries and tells the progress display as each one happens and
+    while the sample waits on a server's rate limit."""
 
-    def __init__(self, on_retry: Callable[[], None] | None = None) -> None:
+    def __init__(self, on_retry: Callable[[], None] | None = None, on_wait: Callable[[int], None] | None = None) -> None:
         self.events: list[dict[str, Any]] = []
         self.on_retry = on_retry
+        self.on_wait = on_wait
 
-    def record(self, attempt: int, error: BaseException, delay: float) -> None:
-        self.events.append({"attempt": attempt, "error": scrub(f"{type(error).__name__}: {error}")[:300], "wait": round(delay, 3)})
+    def record(self, attempt: int, error: str, delay: float) -> None:
+        self.events.append({"attempt": attempt, "error": scrub(error)[:300], "wait": round(delay, 3)})
         if self.on_retry is not None:
             self.on_retry()
+
+    @contextmanager
+    def waiting(self, rate_limited: bool) -> Iterator[None]:
+        """Counts the sample as waiting on a rate limit for the block, if `rate_limited`."""
+        notify = self.on_wait if rate_limited else None
+        if notify is not None:
+            notify(1)
+        try:
+            yield
+        finally:
+            if notify is not None:
+                notify(-1)
 
 
 retry_recorder: contextvars.ContextVar[RetryRecorder | None] = contextvars.ContextVar("evalkit_retry_recorder", default=None)
@@ -65,50 +81,92 @@ class Model:
     async def generate(
         self, input: str | list[ChatMessage], config: GenerateConfig | None = None
     ) -> ModelOutput:
-        """Generate a reply to `input` (text or messages), retrying transient errors."""
+        """Generate a reply to `input` (text or messages), retrying transient errors.
+
+        Each attempt may take `attempt_timeout` seconds (default 600); `timeout` bounds the
+        whole request: its attempts and the waits between them, the server's Retry-After included.
+        """
         messages = [ChatMessageUser(content=input)] if isinstance(input, str) else list(input)
         config = self.config.merge(config)
-        limits = connection_limits(
-            self.api.connection_key(),
-            config.max_connections or self.api.max_connections(),
-            config.requests_per_sec,
-            config.tokens_per_sec,
-        )
         max_retries = DEFAULT_MAX_RETRIES if config.max_retries is None else config.max_retries
+        clock = RequestClock(config.timeout)
         attempt = 0
         while True:
-            start = time.monotonic()
             try:
-                async with limits.pool:
-                    estimate = 0.0
-                    if limits.requests is not None:
-                        await limits.requests.acquire()
-                    if limits.tokens is not None:
-                        estimate = _estimate_tokens(messages, config)
-                        await limits.tokens.acquire(estimate)
-                    with anyio.fail_after(config.timeout) if config.timeout else nullcontext():
-                        output = await self.api.generate(messages, config)
+                output = await self._attempt(messages, config, clock)
                 break
             except Exception as error:
-                if attempt >= max_retries or not (isinstance(error, TimeoutError) or self.api.is_retryable(error)):
-                    raise
-                delay = backoff_delay(attempt, self.api.retry_after(error))
-                self._record_retry(attempt, error, delay)
+                retryable = isinstance(error, TimeoutError) or self.api.is_retryable(error)
+                if attempt >= max_retries or not retryable or clock.left() == 0:
+                    clear = self._clear(error)
+                    if clear is error:
+                        raise
+                    raise clear from None  # the SDK may call a refused connection a timeout
+                await self._wait_to_retry(attempt, error, clock)
                 attempt += 1
-                await anyio.sleep(delay)
-        if output.time is None:
-            output.time = time.monotonic() - start
-        if output.usage is not None:
-            self.usage.add(output.usage)
-            if limits.tokens is not None:
-                limits.tokens.correct(output.usage.total_tokens - estimate)
+        self.usage.add(output.usage)
         return output
 
-    def _record_retry(self, attempt: int, error: BaseException, delay: float) -> None:
+    async def _attempt(self, messages: list[ChatMessage], config: GenerateConfig, clock: RequestClock) -> ModelOutput:
+        """One request: a connection from the pool, a rate-limit turn, then the provider's call."""
+        rate_limits = endpoint_limits(self.api.rate_limit_key()) if config.requests_per_sec or config.tokens_per_sec else None
+        async with connection_pool(self.api.connection_key(), config.max_connections or self.api.max_connections()):
+            guess = charged = 0.0
+            if rate_limits is not None and config.requests_per_sec:
+                await rate_limits.requests.acquire(config.requests_per_sec)
+            if rate_limits is not None and config.tokens_per_sec:
+                guess = _estimate_tokens(messages, config)
+                charged = await rate_limits.tokens.acquire(config.tokens_per_sec, guess)
+            limit, whole_request = clock.attempt_limit(config.attempt_timeout)
+            start = time.monotonic()
+            try:
+                with anyio.move_on_after(limit) as scope:
+                    output = await self.api.generate(messages, config)
+            finally:
+                clock.spent += time.monotonic() - start
+        if scope.cancelled_caught:
+            raise RequestTimeoutError(self._timeout_message(limit, whole_request, config))
+        if output.time is None:
+            output.time = time.monotonic() - start
+        if rate_limits is not None and config.tokens_per_sec and output.usage is not None:
+            rate_limits.tokens.settle(config.tokens_per_sec, guess, charged, output.usage.total_tokens)
+        return output
+
+    async def _wait_to_retry(self, attempt: int, error: Exception, clock: RequestClock) -> None:
+        """Sleep before retry `attempt + 1`, or give up at once if the wait would outlast `timeout`."""
+        hint = self.api.retry_after(error)
+        delay = backoff_delay(attempt, hint)
+        left = clock.left()
+        if left is not None and delay >= left:
+            asked = "the server asked for" if hint is not None else "the backoff needs"
+            raise RequestTimeoutError(
+                f"{self.api.label}: gave up after {attempt + 1} attempts: the request's timeout of {clock.timeout:g} s "
+                f"leaves {left:.1f} s, less than the {delay:.1f} s wait {asked}; last error: {self._describe(error)}"
+            ) from error
         self.retries += 1
         recorder = retry_recorder.get()
-        if recorder is not None:
-            recorder.record(attempt + 1, error, delay)
+        start = time.monotonic()
+        try:
+            with recorder.waiting(self.api.is_rate_limit(error)) if recorder is not None else nullcontext():
+                if recorder is not None:
+                    recorder.record(attempt + 1, self._describe(error), delay)
+                await anyio.sleep(delay)
+        finally:
+            clock.spent += time.monotonic() - start
+
+    def _timeout_message(self, limit: float, whole_request: bool, config: GenerateConfig) -> str:
+        if whole_request:
+            return f"{self.api.label}: no reply within the request's timeout of {config.timeout:g} s (attempts and retry waits together)"
+        which = "attempt_timeout" if config.attempt_timeout else "the default attempt_timeout"
+        return f"{self.api.label}: no reply within {limit:g} s ({which}; the whole request is bounded by timeout)"
+
+    def _clear(self, error: Exception) -> Exception:
+        """The error to report for a request that failed for good."""
+        return refused(error, self.api.base_url, self.api.label) or error
+
+    def _describe(self, error: Exception) -> str:
+        clear = self._clear(error)
+        return f"{type(clear).__name__}: {clear}"
 
     async def aclose(self) -> None:
         """Release the provider's resources."""

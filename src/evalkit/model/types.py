@@ -82,6 +82,9 @@ class GenerateConfig:
     logprobs: bool | None = None
     top_logprobs: int | None = None
     timeout: float | None = None
+    """Seconds the whole request may take: its attempts and the waits between them (default: no limit)."""
+    attempt_timeout: float | None = None
+    """Seconds one attempt may take before it is abandoned and retried (default 600)."""
     max_retries: int | None = None
     max_connections: int | None = None
     requests_per_sec: float | None = None
@@ -135,10 +138,10 @@ GENERATE_CONFIG_FIELDS = frozenset(f.name for f in fields(GenerateConfig))
 _FIELD_KINDS: dict[str, type] = {
     "max_tokens": int, "temperature": float, "top_p": float, "top_k": int, "seed": int,
     "frequency_penalty": float, "presence_penalty": float, "num_choices": int, "logprobs": bool,
-    "top_logprobs": int, "timeout": float, "max_retries": int, "max_connections": int,
+    "top_logprobs": int, "timeout": float, "attempt_timeout": float, "max_retries": int, "max_connections": int,
     "requests_per_sec": float, "tokens_per_sec": float,
 }
-_POSITIVE = {"max_tokens", "top_k", "num_choices", "timeout", "max_connections", "requests_per_sec", "tokens_per_sec"}
+_POSITIVE = {"max_tokens", "top_k", "num_choices", "timeout", "attempt_timeout", "max_connections", "requests_per_sec", "tokens_per_sec"}
 _NON_NEGATIVE = {"temperature", "top_p", "top_logprobs", "max_retries"}
 _LARGEST = 2**63  # what a log stores as a number
 _DESCRIBE = {

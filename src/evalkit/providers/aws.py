@@ -20,10 +20,11 @@ from evalkit.providers.http_errors import MissingCredentialsError, is_retryable_
 from evalkit.secrets import get_secret
 
 READ_TIMEOUT = 3600.0
-"""botocore's read timeout; `Model` enforces GenerateConfig.timeout itself."""
+"""botocore's read timeout, above any attempt_timeout: `Model` times each attempt and the whole request."""
 
-RETRYABLE_CODES = frozenset({
-    "ThrottlingException", "TooManyRequestsException", "ServiceUnavailableException",
+THROTTLING_CODES = frozenset({"ThrottlingException", "TooManyRequestsException"})
+RETRYABLE_CODES = THROTTLING_CODES | frozenset({
+    "ServiceUnavailableException",
     "ServiceUnavailable", "InternalServerException", "InternalFailure", "ModelNotReadyException",
     "ModelTimeoutException",
 })
@@ -98,6 +99,16 @@ class AWSAPI(ModelAPI):
             status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             return error.response.get("Error", {}).get("Code") in RETRYABLE_CODES or is_retryable_status(status)
         return isinstance(error, (HTTPClientError, BotocoreConnectionError))
+
+    def is_rate_limit(self, error: BaseException) -> bool:
+        if isinstance(error, ClientError):
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            return error.response.get("Error", {}).get("Code") in THROTTLING_CODES or status == 429
+        return False
+
+    def credential(self) -> str | None:
+        """The access key and region (the endpoint when base_url is not set)."""
+        return f"{get_secret('AWS_ACCESS_KEY_ID') or get_secret('AWS_PROFILE')}@{self._session.region_name}"
 
     def retry_after(self, error: BaseException) -> float | None:
         if isinstance(error, ClientError):

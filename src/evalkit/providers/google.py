@@ -104,6 +104,7 @@ class GoogleAPI(ModelAPI):
         super().__init__(model_name, base_url=base_url or get_secret(self.base_url_env), api_key=api_key, config=config, **model_args)
         self.safety_settings = parse_safety_settings(safety_settings)
         args = self._auth_args(api_key, dict(model_args))
+        self._credential = args.get("api_key") or f"{args.get('project')}/{args.get('location')}"
         args["http_options"] = self._http_options(args.get("http_options"))
         try:
             self._client = PerLoop(lambda: genai.Client(**args), initial=genai.Client(**args))  # made now: bad -M fails at once
@@ -166,6 +167,12 @@ class GoogleAPI(ModelAPI):
         if isinstance(error, errors.APIError):
             return is_retryable_status(error.code)
         return isinstance(error, _TRANSPORT_ERRORS)
+
+    def is_rate_limit(self, error: BaseException) -> bool:
+        return isinstance(error, errors.APIError) and error.code == 429
+
+    def credential(self) -> str | None:
+        return self._credential
 
     def retry_after(self, error: BaseException) -> float | None:
         if isinstance(error, errors.APIError):

@@ -19,7 +19,7 @@ from evalkit.providers.http_errors import (
     retry_after_from_headers,
 )
 from evalkit.providers.openai_format import chat_output, chat_request
-from evalkit.secrets import excerpt, get_secret
+from evalkit.secrets import excerpt, get_secret, looks_secret
 
 
 class JSONChatAPI(ModelAPI):
@@ -36,6 +36,7 @@ class JSONChatAPI(ModelAPI):
 
     def _connect(self, url: str, headers: dict[str, str], client_args: dict[str, Any]) -> None:
         self.url = url
+        self._auth = sorted((name.lower(), value) for name, value in headers.items() if looks_secret(name))
         client_args.setdefault("timeout", httpx.Timeout(None, connect=30.0))  # Model owns timeouts
         def client() -> httpx.AsyncClient:
             return httpx.AsyncClient(headers=headers, **client_args)
@@ -77,10 +78,17 @@ class JSONChatAPI(ModelAPI):
             response=response,
         )
 
+    def credential(self) -> str | None:
+        """The request's credential headers (Authorization, X-API-Key, ...)."""
+        return repr(self._auth) if self._auth else None
+
     def is_retryable(self, error: BaseException) -> bool:
         if isinstance(error, httpx.HTTPStatusError):
             return is_retryable_status(error.response.status_code)
         return isinstance(error, httpx.TransportError)
+
+    def is_rate_limit(self, error: BaseException) -> bool:
+        return isinstance(error, httpx.HTTPStatusError) and error.response.status_code == 429
 
     def retry_after(self, error: BaseException) -> float | None:
         if isinstance(error, httpx.HTTPStatusError):

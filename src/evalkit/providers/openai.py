@@ -81,6 +81,7 @@ class OpenAIAPI(SDKModelAPI):
         **model_args: Any,
     ) -> None:
         service = self.service
+        self.provider = service.name
         self.body_args = {name: model_args.pop(name) for name in service.body_args if name in model_args}
         azure = service is OPENAI and model_name.startswith("azure/")
         self.request_model = model_name.removeprefix("azure/") if azure else model_name

@@ -30,7 +30,8 @@ POOL_SIZE = 1024
 class SDKTransport:
     """An openai or anthropic SDK client over a pooled aiohttp transport.
 
-    The client is `client_class(**settings, **model_args)`: the -M model args override.
+    The client is `client_class(**settings, **model_args)`: the -M model args override. The
+    SDK's own timeout is off (`Model` times each attempt and the whole request).
 
     Both SDKs share one generated client design; this drives it through its documented
     low-level path, `client.post(path, body=..., cast_to=httpx2.Response)`, and decodes the
@@ -55,7 +56,7 @@ class SDKTransport:
         self._sdk = sdk
 
         def new_client() -> Any:
-            return client_class(**{**settings, "http_client": self._http_client(), **model_args})
+            return client_class(**{"timeout": None, **settings, "http_client": self._http_client(), **model_args})
 
         self._pool = max(connections, POOL_SIZE)
         self.provider = provider
@@ -100,6 +101,10 @@ class SDKTransport:
         """Dropped connections, timeouts, 408/409/425/429 and 5xx."""
         return isinstance(error, self._sdk.APIConnectionError) or is_retryable_status(error_status(error))
 
+    def is_rate_limit(self, error: BaseException) -> bool:
+        """HTTP 429."""
+        return error_status(error) == 429
+
     def retry_after(self, error: BaseException) -> float | None:
         """The server's hint from the failed response's headers."""
         return error_retry_after(error, self.reset_headers)
@@ -121,6 +126,9 @@ class SDKModelAPI(ModelAPI):
 
     def is_retryable(self, error: BaseException) -> bool:
         return self.transport.is_retryable(error)
+
+    def is_rate_limit(self, error: BaseException) -> bool:
+        return self.transport.is_rate_limit(error)
 
     def retry_after(self, error: BaseException) -> float | None:
         return self.transport.retry_after(error)
