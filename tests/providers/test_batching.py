@@ -11,23 +11,30 @@ import pytest
 
 from evalkit.model.api import SampleActivity
 from evalkit.model.types import GenerateConfig
-from evalkit.providers.batching import Batcher, settings_key
+from evalkit.providers.batching import Batcher, Cancellation, settings_key
 
 
 class Recorder:
-    """A model that echoes its requests and records every batch it ran, and in which thread."""
+    """A model that echoes its requests and records every batch it ran, and in which thread.
+    With `delay` it works that long in small steps, stopping early (and recording which rows
+    were cancelled) once every request of the batch is cancelled."""
 
     def __init__(self, delay: float = 0.0, fail_on: str | None = None) -> None:
         self.delay = delay
         self.fail_on = fail_on
         self.calls: list[tuple[Any, list[str]]] = []
         self.threads: set[str] = set()
+        self.stopped_early: list[list[bool]] = []
 
-    def __call__(self, key: Any, requests: list[str]) -> list[str]:
+    def __call__(self, key: Any, requests: list[str], cancellation: Cancellation) -> list[str]:
         self.calls.append((key, list(requests)))
         self.threads.add(threading.current_thread().name)
-        if self.delay:
-            time.sleep(self.delay)
+        end = time.monotonic() + self.delay
+        while time.monotonic() < end:
+            if cancellation.everything:
+                self.stopped_early.append(list(cancellation.rows))
+                break
+            time.sleep(0.01)
         if self.fail_on is not None and self.fail_on in requests:
             raise ValueError(f"model failed on {self.fail_on}")
         return [f"{key}:{request}" for request in requests]
@@ -111,16 +118,74 @@ def test_partial_batch_waits_only_the_short_bound() -> None:
     assert batcher.batches == [2]
 
 
-def test_failing_batch_fails_only_its_own_requests() -> None:
+def test_a_failing_batch_is_retried_one_by_one_and_fails_only_the_bad_request() -> None:
     model = Recorder(fail_on="bad")
     activity = SampleActivity()
     batcher: Batcher[str, str] = Batcher(model, activity, max_wait=5.0)
-    results = run(submit_all, batcher, activity, [("ok1", "a"), ("bad", "b"), ("ok2", "a"), ("other", "b")])
-    assert results[0] == "a:ok1" and results[2] == "a:ok2"
-    for failed in (results[1], results[3]):
-        assert isinstance(failed, ValueError) and str(failed) == "model failed on bad"
+    items = [("ok1", "a"), ("bad", "b"), ("ok2", "a"), ("other", "b")]
+    results = run(submit_all, batcher, activity, items)
+    assert results[0] == "a:ok1" and results[2] == "a:ok2" and results[3] == "b:other"
+    assert isinstance(results[1], ValueError) and str(results[1]) == "model failed on bad"
+    assert sorted(requests for _, requests in model.calls) == [["bad"], ["bad", "other"], ["ok1", "ok2"], ["other"]]
+    assert batcher.batches == [2, 2]  # the retries one by one are not new batches
     # the batcher keeps working after a failed batch
     assert run(submit_all, batcher, activity, [("again", "b")]) == ["b:again"]
+
+
+def test_a_batch_of_one_that_fails_runs_once() -> None:
+    model = Recorder(fail_on="bad")
+    activity = SampleActivity()
+    batcher: Batcher[str, str] = Batcher(model, activity, max_wait=5.0)
+    (result,) = run(submit_all, batcher, activity, [("bad", "k")])
+    assert isinstance(result, ValueError) and model.calls == [("k", ["bad"])]
+
+
+def test_cancelling_every_request_of_a_running_batch_stops_the_model() -> None:
+    model = Recorder(delay=30.0)
+    activity = SampleActivity()
+    batcher: Batcher[str, str] = Batcher(model, activity, max_wait=5.0)
+
+    async def main() -> None:
+        with anyio.move_on_after(0.3):
+            await submit_all(batcher, activity, [("x", "k"), ("y", "k")])
+
+    run(main)
+    deadline = time.monotonic() + 5  # far below the model's 30 s of work
+    while not model.stopped_early and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert model.stopped_early == [[True, True]]
+
+
+def test_cancelling_some_requests_marks_only_their_rows() -> None:
+    seen: list[list[bool]] = []
+
+    def model(key: Any, requests: list[str], cancellation: Cancellation) -> list[str]:
+        time.sleep(0.5)
+        seen.append(list(cancellation.rows))
+        return list(requests)
+
+    activity = SampleActivity()
+    batcher: Batcher[str, str] = Batcher(model, activity, max_wait=5.0)
+
+    async def main() -> list[str]:
+        results: list[str] = []
+
+        async def patient(request: str) -> None:
+            results.append(await batcher.submit(request, key="k", length=1, limit=8))
+
+        async def impatient(request: str) -> None:
+            with anyio.move_on_after(0.2):
+                await batcher.submit(request, key="k", length=1, limit=8)
+
+        activity.active = 3
+        async with anyio.create_task_group() as group:
+            group.start_soon(patient, "a")
+            group.start_soon(impatient, "b")
+            group.start_soon(patient, "c")
+        return sorted(results)
+
+    assert run(main) == ["a", "c"]
+    assert seen == [[False, True, False]]
 
 
 def test_event_loop_runs_while_the_model_works() -> None:

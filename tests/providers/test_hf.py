@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -11,7 +16,7 @@ import anyio
 import pytest
 
 import evalkit
-from evalkit import GenerateConfig, Model, Sample, Task, get_model
+from evalkit import ChatMessageSystem, ChatMessageUser, GenerateConfig, Model, Sample, Task, get_model
 from evalkit.errors import ModelArgsError, ModelNotFoundError
 from evalkit.scorer import includes
 from tests.conftest import run_cli
@@ -222,3 +227,130 @@ def test_bundled_model_through_cli_flags(facts_task: Path, tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr
     footer = json.loads(next(tmp_path.glob("*.jsonl")).read_text().splitlines()[-1])["footer"]
     assert footer["results"]["includes"]["accuracy"] == 1.0
+
+
+NO_SYSTEM_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] == 'system' %}"
+    "{{ raise_exception('this model takes no system message') }}{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+@pytest.mark.slow
+def test_a_prompt_that_breaks_its_batch_fails_alone(smol_tokenizer: Any, tmp_path: Path) -> None:
+    tokenizer = tmp_path / "no-system-tokenizer"
+    smol_tokenizer.save_pretrained(tokenizer)
+    config_file = tokenizer / "tokenizer_config.json"
+    config_file.write_text(json.dumps({**json.loads(config_file.read_text()), "chat_template": NO_SYSTEM_TEMPLATE}))
+    (tokenizer / "chat_template.jinja").unlink(missing_ok=True)
+    model = get_model("hf/bundled", tokenizer_path=str(tokenizer), batch_wait=5.0)
+    questions = ["What is the capital of Japan?", "What is 2 + 2?", "Name a colour.", "What is the capital of France?"]
+    dataset = [Sample(input=question, target="x", id=f"q{i}") for i, question in enumerate(questions)]
+    dataset.insert(2, Sample(input=[ChatMessageSystem(content="Be brief."), ChatMessageUser(content="Hi")], target="x", id="sys"))
+    task = Task(dataset=dataset, scorer=includes(), config={"temperature": 0.0, "max_tokens": 6}, name="no-system")
+    log = evalkit.eval(task, model, max_connections=8, fail_on_error=False, log_dir=tmp_path, display="none")[0]
+    assert model.api.batcher.batches == [5]  # all five shared one batch, which the bad prompt broke
+    samples = {line["id"]: line for line in map(json.loads, log.location.read_text().splitlines()[1:-1])}
+    assert "this model takes no system message" in samples["sys"]["error"]
+    for good in ("q0", "q1", "q2", "q3"):
+        assert samples[good].get("error") is None and samples[good]["output"]["completion"]
+    assert "Tokyo" in samples["q0"]["output"]["completion"]
+    assert log.footer["counts"] == {"total": 5, "completed": 4, "errors": 1}
+
+
+def weights_of(name: str, **model_args: Any) -> dict[str, str] | None:
+    return get_model(name, **model_args).api.weights()
+
+
+def test_weights_name_and_hash_of_a_folder(tiny_llama: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVALKIT_CACHE_DIR", str(tmp_path / "cache"))
+    file = tiny_llama / "model.safetensors"
+    assert weights_of("hf/local", model_path=str(tiny_llama)) == {"name": tiny_llama.name, "sha256": hashlib.sha256(file.read_bytes()).hexdigest()}
+
+    from transformers import AutoModelForCausalLM
+
+    sharded = tmp_path / "sharded"
+    AutoModelForCausalLM.from_pretrained(tiny_llama).save_pretrained(sharded, max_shard_size="1MB")
+    shards = sorted(sharded.glob("*.safetensors"))
+    assert len(shards) > 1
+    listing = "".join(f"{hashlib.sha256(s.read_bytes()).hexdigest()}  {s.name}\n" for s in shards)
+    expected = {"name": "sharded", "sha256": hashlib.sha256(listing.encode()).hexdigest()}
+    assert weights_of("hf/local", model_path=str(sharded), tokenizer_path=str(tiny_llama)) == expected
+
+
+def test_bundled_weights_are_the_gguf_hashed_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bundled_folder: Path) -> None:
+    from evalkit.providers.bundled import BUNDLED_FILE, bundled_gguf
+
+    model = get_model("hf/bundled")  # the converted folder comes from the user cache
+    monkeypatch.setenv("EVALKIT_CACHE_DIR", str(tmp_path))  # the digests' cache: empty
+    digest = hashlib.sha256(bundled_gguf().read_bytes()).hexdigest()
+    assert model.api.weights() == {"name": BUNDLED_FILE, "sha256": digest}
+    (entry,) = (tmp_path / "sha256").iterdir()
+    assert entry.read_text().strip() == digest
+    entry.write_text("0" * 64)  # a later load trusts the cache instead of reading the GGUF again
+    assert model.api.weights() == {"name": BUNDLED_FILE, "sha256": "0" * 64}
+
+
+INTERRUPTED_TASK = '''
+import os
+from evalkit import Sample, Task, task
+from evalkit.scorer import includes
+
+async def story(state, generate):
+    return await generate(state, max_tokens=int(os.environ["STORY_TOKENS"]))
+
+@task
+def stories():
+    return Task(
+        dataset=[Sample(input=f"Write a very long story about dragon number {i}.", target="dragon") for i in range(8)],
+        solver=story,
+        scorer=includes(),
+        config={"temperature": 0.0},
+    )
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_stops_a_long_batch_at_once_and_the_log_resumes(tmp_path: Path, signum: signal.Signals) -> None:
+    task = tmp_path / "stories.py"
+    task.write_text(INTERRUPTED_TASK, encoding="utf-8")
+    logs = tmp_path / "logs"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "evalkit", "eval", str(task), "--model", "hf/bundled", "--log-dir", str(logs),
+         "--display", "none"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "STORY_TOKENS": "1000"},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal
+    )
+    try:
+        log = wait_for_header(logs, process)
+        time.sleep(5)  # the batch of 8 stories of up to 1000 tokens is generating
+        sent = time.monotonic()
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=60)
+        stopped_after = time.monotonic() - sent
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert stopped_after < 15, f"exit {stopped_after:.1f} s after the signal"  # the batch alone runs for minutes
+    footer = json.loads(log.read_text().splitlines()[-1])["footer"]
+    assert footer["status"] == "cancelled" and footer["counts"]["completed"] == 0
+    assert f"resume with: evalkit eval-retry {log}" in stderr
+    retry = run_cli("eval-retry", str(log), "--display", "none", env={"STORY_TOKENS": "4"})
+    assert retry.returncode == 0, retry.stderr
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert lines[-1]["footer"]["status"] == "success" and lines[-1]["footer"]["counts"]["completed"] == 8
+    assert sorted(line["id"] for line in lines[1:-1]) == list(range(1, 9))
+
+
+def wait_for_header(logs: Path, process: subprocess.Popen[str]) -> Path:
+    """The log of the eval `process` runs, once its header is written (the model is loaded)."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        found = list(logs.glob("*.jsonl"))
+        if found and found[0].read_text().strip():
+            return found[0]
+        time.sleep(0.1)
+    raise AssertionError(f"the eval did not start: {process.communicate()}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any, Callable
@@ -207,6 +208,33 @@ def test_text_generation_matches_the_hf_provider(tiny_llama: Path) -> None:
         assert a.completion == b.completion
         assert a.usage.input_tokens == b.usage.input_tokens
         assert a.stop_reason == b.stop_reason == "max_tokens"
+
+
+def test_text_generation_trims_at_stop_sequences(tiny_llama: Path) -> None:
+    greedy = GenerateConfig(temperature=0, max_tokens=12)
+    pipeline = get_model("hf-pipeline/text-generation/local", model_path=str(tiny_llama))
+    direct = get_model("hf/local", model_path=str(tiny_llama))
+    prompts = ["Hi", "What is the capital of Japan?", "Name a colour."]
+    full = generate(pipeline, *prompts, config=greedy)
+    stop = full[1].completion.split()[2]  # a word from the middle of one answer
+    stopped = greedy.merge(GenerateConfig(stop_seqs=(stop,)))
+    piped = generate(pipeline, *prompts, config=stopped)
+    plain = generate(direct, *prompts, config=stopped)
+    for whole, cut, reference in zip(full, piped, plain):
+        if stop in whole.completion:
+            assert cut.completion == whole.completion[: whole.completion.index(stop)]
+            assert cut.stop_reason == "stop"
+        else:
+            assert cut.completion == whole.completion and cut.stop_reason == "max_tokens"
+        assert cut.completion == reference.completion and cut.stop_reason == reference.stop_reason
+    assert stop not in piped[1].completion and piped[1].completion
+
+
+def test_weights_name_and_hash(tiny_llama: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVALKIT_CACHE_DIR", str(tmp_path))
+    model = get_model("hf-pipeline/text-generation/local", model_path=str(tiny_llama))
+    digest = hashlib.sha256((tiny_llama / "model.safetensors").read_bytes()).hexdigest()
+    assert model.api.weights() == {"name": tiny_llama.name, "sha256": digest}
 
 
 def test_unknown_task_is_a_model_args_error(tiny_llama: Path) -> None:

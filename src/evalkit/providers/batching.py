@@ -6,11 +6,16 @@ against the model is waiting in the queue (so no more requests can arrive), or a
 `max_wait` seconds after its oldest request could have run. Requests queued while every sample
 was waiting stay ready: their batches follow at once, whatever their group. Batches run one at
 a time in one worker thread, so the event loop never blocks on the model.
+
+A batch that raises is run again one request at a time, so one bad prompt fails only its own
+request. A request whose caller stops waiting (Ctrl-C, a timeout) is marked in the batch's
+`Cancellation`, which the model polls between decoding steps to stop generating for it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Hashable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,15 +31,39 @@ Result = TypeVar("Result")
 DEFAULT_MAX_WAIT = 0.02
 """Seconds a ready model waits for more requests before running a partial batch."""
 
-RunBatch = Callable[[Any, list[Request]], list[Result]]
-"""Runs in the worker thread: (group key, requests) -> one result per request, in order."""
+
+
+class Cancellation:
+    """Which requests of a running batch nobody waits for any more. The batcher marks them
+    from the event loop; the model polls `rows` or `everything` in the worker thread."""
+
+    def __init__(self, size: int) -> None:
+        self.rows = [False] * size
+        self._everything = threading.Event()
+
+    def cancel(self, row: int) -> None:
+        """Mark request `row` of the batch as abandoned."""
+        self.rows[row] = True
+        if all(self.rows):
+            self._everything.set()
+
+    @property
+    def everything(self) -> bool:
+        """Whether every request of the batch was abandoned (the batch may stop at once)."""
+        return self._everything.is_set()
+
+
+RunBatch = Callable[[Any, list[Request], Cancellation], list[Result]]
+"""Runs in the worker thread: (group key, requests, their cancellation) -> one result per
+request, in order. It should stop early for the rows `Cancellation` marks."""
 
 
 def settings_key(config: GenerateConfig) -> GenerateConfig:
     """The part of `config` that changes what the model generates (requests with equal keys
     can share a batch); connection, retry and rate settings are cleared."""
     return replace(
-        config, timeout=None, max_retries=None, max_connections=None, requests_per_sec=None, tokens_per_sec=None
+        config, timeout=None, attempt_timeout=None, max_retries=None, max_connections=None, requests_per_sec=None,
+        tokens_per_sec=None,
     )
 
 
@@ -55,6 +84,14 @@ class _Queued(Generic[Request, Result]):
     future: asyncio.Future[Result] = field(repr=False)
     ready: bool = False
     """Set once every running sample was waiting: nothing else can join its batch."""
+    running: tuple[Cancellation, int] | None = None
+    """While its batch runs: the batch's cancellation and this request's row in it."""
+
+    def abandon(self) -> None:
+        """Tell the running batch that nobody waits for this request any more."""
+        if self.running is not None:
+            cancellation, row = self.running
+            cancellation.cancel(row)
 
 
 class Batcher(Generic[Request, Result]):
@@ -100,6 +137,8 @@ class Batcher(Generic[Request, Result]):
             if item in self._queue:  # cancelled before its batch started
                 self._queue.remove(item)
                 self._wake()
+            elif item.future.cancelled():  # cancelled while its batch runs
+                item.abandon()
 
     def _start_dispatcher(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._dispatcher is None or self._dispatcher.done():
@@ -157,18 +196,15 @@ class Batcher(Generic[Request, Result]):
         return active > 0 and len(self._queue) >= active
 
     async def _execute(self, batch: list[_Queued[Request, Result]]) -> None:
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self._thread_name)
         self.batches.append(len(batch))
-        requests = [item.request for item in batch]
         try:
-            results = await asyncio.wrap_future(self._executor.submit(self._run, batch[0].key, requests))
-            if len(results) != len(batch):
-                raise RuntimeError(f"batch of {len(batch)} requests produced {len(results)} results")
+            results = await self._run_in_thread(batch)
         except Exception as error:
-            for item in batch:
-                if not item.future.done():
-                    item.future.set_exception(error)
+            if len(batch) == 1:
+                _fail(batch[0], error)
+            else:  # find the request that broke the batch: run each one alone
+                for item in batch:
+                    await self._execute_alone(item)
         else:
             for item, result in zip(batch, results):
                 if not item.future.done():
@@ -176,11 +212,49 @@ class Batcher(Generic[Request, Result]):
         finally:
             self._free_since = time.monotonic()
 
+    async def _execute_alone(self, item: _Queued[Request, Result]) -> None:
+        if item.future.done():  # its caller stopped waiting
+            return
+        try:
+            (result,) = await self._run_in_thread([item])
+        except Exception as error:
+            _fail(item, error)
+        else:
+            if not item.future.done():
+                item.future.set_result(result)
+
+    async def _run_in_thread(self, batch: list[_Queued[Request, Result]]) -> list[Result]:
+        """Run `batch` in the worker thread; each request can cancel its row meanwhile."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self._thread_name)
+        cancellation = Cancellation(len(batch))
+        for row, item in enumerate(batch):
+            item.running = (cancellation, row)
+        work = self._executor.submit(self._run, batch[0].key, [item.request for item in batch], cancellation)
+        try:
+            results = await asyncio.wrap_future(work)
+        except BaseException:
+            if not work.done():  # the event loop is going away: nobody will take the results
+                for row in range(len(batch)):
+                    cancellation.cancel(row)
+            raise
+        finally:
+            for item in batch:
+                item.running = None
+        if len(results) != len(batch):
+            raise RuntimeError(f"batch of {len(batch)} requests produced {len(results)} results")
+        return results
+
     def close(self) -> None:
         """Stop the worker thread (a later batch starts a new one)."""
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
+
+
+def _fail(item: _Queued[Request, Result], error: Exception) -> None:
+    if not item.future.done():
+        item.future.set_exception(error)
 
 
 def _closest_lengths(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -21,8 +22,9 @@ from evalkit.model.api import ModelAPI, warn_unsupported
 from evalkit.model.types import (
     ChatCompletionChoice, ChatMessage, ChatMessageAssistant, GenerateConfig, ModelOutput, ModelUsage, StopReason,
 )
-from evalkit.providers.batching import DEFAULT_MAX_WAIT, Batcher, batch_limit, settings_key
+from evalkit.providers.batching import DEFAULT_MAX_WAIT, Batcher, Cancellation, batch_limit, settings_key
 from evalkit.providers.bundled import bundled_gguf, convert_gguf
+from evalkit.providers.weights import weights_identity
 from evalkit.secrets import get_secret
 
 DEFAULT_MAX_TOKENS = 256
@@ -76,10 +78,12 @@ def parse_dtype(dtype: str | None, device: str) -> str:
 
 @dataclass(frozen=True)
 class ModelSource:
-    """Where to load a model and its tokenizer from (a folder or a hub id)."""
+    """Where to load a model and its tokenizer from (a folder or a hub id), and the weights it
+    came from (a GGUF file, a folder or a hub id) for `weights_identity`."""
 
     model: str
     tokenizer: str
+    weights: str
 
 
 def resolve_source(
@@ -87,8 +91,9 @@ def resolve_source(
 ) -> ModelSource:
     """The folder or hub id for `hf/<model_name>`; GGUF files become cached converted folders."""
     if model_name == "bundled":
-        folder = convert_gguf(bundled_gguf(), dtype)
-        return ModelSource(str(folder), str(tokenizer_path or folder))
+        gguf = bundled_gguf()
+        folder = convert_gguf(gguf, dtype)
+        return ModelSource(str(folder), str(tokenizer_path or folder), str(gguf))
     if model_name == "local":
         if not model_path:
             raise ModelArgsError(f"{model_name!r} needs -M model_path=FOLDER (a saved transformers model)")
@@ -96,9 +101,10 @@ def resolve_source(
     else:
         base = model_name
     if gguf_file:
-        folder = convert_gguf(_gguf_path(base, gguf_file, local=model_name == "local"), dtype)
-        return ModelSource(str(folder), str(tokenizer_path or folder))
-    return ModelSource(base, str(tokenizer_path or base))
+        gguf = _gguf_path(base, gguf_file, local=model_name == "local")
+        folder = convert_gguf(gguf, dtype)
+        return ModelSource(str(folder), str(tokenizer_path or folder), str(gguf))
+    return ModelSource(base, str(tokenizer_path or base), base)
 
 
 def _gguf_path(base: str, gguf_file: str, *, local: bool) -> Path:
@@ -188,6 +194,7 @@ class HuggingFaceAPI(ModelAPI):
         source = resolve_source(
             model_name, model_path=model_path, tokenizer_path=tokenizer_path, gguf_file=gguf_file, dtype=self.dtype
         )
+        self.source = source
         self.tokenizer = load_tokenizer(source.tokenizer)
         self.model = load_pretrained(AutoModelForCausalLM, source.model, self.device, self.dtype, model_args)
         self.use_chat_template = bool(chat_template) and self.tokenizer.chat_template is not None
@@ -198,6 +205,9 @@ class HuggingFaceAPI(ModelAPI):
 
     def max_connections(self) -> int:
         return DEFAULT_MAX_CONNECTIONS
+
+    def weights(self) -> dict[str, str] | None:
+        return weights_identity(self.source.weights)
 
     async def generate(self, messages: list[ChatMessage], config: GenerateConfig) -> ModelOutput:
         for name in _UNSUPPORTED:
@@ -218,7 +228,9 @@ class HuggingFaceAPI(ModelAPI):
             return self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
         return "\n\n".join(m.content for m in messages)
 
-    def _generate_batch(self, settings: GenerateConfig, batch: list[list[ChatMessage]]) -> list[ModelOutput]:
+    def _generate_batch(
+        self, settings: GenerateConfig, batch: list[list[ChatMessage]], cancellation: Cancellation
+    ) -> list[ModelOutput]:
         """Runs in the worker thread: one left-padded `generate` call for the whole batch."""
         import torch
 
@@ -227,11 +239,13 @@ class HuggingFaceAPI(ModelAPI):
             texts, return_tensors="pt", padding=True, add_special_tokens=not self.use_chat_template
         ).to(self.device)
         kwargs = generation_kwargs(settings, self.tokenizer)
+        per_prompt = kwargs.get("num_return_sequences", 1)
         with torch.inference_mode():
             if settings.seed is not None:
                 torch.manual_seed(settings.seed)
-            generated = self.model.generate(**encoded, **kwargs)
-        per_prompt = kwargs.get("num_return_sequences", 1)
+            generated = self.model.generate(
+                **encoded, **kwargs, stopping_criteria=stop_when_cancelled(cancellation, per_prompt)
+            )
         new_tokens = generated[:, encoded["input_ids"].shape[1] :].tolist()
         ends = eos_ids(self.model.generation_config, self.tokenizer)
         outputs = []
@@ -244,6 +258,37 @@ class HuggingFaceAPI(ModelAPI):
             usage = ModelUsage(input_tokens, output_tokens, input_tokens + output_tokens)
             outputs.append(ModelOutput(model=f"hf/{self.model_name}", choices=choices, usage=usage))
         return outputs
+
+
+def stop_when_cancelled(cancellation: Cancellation, rows_per_request: int | None = 1) -> Any:
+    """A `stopping_criteria` list for `generate()` that ends the rows of abandoned requests
+    (each request owning `rows_per_request` consecutive rows) at the next decoding step; with
+    `rows_per_request=None` (rows not known) it ends the whole batch once all are abandoned."""
+    from transformers import StoppingCriteriaList
+
+    return StoppingCriteriaList([_cancelled_rows_criterion()(cancellation, rows_per_request)])
+
+
+@cache
+def _cancelled_rows_criterion() -> type:
+    import torch
+    from transformers import StoppingCriteria
+
+    class CancelledRows(StoppingCriteria):  # type: ignore[misc]
+        def __init__(self, cancellation: Cancellation, rows_per_request: int | None) -> None:
+            self.cancellation = cancellation
+            self.rows_per_request = rows_per_request
+
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            rows = input_ids.shape[0]
+            if self.cancellation.everything:
+                return torch.ones(rows, dtype=torch.bool, device=input_ids.device)
+            if self.rows_per_request is None or not any(self.cancellation.rows):
+                return torch.zeros(rows, dtype=torch.bool, device=input_ids.device)
+            flags = [self.cancellation.rows[row // self.rows_per_request] for row in range(rows)]
+            return torch.tensor(flags, dtype=torch.bool, device=input_ids.device)
+
+    return CancelledRows
 
 
 def decode_generated(

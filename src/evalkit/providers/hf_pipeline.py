@@ -37,11 +37,12 @@ from evalkit.model.types import (
     ChatCompletionChoice, ChatMessage, ChatMessageAssistant, GenerateConfig, ModelOutput, ModelUsage, StopReason,
     input_text,
 )
-from evalkit.providers.batching import DEFAULT_MAX_WAIT, Batcher, batch_limit, settings_key
+from evalkit.providers.batching import DEFAULT_MAX_WAIT, Batcher, Cancellation, batch_limit, settings_key
 from evalkit.providers.hf import (
     DEFAULT_MAX_CONNECTIONS, decode_generated, eos_ids, generation_kwargs, load_pretrained,
-    load_tokenizer, parse_dtype, resolve_source, select_device, trim_at_stop,
+    load_tokenizer, parse_dtype, resolve_source, select_device, stop_when_cancelled, trim_at_stop,
 )
+from evalkit.providers.weights import weights_identity
 
 _OPTION = re.compile(r"^\s*([A-Z])\)\s+(.+?)\s*$", re.MULTILINE)
 _SECTION = re.compile(r"^\s*(context|question)\s*:\s*", re.IGNORECASE | re.MULTILINE)
@@ -98,6 +99,7 @@ class HFPipelineAPI(ModelAPI):
         source = resolve_source(
             name, model_path=model_path, tokenizer_path=tokenizer_path, gguf_file=None, dtype=self.dtype
         )
+        self.source = source
         self.tokenizer = load_tokenizer(source.tokenizer, "left" if kind == "text-generation" else "right")
         self.model = load_pretrained(_auto_class(kind), source.model, self.device, self.dtype, model_args)
         if isinstance(candidate_labels, str):
@@ -108,7 +110,9 @@ class HFPipelineAPI(ModelAPI):
         self.top_k = int(top_k)
         self.pipeline = _pipeline(kind, self.model, self.tokenizer, self.device) if kind in _PIPELINES else None
         handler = kind.replace("-", "_")
-        self._run: Callable[[GenerateConfig, Any, list[Any]], list[Answer]] = getattr(self, f"_run_{handler}")
+        self._run: Callable[[GenerateConfig, Any, list[Any], Cancellation], list[Answer]] = getattr(
+            self, f"_run_{handler}"
+        )
         self._prepare: Callable[[list[ChatMessage]], tuple[Any, Hashable]] = getattr(
             self, f"_prepare_{handler}", self._prepare_text
         )
@@ -119,6 +123,9 @@ class HFPipelineAPI(ModelAPI):
 
     def max_connections(self) -> int:
         return DEFAULT_MAX_CONNECTIONS
+
+    def weights(self) -> dict[str, str] | None:
+        return weights_identity(self.source.weights)
 
     async def generate(self, messages: list[ChatMessage], config: GenerateConfig) -> ModelOutput:
         inputs, extra = self._prepare(list(messages))
@@ -133,12 +140,14 @@ class HFPipelineAPI(ModelAPI):
     async def aclose(self) -> None:
         self.batcher.close()
 
-    def _run_batch(self, key: tuple[GenerateConfig, Hashable], batch: list[Any]) -> list[Answer]:
+    def _run_batch(
+        self, key: tuple[GenerateConfig, Hashable], batch: list[Any], cancellation: Cancellation
+    ) -> list[Answer]:
         import torch
 
         settings, extra = key
         with torch.inference_mode():
-            return self._run(settings, extra, batch)
+            return self._run(settings, extra, batch, cancellation)
 
     def _count(self, text: str) -> int:
         return len(self.tokenizer(text)["input_ids"])
@@ -186,35 +195,44 @@ class HFPipelineAPI(ModelAPI):
 
     # --- running one batch (worker thread) ---
 
-    def _run_text_classification(self, settings: GenerateConfig, extra: Any, texts: list[str]) -> list[Answer]:
+    def _run_text_classification(
+        self, settings: GenerateConfig, extra: Any, texts: list[str], cancellation: Cancellation
+    ) -> list[Answer]:
         results = _per_input(self.pipeline(texts, batch_size=len(texts), top_k=None))
         return [Answer(ranked[0]["label"], ranked, self._count(text)) for text, ranked in zip(texts, results)]
 
     def _run_zero_shot_classification(
-        self, settings: GenerateConfig, labels: tuple[str, ...], texts: list[str]
+        self, settings: GenerateConfig, labels: tuple[str, ...], texts: list[str], cancellation: Cancellation
     ) -> list[Answer]:
         options = {"hypothesis_template": self.hypothesis_template} if self.hypothesis_template else {}
         results = self.pipeline(texts, candidate_labels=list(labels), batch_size=len(texts), **options)
         results = results if isinstance(results, list) else [results]
         return [Answer(result["labels"][0], result, self._count(text)) for text, result in zip(texts, results)]
 
-    def _run_fill_mask(self, settings: GenerateConfig, extra: Any, texts: list[str]) -> list[Answer]:
+    def _run_fill_mask(
+        self, settings: GenerateConfig, extra: Any, texts: list[str], cancellation: Cancellation
+    ) -> list[Answer]:
         results = _per_input(self.pipeline(texts, batch_size=len(texts), top_k=self.top_k))
         return [
             Answer(ranked[0]["token_str"].strip(), ranked, self._count(text)) for text, ranked in zip(texts, results)
         ]
 
-    def _run_token_classification(self, settings: GenerateConfig, extra: Any, texts: list[str]) -> list[Answer]:
+    def _run_token_classification(
+        self, settings: GenerateConfig, extra: Any, texts: list[str], cancellation: Cancellation
+    ) -> list[Answer]:
         found_all = self.pipeline(texts, batch_size=len(texts), aggregation_strategy=self.aggregation_strategy)
         results = _per_input(found_all)
         return [Answer(_entities_text(found), found, self._count(text)) for text, found in zip(texts, results)]
 
     def _run_text_generation(
-        self, settings: GenerateConfig, extra: Any, chats: list[tuple[tuple[str, str], ...]]
+        self, settings: GenerateConfig, extra: Any, chats: list[tuple[tuple[str, str], ...]], cancellation: Cancellation
     ) -> list[Answer]:
         messages = [[{"role": role, "content": content} for role, content in chat] for chat in chats]
         kwargs = generation_kwargs(settings, self.tokenizer)
-        results = self.pipeline(messages, batch_size=len(messages), return_full_text=False, **kwargs)
+        stopping = stop_when_cancelled(cancellation, None)  # the pipeline's rows are its own business
+        results = self.pipeline(
+            messages, batch_size=len(messages), return_full_text=False, stopping_criteria=stopping, **kwargs
+        )
         answers = []
         for chat, result in zip(messages, results):
             text = _generated_text(result[0]["generated_text"])
@@ -225,12 +243,16 @@ class HFPipelineAPI(ModelAPI):
             answers.append(Answer(text, result, prompt_tokens, output_tokens, stop))
         return answers
 
-    def _run_seq2seq(self, settings: GenerateConfig, extra: Any, texts: list[str]) -> list[Answer]:
+    def _run_seq2seq(
+        self, settings: GenerateConfig, extra: Any, texts: list[str], cancellation: Cancellation
+    ) -> list[Answer]:
         specific = getattr(self.model.config, "task_specific_params", None) or {}
         prefix = specific.get(self.task, {}).get("prefix", "")
         inputs = [prefix + text for text in texts]
         encoded = self.tokenizer(inputs, return_tensors="pt", padding=True, truncation=True).to(self.device)
-        generated = self.model.generate(**encoded, **generation_kwargs(settings, self.tokenizer))
+        kwargs = generation_kwargs(settings, self.tokenizer)
+        stopping = stop_when_cancelled(cancellation, kwargs.get("num_return_sequences", 1))
+        generated = self.model.generate(**encoded, **kwargs, stopping_criteria=stopping)
         ends = eos_ids(self.model.generation_config, self.tokenizer)
         answers = []
         for text, mask, row in zip(inputs, encoded["attention_mask"], generated[:, 1:].tolist()):
@@ -239,7 +261,7 @@ class HFPipelineAPI(ModelAPI):
         return answers
 
     def _run_question_answering(
-        self, settings: GenerateConfig, extra: Any, pairs: list[tuple[str, str]]
+        self, settings: GenerateConfig, extra: Any, pairs: list[tuple[str, str]], cancellation: Cancellation
     ) -> list[Answer]:
         questions, contexts = [q for q, _ in pairs], [c for _, c in pairs]
         encoded = self.tokenizer(

@@ -17,8 +17,9 @@ from evalkit.model.types import (
     ChatCompletionChoice, ChatMessage, ChatMessageAssistant, GenerateConfig, Logprob, ModelOutput, ModelUsage,
     StopReason, TopLogprob,
 )
-from evalkit.providers.batching import DEFAULT_MAX_WAIT, Batcher, batch_limit, settings_key
+from evalkit.providers.batching import DEFAULT_MAX_WAIT, Batcher, Cancellation, batch_limit, settings_key
 from evalkit.providers.hf import DEFAULT_MAX_TOKENS, is_sampling, parse_dtype, resolve_source
+from evalkit.providers.weights import weights_identity
 
 DEFAULT_MAX_CONNECTIONS = 64
 BUNDLED_DTYPE = "bfloat16"
@@ -79,6 +80,7 @@ class VLLMAPI(ModelAPI):
             dtype=BUNDLED_DTYPE if dtype in (None, "auto") else parse_dtype(str(dtype), "cuda"),
         )
         self._vllm = vllm
+        self.source = source
         self.llm = vllm.LLM(model=source.model, tokenizer=source.tokenizer, **engine_args)
         self.tokenizer = self.llm.get_tokenizer()
         self.use_chat_template = bool(chat_template) and getattr(self.tokenizer, "chat_template", None) is not None
@@ -89,6 +91,9 @@ class VLLMAPI(ModelAPI):
 
     def max_connections(self) -> int:
         return DEFAULT_MAX_CONNECTIONS
+
+    def weights(self) -> dict[str, str] | None:
+        return weights_identity(self.source.weights)
 
     async def generate(self, messages: list[ChatMessage], config: GenerateConfig) -> ModelOutput:
         limit = batch_limit(config, self.max_connections(), self.batch_size)
@@ -107,8 +112,11 @@ class VLLMAPI(ModelAPI):
         text = "\n\n".join(m.content for m in messages)
         return {"prompt_token_ids": self.tokenizer(text)["input_ids"]}
 
-    def _generate_batch(self, settings: GenerateConfig, batch: list[list[ChatMessage]]) -> list[ModelOutput]:
-        """Runs in the worker thread: one `LLM.generate` call for the whole batch."""
+    def _generate_batch(
+        self, settings: GenerateConfig, batch: list[list[ChatMessage]], cancellation: Cancellation
+    ) -> list[ModelOutput]:
+        """Runs in the worker thread: one `LLM.generate` call for the whole batch (which runs
+        to its end: `LLM` offers no way to stop it from another thread)."""
         params = self._vllm.SamplingParams(**sampling_kwargs(settings))
         results = self.llm.generate([self._prompt(messages) for messages in batch], params, use_tqdm=False)
         return [self._output(result) for result in results]
