@@ -14,10 +14,12 @@ class RateLimiter:
     """Spaces out requests so that no one-second window holds more than the limit plus one request.
 
     After a request of `cost` units goes out under a limit of `rate` units a second, the next
-    one waits `cost / rate` seconds. The spacing is measured from the moment each request is
-    actually let through, so a busy event loop delays requests but never bunches them up.
-    Callers queue in arrival order and each passes its own `rate`: evals with different limits
-    on one endpoint share one timeline, which never runs faster than the highest limit.
+    one waits `cost / rate` seconds, counted from the moment the request was actually let
+    through, less at most a quarter of that interval of lateness: a busy event loop that
+    wakes a request late delays it without bunching later ones up, and small delays do not
+    add up to a rate below the limit. Callers queue in arrival order and each passes its own `rate`:
+    evals with different limits on one endpoint share one timeline, which never runs faster
+    than the highest limit.
     """
 
     def __init__(self) -> None:
@@ -31,7 +33,8 @@ class RateLimiter:
             while (wait := self._next - time.monotonic()) > 0:
                 await anyio.sleep(wait)
             charged = self.charge(cost)
-            self._next = time.monotonic() + charged / rate
+            interval = charged / rate
+            self._next = max(self._next, time.monotonic() - interval / 4) + interval
         return charged
 
     def charge(self, cost: float) -> float:
