@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import evalkit
 from evalkit import GenerateConfig, get_model
 from evalkit.errors import ModelNotFoundError
 from evalkit.model.registry import provider_info
+from evalkit.providers.bundled import bundled_gguf
 from evalkit.providers.vllm import sampling_kwargs
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
@@ -67,6 +69,8 @@ def test_bundled_model_on_vllm_batches_and_counts_tokens(facts_task: Path, tmp_p
     assert model.api.batcher.batches == [3]
     usage = log.footer["usage"]["vllm/bundled"]
     assert usage["input_tokens"] > 0 and 0 < usage["output_tokens"] <= 3 * 32
+    gguf = bundled_gguf()
+    assert model.api.weights() == {"name": gguf.name, "sha256": hashlib.sha256(gguf.read_bytes()).hexdigest()}
 
 
 @pytest.mark.gpu
