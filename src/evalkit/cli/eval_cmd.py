@@ -45,8 +45,8 @@ from evalkit.errors import ArgumentError, ModelArgsError
 @click.option("--max-retries", type=WHOLE_NUMBER, help="Retries of a transient failure (default 5).")
 @click.option("--timeout", type=float, help="Seconds one request may take in all, retries and their waits included (default: no limit).")
 @click.option("--attempt-timeout", type=float, help="Seconds one attempt may take before it is retried (default 600).")
-@click.option("--requests-per-sec", type=FINITE_FLOAT, help="Request rate limit, shared per endpoint.")
-@click.option("--tokens-per-sec", type=FINITE_FLOAT, help="Token rate limit (input + max output), shared per endpoint.")
+@click.option("--requests-per-sec", type=FINITE_FLOAT, help="Request rate limit, shared per endpoint and API key.")
+@click.option("--tokens-per-sec", type=FINITE_FLOAT, help="Token rate limit (input + output), shared per endpoint and API key.")
 @click.option("--log-dir", type=str, envvar="EVALKIT_LOG_DIR", default="logs", show_default=True)
 @click.option("--fail-on-error", type=str, default="true", show_default=True,
               help="true: stop at the first sample error; false: never; 0-1: past that fraction; N: past N errors.")

@@ -53,6 +53,7 @@ class AWSAPI(ModelAPI):
             aws_session_token=get_secret("AWS_SESSION_TOKEN"),
             region_name=get_secret("AWS_DEFAULT_REGION") or get_secret("AWS_REGION"),
         )
+        self._credential = f"{get_secret('AWS_ACCESS_KEY_ID') or get_secret('AWS_PROFILE')}@{self._session.region_name}"
         self._client_args = self._with_defaults(model_args, client_config)
         inspect.signature(self._session.client).bind(self.service, **self._client_args)  # TypeError names a bad -M
         self._client: Any = None
@@ -107,8 +108,8 @@ class AWSAPI(ModelAPI):
         return False
 
     def credential(self) -> str | None:
-        """The access key and region (the endpoint when base_url is not set)."""
-        return f"{get_secret('AWS_ACCESS_KEY_ID') or get_secret('AWS_PROFILE')}@{self._session.region_name}"
+        """The access key (or profile) and region, which picks the endpoint when base_url is not set."""
+        return self._credential
 
     def retry_after(self, error: BaseException) -> float | None:
         if isinstance(error, ClientError):
