@@ -158,7 +158,7 @@ class Model:
         if whole_request:
             return f"{self.api.label}: no reply within the request's timeout of {config.timeout:g} s (attempts and retry waits together)"
         which = "attempt_timeout" if config.attempt_timeout else "the default attempt_timeout"
-        return f"{self.api.label}: no reply within {limit:g} s ({which}; the whole request is bounded by timeout)"
+        return f"{self.api.label}: no reply within {limit:g} s ({which}); the attempt is abandoned"
 
     def _clear(self, error: Exception) -> Exception:
         """The error to report for a request that failed for good."""
