@@ -16,6 +16,7 @@ import anyio
 
 from evalkit.display import DisplayMode, default_display, print_summary
 from evalkit.errors import ArgumentError, EvalkitError, LogFileError
+from evalkit.interrupts import sigterm_as_interrupt
 from evalkit.log.reader import read_eval_log
 from evalkit.log.schema import EvalLog
 from evalkit.log.writer import REDACTED
@@ -149,13 +150,14 @@ def eval(
     fraction (0-1) or a count stops past that many errors; failed samples are logged either way.
     `Model` objects passed in stay open for reuse; models created from names are closed.
     """
-    return run_sync(
-        lambda: eval_async(
-            tasks, model, model_args=model_args, task_args=task_args, limit=limit, epochs=epochs,
-            max_connections=max_connections, max_samples=max_samples, log_dir=log_dir,
-            fail_on_error=fail_on_error, display=display, **generate_config,
+    with sigterm_as_interrupt():
+        return run_sync(
+            lambda: eval_async(
+                tasks, model, model_args=model_args, task_args=task_args, limit=limit, epochs=epochs,
+                max_connections=max_connections, max_samples=max_samples, log_dir=log_dir,
+                fail_on_error=fail_on_error, display=display, **generate_config,
+            )
         )
-    )
 
 
 def run_sync(fn: Callable[[], Awaitable[T]]) -> T:
@@ -230,10 +232,11 @@ def eval_retry(
     epochs or dataset is refused. `model_args` override the logged ones; credentials, which
     are never logged, come from the environment or must be passed again.
     """
-    return run_sync(lambda: eval_retry_async(
-        log, task=task, model_args=model_args, max_connections=max_connections, max_samples=max_samples,
-        fail_on_error=fail_on_error, display=display,
-    ))
+    with sigterm_as_interrupt():
+        return run_sync(lambda: eval_retry_async(
+            log, task=task, model_args=model_args, max_connections=max_connections, max_samples=max_samples,
+            fail_on_error=fail_on_error, display=display,
+        ))
 
 
 async def eval_retry_async(
