@@ -244,13 +244,12 @@ def _record(result: EvalSample, book: ScoreBook, writer: LogWriter) -> tuple[Eva
 
 def _footer(status: str, book: ScoreBook, tally: _Tally, total: int, done: int, usage: ModelUsage, model: Model, started: float) -> dict[str, Any]:
     failure = tally.failure
-    try:
-        results = book.results()
-    except Exception as ex:  # a custom metric that fails on the whole set of scores
-        results, failure = {}, failure or f"computing metrics failed: {type(ex).__name__}: {ex}"
-    if book.failures:
-        failure = failure or f"{len(book.failures)} samples could not be reduced across epochs: {book.failures[0]}"
-    errors = tally.errors + len(book.failures)
+    results = book.results()
+    if book.metric_failures:
+        failure = failure or book.metric_failures[0]
+    if book.unreduced:
+        failure = failure or f"{len(book.unreduced)} samples could not be reduced across epochs: {book.unreduced[0]}"
+    errors = tally.errors + len(book.unreduced)
     if status == "success" and (failure or (done and errors >= done)):
         status = "error"
         failure = failure or f"every sample failed ({errors} of {done})"

@@ -43,16 +43,40 @@ def _split(spec: MetricsSpec, value: Any) -> list[tuple[str | None, list[Metric]
     return [(None, plain)] if plain else []
 
 
-def compute_metrics(name: str, spec: MetricsSpec, scores: list[SampleScore]) -> Results:
-    """Every metric of one scorer over `scores`, as `{result name: {metric: value}}`."""
+def compute_metrics(name: str, spec: MetricsSpec, scores: list[SampleScore], failures: list[str] | None = None) -> Results:
+    """Every metric of one scorer over `scores`, as `{result name: {metric: value}}`.
+
+    With `failures`, a metric that raises gets the value None and its error is appended
+    there, so one broken metric does not hide the others; without, the error propagates.
+    """
     if not scores:
         return {name: {metric_label(m): None for _, ms in _split(spec, None) for m in ms}}
     results: Results = {}
     for key, metrics in _split(spec, scores[0].score.value):
-        picked = scores if key is None else [_pick(s, key) for s in scores]
-        labels = unique_names([metric_label(m) for m in metrics])
-        results[name if key is None else f"{name}/{key}"] = {label: m(picked) for label, m in zip(labels, metrics)}
+        result_name = name if key is None else f"{name}/{key}"
+        values: dict[str, Any] = {}
+        for label, each in zip(unique_names([metric_label(m) for m in metrics]), metrics):
+            try:
+                values[label] = each([_pick(s, key) for s in scores] if key is not None else scores)
+            except Exception as error:
+                if failures is None:
+                    raise
+                values[label] = None
+                failures.append(f"metric '{label}' of '{result_name}' failed: {type(error).__name__}: {error}")
+        results[result_name] = values
     return results
+
+
+def _shape(value: Any) -> Any:
+    """What decides whether metrics and reducers can use a value: strings themselves, the
+    type of other scalars, and the shape of lists and dicts."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        return ("dict", tuple((k, _shape(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return ("list", tuple(_shape(v) for v in value))
+    return type(value)
 
 
 def _pick(sample_score: SampleScore, key: str) -> SampleScore:
@@ -75,23 +99,41 @@ class ScoreBook:
         self.reduced: dict[tuple[str, int], list[SampleScore]] = {
             (s.name, r): [] for s in self.scorers for r in range(len(self.reducers) if epochs > 1 else 1)
         }
-        self.failures: list[str] = []
+        self.unreduced: list[str] = []
+        """Samples whose epochs no reducer could combine (they count as errors)."""
+        self.metric_failures: list[str] = []
+        """Metrics that raised on the whole set of scores (their value is None)."""
         self.scored = 0
+        self._checked: dict[Any, str | None] = {}
 
     def problem(self, sample_id: Any, metadata: dict[str, Any], scores: dict[str, dict[str, Any]]) -> str | None:
         """Why this sample's scores cannot be reduced or summarised, or None: every reducer
-        and metric is tried on it alone, so a bad value is caught when it arrives."""
+        and metric is tried on it alone, so a bad value is caught when it arrives. The answer
+        is remembered per scorer, value shape and metadata fields (the hot path)."""
         for each in self.scorers:
             if each.name not in scores:
                 continue
-            score = Score.from_dict(scores[each.name])
+            value = scores[each.name]["value"]
             try:
-                if self.epochs > 1:
-                    for reducer in self.reducers:
-                        reducer([score] * self.epochs)
-                compute_metrics(each.name, each.metrics, [SampleScore(score, sample_id, metadata)])
-            except Exception as error:
-                return f"scorer '{each.name}' gave {score.value!r}, which its metrics or reducers cannot use: {type(error).__name__}: {error}"
+                key = (each.name, _shape(value), tuple(metadata))
+                hash(key)
+            except TypeError:  # a value no shape describes: check it every time
+                key = None
+            found = self._checked[key] if key in self._checked else self._check(each, Score.from_dict(scores[each.name]), sample_id, metadata)
+            if key is not None and len(self._checked) < 10_000:
+                self._checked[key] = found
+            if found is not None:
+                return found
+        return None
+
+    def _check(self, each: TaskScorer, score: Score, sample_id: Any, metadata: dict[str, Any]) -> str | None:
+        try:
+            if self.epochs > 1:
+                for reducer in self.reducers:
+                    reducer([score] * self.epochs)
+            compute_metrics(each.name, each.metrics, [SampleScore(score, sample_id, metadata)])
+        except Exception as error:
+            return f"scorer '{each.name}' gave {score.value!r}, which its metrics or reducers cannot use: {type(error).__name__}: {error}"
         return None
 
     def add(self, sample_id: Any, metadata: dict[str, Any], scores: dict[str, dict[str, Any]] | None) -> None:
@@ -123,7 +165,7 @@ class ScoreBook:
                 try:
                     reduced = reducer(scores)
                 except Exception as error:
-                    self.failures.append(f"sample {sample_id}: scorer '{each.name}' epochs not reducible by "
+                    self.unreduced.append(f"sample {sample_id}: scorer '{each.name}' epochs not reducible by "
                                          f"'{reducer_name(reducer)}': {error}")
                     continue
                 self.reduced[(each.name, index)].append(SampleScore(reduced, sample_id, metadata))
@@ -138,5 +180,5 @@ class ScoreBook:
         for (name, index), scores in self.reduced.items():
             label = f"{name}:{reducer_name(self.reducers[index])}" if several else name
             spec = next(s.metrics for s in self.scorers if s.name == name)
-            results.update(compute_metrics(label, spec, scores))
+            results.update(compute_metrics(label, spec, scores, self.metric_failures))
         return results
