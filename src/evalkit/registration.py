@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
@@ -49,9 +50,11 @@ def callable_name(obj: Any) -> str:
 
 
 def json_safe(value: Any) -> Any:
-    """`value` as JSON: numbers, strings, lists and dicts as they are; decorated objects as
-    their name and arguments; other callables by name; anything else by type (never an
-    address, so the same task always describes itself the same way)."""
+    """`value` as JSON: numbers (inf and nan as strings), strings, lists and dicts as they
+    are; decorated objects as their name and arguments; other callables by name; anything
+    else by type (never an address, so the same task always describes itself the same way)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # "inf", "nan": JSON has no such numbers, and the log must read back equal
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, dict):

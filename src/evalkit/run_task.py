@@ -84,7 +84,8 @@ def _work(task: Task, limit: tuple[int, int | None], epochs: int) -> tuple[Itera
     return work, count * epochs
 
 
-def _header(task: Task, model: Model, options: RunOptions, config: GenerateConfig, epochs: int, samples: int) -> dict[str, Any]:
+def _header(task: Task, model: Model, options: RunOptions, config: GenerateConfig, epochs: int, samples: int,
+            weights: dict[str, str] | None) -> dict[str, Any]:
     identity = task.identity()
     header = {
         "format": LOG_FORMAT_VERSION,
@@ -104,10 +105,23 @@ def _header(task: Task, model: Model, options: RunOptions, config: GenerateConfi
         "versions": _versions(),
         "started": datetime.now(timezone.utc).isoformat(),
     }
-    weights = model.api.weights()
     if weights:
         header["weights"] = weights
     return header
+
+
+async def _weights(model: Model) -> dict[str, str] | None:
+    """What answers, for the header; hashing local weights (once, then cached) runs in a
+    thread, and a failure only leaves the header without it."""
+    try:
+        return await anyio.to_thread.run_sync(model.api.weights)
+    except Exception as error:
+        print(f"warning: could not hash the weights of {model.name}: {type(error).__name__}: {error}", file=sys.stderr)
+        return None
+
+
+NO_METADATA: dict[str, Any] = {}
+"""Shared by every sample without metadata, so the score book keeps no empty dict per sample."""
 
 
 @dataclass
@@ -150,20 +164,19 @@ def _no_samples(task: Task, options: RunOptions) -> str:
 
 
 async def run_task(task: Task, model: Model, options: RunOptions, resume: EvalLog | None = None) -> EvalLog:
-    """Run one task against one model, writing its log line by line.
+    """Run one task (whose ids `check_ids` accepted) against one model, writing its log line by line.
 
     With `resume`, run only the samples that log lacks or that errored there, appending to it.
     """
     epochs = options.epochs or task.epoch_count
     config = task.config.merge(options.config)
     work, total = _work(task, options.limit, epochs)
-    check_ids(task)
     book = ScoreBook(task, epochs)
     usage = ModelUsage()
     finished: list[EvalSample] = []
     tally = _Tally()
     if resume is None:
-        header = _header(task, model, options, config, epochs, total // epochs)
+        header = _header(task, model, options, config, epochs, total // epochs, await _weights(model))
         path = _log_path(options.log_dir, task.display_name, model.name, header["eval_id"])
     else:
         header, path = resume.header, resume.location
@@ -172,7 +185,7 @@ async def run_task(task: Task, model: Model, options: RunOptions, resume: EvalLo
     if resume is None:
         writer.header(header)
     for sample in finished:
-        book.add(sample.id, sample.metadata or {}, sample.scores)
+        book.add(sample.id, sample.metadata or NO_METADATA, sample.scores)
         usage.add(_usage(sample.usage))
     if total == 0:
         tally.failure = _no_samples(task, options)
@@ -229,16 +242,19 @@ def _record(result: EvalSample, book: ScoreBook, writer: LogWriter) -> tuple[Eva
     """
     fatal = None
     if result.error is None:
-        problem = book.problem(result.id, result.metadata or {}, result.scores)
+        problem = book.problem(result.id, result.metadata or NO_METADATA, result.scores)
         if problem is not None:
-            fatal = problem if book.scored == 0 else None
-            result.error, result.scores = problem, {}
+            scorer_name, fatal = problem
+            result.error = fatal
+            del result.scores[scorer_name]  # the other scorers' scores stay in the log line
+            if book.scored:
+                fatal = None
     try:
         writer.sample(result)
     except LogValueError as ex:
         result = failed(result, f"LogValueError: {ex}")
         writer.sample(result)
-    book.add(result.id, result.metadata or {}, None if result.error else result.scores)
+    book.add(result.id, result.metadata or NO_METADATA, None if result.error else result.scores)
     return result, fatal
 
 
@@ -249,14 +265,16 @@ def _footer(status: str, book: ScoreBook, tally: _Tally, total: int, done: int, 
         failure = failure or book.metric_failures[0]
     if book.unreduced:
         failure = failure or f"{len(book.unreduced)} samples could not be reduced across epochs: {book.unreduced[0]}"
-    errors = tally.errors + len(book.unreduced)
-    if status == "success" and (failure or (done and errors >= done)):
+    if status == "success" and (failure or (done and tally.errors >= done)):
         status = "error"
-        failure = failure or f"every sample failed ({errors} of {done})"
+        failure = failure or f"every sample failed ({tally.errors} of {done})"
+    counts = {"total": total, "completed": done - tally.errors, "errors": tally.errors}
+    if book.unreduced:
+        counts["unreduced"] = len(book.unreduced)  # samples, where the others count (sample, epoch) pairs
     footer = {
         "status": status,
         "results": results,
-        "counts": {"total": total, "completed": done - tally.errors, "errors": errors},
+        "counts": counts,
         "usage": {model.name: usage.to_dict()},
         "retries": tally.retries,
         "duration": round(tally.duration + time.monotonic() - started, 3),

@@ -255,6 +255,7 @@ async def eval_retry_async(
     if previous.status == "success" and not previous.footer["counts"].get("errors"):  # type: ignore[index]
         raise LogFileError(f"{previous.location}: every sample already finished without error; nothing to retry")
     resolved = _task_to_retry(previous, task)
+    check_ids(resolved)
     merged_args = {**header.get("model_args", {}), **(model_args or {})}
     redacted = [name for name, value in merged_args.items() if REDACTED in json.dumps(value, default=str)]
     if redacted:

@@ -8,7 +8,7 @@ from typing import Any
 from evalkit.registration import describe, unique_names
 from evalkit.scorer.metric import Metric
 from evalkit.scorer.reducer import ScoreReducer, reducer_name
-from evalkit.scorer.score import SampleScore, Score
+from evalkit.scorer.score import SampleScore, Score, ScoreValueError
 from evalkit.scorer.scorer import MetricsSpec
 from evalkit.task import Task, TaskScorer
 
@@ -82,7 +82,7 @@ def _shape(value: Any) -> Any:
 def _pick(sample_score: SampleScore, key: str) -> SampleScore:
     value = sample_score.score.value
     if not isinstance(value, Mapping) or key not in value:
-        raise ValueError(f"sample {sample_score.sample_id}: score has no key '{key}' (got {value!r})")
+        raise ScoreValueError(f"sample {sample_score.sample_id}: score has no key '{key}' (got {value!r})")
     return SampleScore(Score(value[key]), sample_score.sample_id, sample_score.sample_metadata)
 
 
@@ -106,10 +106,14 @@ class ScoreBook:
         self.scored = 0
         self._checked: dict[Any, str | None] = {}
 
-    def problem(self, sample_id: Any, metadata: dict[str, Any], scores: dict[str, dict[str, Any]]) -> str | None:
-        """Why this sample's scores cannot be reduced or summarised, or None: every reducer
-        and metric is tried on it alone, so a bad value is caught when it arrives. The answer
-        is remembered per scorer, value shape and metadata fields (the hot path)."""
+    def problem(self, sample_id: Any, metadata: dict[str, Any], scores: dict[str, dict[str, Any]]) -> tuple[str, str] | None:
+        """The scorer whose score this sample's epochs or metrics cannot use, and why, or None.
+
+        Each reducer is tried on the score (repeated once per epoch) and each metric on it
+        alone, so a value no metric can read (a word where a number is due, a missing
+        `grouped` field) is caught when it arrives. The answer is remembered per scorer,
+        value shape and metadata fields, so the hot path checks each kind of value once.
+        """
         for each in self.scorers:
             if each.name not in scores:
                 continue
@@ -123,17 +127,23 @@ class ScoreBook:
             if key is not None and len(self._checked) < 10_000:
                 self._checked[key] = found
             if found is not None:
-                return found
+                return each.name, found
         return None
 
     def _check(self, each: TaskScorer, score: Score, sample_id: Any, metadata: dict[str, Any]) -> str | None:
-        try:
-            if self.epochs > 1:
-                for reducer in self.reducers:
+        if self.epochs > 1:
+            for reducer in self.reducers:
+                try:
                     reducer([score] * self.epochs)
+                except Exception as error:
+                    return (f"scorer '{each.name}' gave {score.value!r}, which reducer '{reducer_name(reducer)}' "
+                            f"cannot combine across epochs: {type(error).__name__}: {error}")
+        try:
             compute_metrics(each.name, each.metrics, [SampleScore(score, sample_id, metadata)])
-        except Exception as error:
-            return f"scorer '{each.name}' gave {score.value!r}, which its metrics or reducers cannot use: {type(error).__name__}: {error}"
+        except ScoreValueError as error:
+            return f"scorer '{each.name}' gave {score.value!r}, which its metrics cannot use: {error}"
+        except Exception:
+            pass  # a metric may rightly need more than one sample: it fails at the end, on its own
         return None
 
     def add(self, sample_id: Any, metadata: dict[str, Any], scores: dict[str, dict[str, Any]] | None) -> None:

@@ -9,6 +9,7 @@ import types
 import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
@@ -75,9 +76,10 @@ class Task:
         """How many times each sample runs."""
         return self.epochs.epochs  # type: ignore[union-attr]
 
-    @property
+    @cached_property
     def scorers(self) -> list[TaskScorer]:
-        """The task's scorers with unique names, each with the task's `metrics` when it sets them."""
+        """The task's scorers with unique names, each with the task's `metrics` when it sets
+        them (worked out once, on first use)."""
         if self.scorer is None:
             return []
         scorers = self.scorer if isinstance(self.scorer, list) else [self.scorer]

@@ -85,3 +85,20 @@ def test_resume_runs_exactly_the_missing_epoch(tmp_path: Path) -> None:
     added = [json.loads(line) for line in after[6:-1]]
     assert [(s["id"], s["epoch"]) for s in added] == [(2, 2)]
     assert read_eval_log(log).results["match"]["accuracy"] == 1.0
+
+
+def test_infinite_solver_argument_resumes(tmp_path: Path) -> None:
+    (tmp_path / "t.py").write_text(
+        "from evalkit import task, Task, Sample\nfrom evalkit.scorer import match\nfrom evalkit.solver import solver\n"
+        "@solver\ndef capped(cap: float = float('inf')):\n"
+        "    async def solve(state, generate):\n        return await generate(state)\n    return solve\n"
+        "@task\ndef t():\n"
+        "    return Task(dataset=[Sample(input=f'Q{i} ANSWER: {i}', target=str(i)) for i in range(3)],\n"
+        "                solver=capped(), scorer=match())\n")
+    result = run_cli("eval", "t.py", "--model", "mockllm/x", "-M", "error_on=Q1", "--fail-on-error", "false",
+                     "--display", "none", "--log-dir", "logs", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    log = next((tmp_path / "logs").glob("*.jsonl"))
+    assert read_eval_log(log).header["solver"] == [{"name": "capped", "args": {"cap": "inf"}}]
+    result = run_cli("eval-retry", str(log), "-M", "error_on=none", "--display", "none", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr

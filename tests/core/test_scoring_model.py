@@ -205,3 +205,19 @@ def test_sample_line_logs_target_metadata_state_metadata_and_reported_model(tmp_
     assert sample.metadata == {"level": 2}
     assert sample.state_metadata == {"level": 2, "length": 9}
     assert sample.output["model"] == "mockllm/x"
+
+
+@scorer(metrics=[mean()])
+def shifting_keys() -> Any:
+    """A dict score whose keys differ between epochs."""
+
+    async def score(state: TaskState, target: Target) -> Score:
+        return Score({f"k{state.epoch}": 1.0})
+
+    return score
+
+
+def test_epochs_that_cannot_be_combined_are_counted_and_not_success(tmp_path: Path) -> None:
+    log = run(Task(dataset=[Sample(input="a"), Sample(input="b")], scorer=shifting_keys(), epochs=2), log_dir=tmp_path)
+    assert log.status == "error" and "2 samples could not be reduced across epochs" in log.error
+    assert log.footer["counts"] == {"total": 4, "completed": 4, "errors": 0, "unreduced": 2}

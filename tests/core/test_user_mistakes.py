@@ -104,6 +104,16 @@ def test_string_scores_a_reducer_cannot_reduce_are_sample_errors(log_dir: Path) 
     assert log.results["verdict_words"]["count"] == 2
 
 
+@scorer(metrics=[mean()])
+def always_maybe() -> Any:
+    """Gives a word no metric can read, on every sample."""
+
+    async def score(state: TaskState, target: Target) -> Score:
+        return Score("maybe")
+
+    return score
+
+
 def test_one_crashing_pair_does_not_stop_the_others(log_dir: Path) -> None:
     @metric
     def explodes() -> Any:
@@ -114,15 +124,38 @@ def test_one_crashing_pair_does_not_stop_the_others(log_dir: Path) -> None:
 
         return compute
 
-    broken = Task(dataset=samples(3), scorer=match(), metrics=[explodes()], name="broken")
+    broken_metric = Task(dataset=samples(3), scorer=match(), metrics=[explodes(), mean()], name="broken_metric")
+    wrong_values = Task(dataset=samples(1000), scorer=always_maybe(), name="wrong_values")
     fine = Task(dataset=samples(3), scorer=match(), name="fine")
-    logs = eval([broken, fine], model=["mockllm/a", "mockllm/b"], log_dir=log_dir, display="none")
+    logs = eval([broken_metric, wrong_values, fine], model=["mockllm/a", "mockllm/b"], log_dir=log_dir,
+                display="none", model_args={"outputs": ["2"]})
     assert [(log.task, log.model, log.status) for log in logs] == [
-        ("broken", "mockllm/a", "error"), ("broken", "mockllm/b", "error"),
+        ("broken_metric", "mockllm/a", "error"), ("broken_metric", "mockllm/b", "error"),
+        ("wrong_values", "mockllm/a", "error"), ("wrong_values", "mockllm/b", "error"),
         ("fine", "mockllm/a", "success"), ("fine", "mockllm/b", "success"),
     ]
-    assert "metric bug" in logs[0].error
+    assert "metric bug" in logs[0].error and logs[0].results["match"] == {"explodes": None, "mean": pytest.approx(1 / 3)}
     assert len(read_eval_log(logs[0].location).samples) == 3  # the scores are kept
+    assert "'maybe'" in logs[2].error and len(read_eval_log(logs[2].location).samples) < 1000  # stopped early
+
+
+def test_a_metric_that_needs_several_samples_is_not_refused_per_sample(log_dir: Path) -> None:
+    import statistics
+
+    @metric
+    def spread() -> Any:
+        return lambda scores: statistics.stdev(s.score.as_float() for s in scores)
+
+    [log] = eval(Task(dataset=samples(4), scorer=match(), metrics=[spread()]), model="mockllm/x",
+                 model_args={"outputs": ["1", "2"]}, log_dir=log_dir, display="none")
+    assert log.status == "success" and log.results["match"]["spread"] == pytest.approx(statistics.stdev([1, 1, 0, 0]))
+
+
+def test_a_bad_value_drops_only_its_own_scorer(log_dir: Path) -> None:
+    task = Task(dataset=samples(3), scorer=[match(), verdict_words()], epochs=Epochs(2, "mean"))
+    [log] = eval(task, model="mockllm/x", log_dir=log_dir, display="none", fail_on_error=False)
+    bad = [s for s in read_eval_log(log.location).samples if s.error]
+    assert {s.id for s in bad} == {2} and all(list(s.scores) == ["match"] for s in bad)
 
 
 @solver
@@ -216,3 +249,18 @@ def test_resumed_footer_keeps_earlier_retries_and_duration(log_dir: Path) -> Non
 def test_empty_model_name_is_refused_from_python(log_dir: Path) -> None:
     with pytest.raises(ArgumentError, match="model is empty"):
         eval(Task(dataset=samples(1)), model=" ", log_dir=log_dir, display="none")
+
+
+def test_weights_that_cannot_be_hashed_only_warn(log_dir: Path, capsys: Any) -> None:
+    from evalkit import Model, ModelAPI, ModelOutput
+
+    class Unreadable(ModelAPI):
+        def weights(self) -> dict[str, str] | None:
+            raise PermissionError("weights.safetensors: permission denied")
+
+        async def generate(self, messages: Any, config: Any) -> ModelOutput:
+            return ModelOutput.from_text("local", "1")
+
+    [log] = eval(Task(dataset=samples(1), scorer=match()), model=Model("local/x", Unreadable("x")), log_dir=log_dir, display="none")
+    assert log.status == "success" and "weights" not in read_eval_log(log.location).header
+    assert "warning: could not hash the weights of local/x: PermissionError" in capsys.readouterr().err
