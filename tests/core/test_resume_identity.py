@@ -102,3 +102,13 @@ def test_infinite_solver_argument_resumes(tmp_path: Path) -> None:
     assert read_eval_log(log).header["solver"] == [{"name": "capped", "args": {"cap": "inf"}}]
     result = run_cli("eval-retry", str(log), "-M", "error_on=none", "--display", "none", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+
+
+def test_progress_after_resume_counts_earlier_samples_but_not_in_the_rate(tmp_path: Path) -> None:
+    log = failed_run(tmp_path)  # samples 0, 1, 2 finished earlier; sample 3 is left to run
+    result = run_cli("eval-retry", str(log), "-M", "error_on=none", "-M", "latency=0.5", "--display", "plain", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    last = [line for line in result.stderr.splitlines() if "samples/s" in line][-1]
+    assert "4/4 samples" in last
+    rate = float(last.split(" samples/s")[0].rsplit(" ", 1)[1])
+    assert rate <= 2.0  # one sample in >= 0.5 s; counting the three earlier ones would give >= 6
