@@ -204,6 +204,10 @@ def test_bundled_model_answers_through_eval(facts_task: Path, tmp_path: Path) ->
     assert log.footer["status"] == "success"
     assert log.footer["results"]["includes"]["accuracy"] == 1.0
     assert log.footer["usage"]["hf/bundled"]["output_tokens"] > 0
+    from evalkit.providers.bundled import BUNDLED_FILE
+
+    weights = evalkit.read_eval_log(log.location).header["weights"]
+    assert weights["name"] == BUNDLED_FILE and len(weights["sha256"]) == 64
 
 
 @pytest.mark.slow
