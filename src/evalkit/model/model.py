@@ -13,6 +13,7 @@ import anyio
 
 from evalkit.errors import ModelArgsError
 from evalkit.model.api import ModelAPI
+from evalkit.model.deadlines import AttemptTimedOut, attempt_deadline
 from evalkit.model.limits import connection_pool, endpoint_limits
 from evalkit.model.retry import DEFAULT_MAX_RETRIES, RequestClock, RequestTimeoutError, backoff_delay, refused
 from evalkit.model.registry import provider_info, split_model_name
@@ -120,12 +121,12 @@ class Model:
             limit, whole_request = clock.attempt_limit(config.attempt_timeout)
             start = time.monotonic()
             try:
-                with anyio.move_on_after(limit) as scope:
+                with attempt_deadline(limit):
                     output = await self.api.generate(messages, config)
+            except AttemptTimedOut:
+                raise RequestTimeoutError(self._timeout_message(limit, whole_request, config)) from None
             finally:
                 clock.spent += time.monotonic() - start
-        if scope.cancelled_caught:
-            raise RequestTimeoutError(self._timeout_message(limit, whole_request, config))
         if output.time is None:
             output.time = time.monotonic() - start
         if rate_limits is not None and config.tokens_per_sec and output.usage is not None:

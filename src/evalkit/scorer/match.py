@@ -17,8 +17,8 @@ Location = Literal["begin", "end", "any", "exact"]
 _TEXT_EDGES = EDGE_PUNCTUATION.replace("-", "")  # a leading minus sign is part of the answer
 # A target stands as whole words: not glued to letters or digits, nor part of "3.5", "4,500",
 # "x-4" or "1/2" around it.
-_BEFORE = r"(?<![\w./-])(?<!\d,)"
-_AFTER = r"(?![\w/])(?![.-]\w)(?!,\d)"
+_BEFORE = re.compile(r"(?<![\w./-])(?<!\d,)")
+_AFTER = re.compile(r"(?![\w/])(?![.-]\w)(?!,\d)")
 
 _NUMBER_NOISE = re.compile(r"[$€£,*_]")  # currency, thousands separators, markdown emphasis
 _TOKEN_EDGES = "!?:;()[]{}'\"`~<=>@#^&|"
@@ -35,9 +35,23 @@ def text_found(said: str, wanted: str, location: Location) -> bool:
     """Whether `wanted` stands as whole words at `location` of `said` (both squashed)."""
     if location == "exact":
         return said == wanted
-    word = re.escape(wanted)
-    pattern = {"begin": rf"^{word}{_AFTER}", "end": rf"{_BEFORE}{word}$", "any": rf"{_BEFORE}{word}{_AFTER}"}[location]
-    return re.search(pattern, said) is not None
+    if location == "begin":
+        return said.startswith(wanted) and _stands(said, 0, len(wanted))
+    if location == "end":
+        start = len(said) - len(wanted)
+        return said.endswith(wanted) and _stands(said, start, len(said))
+    start = said.find(wanted)
+    while start >= 0:
+        if _stands(said, start, start + len(wanted)):
+            return True
+        start = said.find(wanted, start + 1)
+    return False
+
+
+def _stands(said: str, start: int, end: int) -> bool:
+    """Whether `said[start:end]` is not glued to what is around it (no regex is compiled per
+    target: scoring is on every sample's path)."""
+    return _BEFORE.match(said, start) is not None and _AFTER.match(said, end) is not None
 
 
 def parse_number(token: str) -> float | None:
