@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
 from collections.abc import Awaitable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -163,6 +161,9 @@ def eval(
 def run_sync(fn: Callable[[], Awaitable[T]]) -> T:
     """Run `fn` to completion from synchronous code: in this thread, or, when this thread
     already runs an event loop (Jupyter), in a new thread with its own loop."""
+    import asyncio  # here, not at the top: `import evalkit` stays fast
+    from concurrent.futures import ThreadPoolExecutor
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:
