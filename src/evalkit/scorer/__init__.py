@@ -29,12 +29,13 @@ from evalkit.scorer.scorer import Scorer, scorer
 from evalkit.scorer.choice import choice
 from evalkit.scorer.f1 import exact, f1
 from evalkit.scorer.match import includes, match
+from evalkit.scorer.model_graded import model_graded_fact, model_graded_qa
 from evalkit.scorer.pattern import answer, pattern
 
 __all__ = [
     "CORRECT", "Epochs", "INCORRECT", "Metric", "NOANSWER", "PARTIAL", "SampleScore", "Score",
     "ScoreReducer", "Scorer", "Target", "Value", "ValueToFloat", "accuracy", "answer", "at_least",
     "bootstrap_stderr", "choice", "exact", "f1", "grouped", "includes", "match", "max_score", "mean",
-    "mean_score", "median_score", "metric", "min_score", "mode_score", "pass_at", "pattern",
-    "score_reducer", "scorer", "std", "stderr", "value_to_float", "var",
+    "mean_score", "median_score", "metric", "min_score", "mode_score", "model_graded_fact",
+    "model_graded_qa", "pass_at", "pattern", "score_reducer", "scorer", "std", "stderr", "value_to_float", "var",
 ]
