@@ -89,6 +89,9 @@ def test_include_history_presents_the_conversation(tmp_path: Path) -> None:
     samples = [Sample(id=1, input=conversation, target="bye")]
     log = run(tmp_path, model_graded_qa(template="{question}", include_history=True, model=grader("GRADE: C")), samples)
     assert scores(log)[0]["metadata"]["grading"][0]["content"] == "Hi\n\nAssistant: Hello\n\nUser: ANSWER: bye"
+    own = model_graded_qa(template="{question}", include_history=lambda state: f"{len(state.messages)} messages", model=grader("GRADE: C"))
+    log = run(tmp_path, own, samples)
+    assert scores(log)[0]["metadata"]["grading"][0]["content"] == "5 messages"
 
 
 def test_fact_uses_the_target_as_the_criterion(tmp_path: Path) -> None:
@@ -136,3 +139,11 @@ def test_unknown_template_variable_is_named(tmp_path: Path) -> None:
     task = Task(dataset=QUESTIONS[:1], solver=generate(), scorer=model_graded_qa(template="{nope}", model=grader("GRADE: C")))
     [log] = eval(task, model="mockllm/answerer", display="none", log_dir=tmp_path)
     assert log.status == "error" and "{nope}" in log.error
+
+
+def test_a_failing_grader_in_a_panel_fails_the_sample_with_its_own_error(tmp_path: Path) -> None:
+    panel = [grader("GRADE: C"), get_model("mockllm/broken", error_on="GRADE")]
+    task = Task(dataset=QUESTIONS[:1], solver=generate(), scorer=model_graded_qa(model=panel))
+    [log] = eval(task, model="mockllm/answerer", display="none", log_dir=tmp_path)
+    assert log.status == "error" and "mockllm was asked to fail on 'GRADE'" in log.error
+    assert "ExceptionGroup" not in log.error and "TaskGroup" not in log.error

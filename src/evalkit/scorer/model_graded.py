@@ -7,6 +7,8 @@ import string
 from collections.abc import Callable, Sequence
 from typing import Any, Union
 
+import anyio
+
 from evalkit.errors import DefinitionError
 from evalkit.model.model import Model, get_model
 from evalkit.model.types import ChatMessageAssistant, ChatMessageSystem, ChatMessageUser, message_to_dict
@@ -126,7 +128,7 @@ def _model_graded(
 
     async def score(state: TaskState, target: Target) -> Score:
         prompt = _fill(template, state, target, filled_instructions, include_history)
-        grades = [await _grade(grader.model(), prompt, pattern, allowed, completion(state)) for grader in graders]
+        grades = await _grade_all([g.model() for g in graders], prompt, pattern, allowed, completion(state))
         if len(grades) == 1:
             return grades[0]
         return Score(
@@ -155,6 +157,29 @@ class _Grader:
         if self.created is None:
             self.created = get_model(self.spec)
         return self.created
+
+
+async def _grade_all(models: list[Model], prompt: str, pattern: re.Pattern[str], allowed: set[str], answer: str) -> list[Score]:
+    """Each model's grade, asked of all of them at once, in the order of `models`; the first
+    grader's error (in that order) is raised as it is once all have finished."""
+    outcomes: dict[int, Score | Exception] = {}
+
+    async def grade_with(index: int) -> None:
+        try:
+            outcomes[index] = await _grade(models[index], prompt, pattern, allowed, answer)
+        except Exception as error:
+            outcomes[index] = error
+
+    async with anyio.create_task_group() as group:
+        for index in range(len(models)):
+            group.start_soon(grade_with, index)
+    grades = []
+    for index in range(len(models)):
+        outcome = outcomes[index]
+        if isinstance(outcome, Exception):
+            raise outcome
+        grades.append(outcome)
+    return grades
 
 
 async def _grade(model: Model, prompt: str, pattern: re.Pattern[str], allowed: set[str], answer: str) -> Score:
