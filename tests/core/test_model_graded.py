@@ -133,6 +133,8 @@ def test_bad_definitions_fail_with_one_clear_line() -> None:
         model_graded_qa(grade_pattern="GRADE: (")
     with pytest.raises(DefinitionError, match="model must be"):
         model_graded_fact(model=[3])
+    with pytest.raises(DefinitionError, match="names no grader"):
+        model_graded_fact(model=[])
 
 
 def test_unknown_template_variable_is_named(tmp_path: Path) -> None:

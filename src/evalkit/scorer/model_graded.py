@@ -123,6 +123,8 @@ def _model_graded(
     pattern = _compile(grade_pattern or DEFAULT_GRADE_PATTERN)
     allowed = {CORRECT, INCORRECT, PARTIAL} if partial_credit else {CORRECT, INCORRECT}
     graders = [_Grader(m) for m in (model if isinstance(model, (list, tuple)) else [model])]
+    if not graders:
+        raise DefinitionError("model graded scorer: model=[] names no grader; give at least one, or None for the grader role")
     filled_instructions = instructions or default_instructions(partial_credit)
     vote = mode_score()
 
