@@ -9,7 +9,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from evalkit.log.compact import compact_log
 from evalkit.log.schema import LOG_FORMAT_VERSION, EvalLog, EvalSample
 from evalkit.log.writer import LogWriter, redact
 from evalkit.model.model import Model, RetryRecorder
+from evalkit.model.roles import ActiveModels, running
 from evalkit.model.types import GenerateConfig, ModelUsage
 from evalkit.run_sample import failed, run_sample
 from evalkit.scorebook import ScoreBook
@@ -42,6 +43,8 @@ class RunOptions:
     log_dir: Path
     fail_on_error: bool | float
     display: DisplayMode
+    roles: dict[str, Model] = field(default_factory=dict)
+    """Models by role name (grader, ...), found by `get_model(role=...)`."""
 
 
 def _log_path(log_dir: Path, task: str, model: str, eval_id: str) -> Path:
@@ -94,6 +97,7 @@ def _header(task: Task, model: Model, options: RunOptions, config: GenerateConfi
         "task_origin": task.origin,
         "model": model.name,
         "model_args": redact(model.model_args),
+        "model_roles": {role: each.name for role, each in options.roles.items()},
         "config": config.to_dict(),
         "dataset": {"name": getattr(task.dataset, "name", "dataset"), "fingerprint": identity["dataset"], "samples": samples},
         "epochs": epochs,
@@ -172,7 +176,7 @@ async def run_task(task: Task, model: Model, options: RunOptions, resume: EvalLo
     config = task.config.merge(options.config)
     work, total = _work(task, options.limit, epochs)
     book = ScoreBook(task, epochs)
-    usage = ModelUsage()
+    active = ActiveModels(model, options.roles)
     finished: list[EvalSample] = []
     tally = _Tally()
     if resume is None:
@@ -186,7 +190,7 @@ async def run_task(task: Task, model: Model, options: RunOptions, resume: EvalLo
         writer.header(header)
     for sample in finished:
         book.add(sample.id, sample.metadata or NO_METADATA, sample.scores)
-        usage.add(_usage(sample.usage))
+        active.add_usage(model.name, _usage(sample.usage))
     if total == 0:
         tally.failure = _no_samples(task, options)
         print(f"warning: {tally.failure}", file=sys.stderr)
@@ -202,7 +206,6 @@ async def run_task(task: Task, model: Model, options: RunOptions, resume: EvalLo
             finally:
                 model.api.activity.active -= 1
             result, fatal = _record(result, book, writer)
-            usage.add(_usage(result.usage))
             progress.advance(result.usage["total_tokens"] if result.usage else 0, result.error is not None)
             tally.errors += result.error is not None
             tally.retries += len(result.retries or ())
@@ -212,7 +215,7 @@ async def run_task(task: Task, model: Model, options: RunOptions, resume: EvalLo
                 return
 
     try:
-        with progress:
+        with progress, running(active):
             async with anyio.create_task_group() as group:
                 for _ in range(min(options.max_samples or model.max_connections(config), max(total, 1))):
                     group.start_soon(worker, group.cancel_scope)
@@ -225,7 +228,7 @@ async def run_task(task: Task, model: Model, options: RunOptions, resume: EvalLo
         if not isinstance(error, EvalkitError):
             tally.traceback = scrub("".join(traceback.format_exception(error)))
     finally:
-        footer = _footer(status, book, tally, total, len(finished) + progress.done, usage, model, started)
+        footer = _footer(status, book, tally, total, len(finished) + progress.done, active, started)
         writer.footer(footer)
         writer.close()
         if footer["status"] == "cancelled":
@@ -258,7 +261,7 @@ def _record(result: EvalSample, book: ScoreBook, writer: LogWriter) -> tuple[Eva
     return result, fatal
 
 
-def _footer(status: str, book: ScoreBook, tally: _Tally, total: int, done: int, usage: ModelUsage, model: Model, started: float) -> dict[str, Any]:
+def _footer(status: str, book: ScoreBook, tally: _Tally, total: int, done: int, active: ActiveModels, started: float) -> dict[str, Any]:
     failure = tally.failure
     results = book.results()
     if book.metric_failures:
@@ -275,7 +278,7 @@ def _footer(status: str, book: ScoreBook, tally: _Tally, total: int, done: int, 
         "status": status,
         "results": results,
         "counts": counts,
-        "usage": {model.name: usage.to_dict()},
+        "usage": active.usage_by_model(),
         "retries": tally.retries,
         "duration": round(tally.duration + time.monotonic() - started, 3),
         "completed": datetime.now(timezone.utc).isoformat(),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -89,9 +89,7 @@ async def _resolve_models(
         for item in items:
             models.append(item if isinstance(item, Model) else create_model(item, config, model_args))
     except BaseException:
-        for created in models:
-            if not any(created is item for item in items):
-                await created.aclose()
+        await _close_created(models, items)
         raise
     return models
 
@@ -130,6 +128,7 @@ def eval(
     model: str | Model | Sequence[str | Model] | None = None,
     *,
     model_args: dict[str, Any] | None = None,
+    model_roles: dict[str, str | Model] | None = None,
     task_args: dict[str, Any] | None = None,
     limit: Limit = None,
     epochs: int | None = None,
@@ -146,12 +145,14 @@ def eval(
     GenerateConfig fields (temperature=0, max_tokens=..., ...), which override each task's
     own config. `fail_on_error`: True stops at the first sample error, False never stops, a
     fraction (0-1) or a count stops past that many errors; failed samples are logged either way.
+    `model_roles` maps role names to models (`{"grader": "openai/gpt-4o"}`) that solvers and
+    scorers get with `get_model(role="grader")`.
     `Model` objects passed in stay open for reuse; models created from names are closed.
     """
     with sigterm_as_interrupt():
         return run_sync(
             lambda: eval_async(
-                tasks, model, model_args=model_args, task_args=task_args, limit=limit, epochs=epochs,
+                tasks, model, model_args=model_args, model_roles=model_roles, task_args=task_args, limit=limit, epochs=epochs,
                 max_connections=max_connections, max_samples=max_samples, log_dir=log_dir,
                 fail_on_error=fail_on_error, display=display, **generate_config,
             )
@@ -177,6 +178,7 @@ async def eval_async(
     model: str | Model | Sequence[str | Model] | None = None,
     *,
     model_args: dict[str, Any] | None = None,
+    model_roles: dict[str, str | Model] | None = None,
     task_args: dict[str, Any] | None = None,
     limit: Limit = None,
     epochs: int | None = None,
@@ -192,8 +194,14 @@ async def eval_async(
     resolved_tasks = _resolve_tasks(tasks, task_args or {})
     for each_task in resolved_tasks:
         check_ids(each_task)
-    models = await _resolve_models(model, model_args or {}, options.config)
+    roles = await _resolve_roles(model_roles or {})
+    try:
+        models = await _resolve_models(model, model_args or {}, options.config)
+    except BaseException:
+        await _close_created(roles.values(), (model_roles or {}).values())
+        raise
     given = model if isinstance(model, (list, tuple)) else [model]
+    options = replace(options, roles=roles)
     logs = []
     try:
         for task in resolved_tasks:
@@ -201,10 +209,32 @@ async def eval_async(
                 logs.append(await run_task(task, each_model, options))
                 report(logs[-1], options.display)
     finally:
-        for each_model in models:
-            if not any(each_model is m for m in given):  # the caller owns the models it passed
-                await each_model.aclose()
+        await _close_created(models, given)
+        await _close_created(roles.values(), (model_roles or {}).values())
     return logs
+
+
+async def _resolve_roles(model_roles: dict[str, str | Model]) -> dict[str, Model]:
+    """A Model per role name; names are created here (closed again if one fails), Model
+    objects pass through."""
+    roles: dict[str, Model] = {}
+    try:
+        for role, each in model_roles.items():
+            if not isinstance(role, str) or not role.strip() or not isinstance(each, (str, Model)) or not str(each).strip():
+                raise ArgumentError(f"model role {role!r}: give a role name and a provider/model (e.g. grader=openai/gpt-4o)")
+            roles[role] = each if isinstance(each, Model) else create_model(each, GenerateConfig(), {})
+    except BaseException:
+        await _close_created(roles.values(), model_roles.values())
+        raise
+    return roles
+
+
+async def _close_created(models: Iterable[Model], given: Iterable[object]) -> None:
+    """Close the models created here; the caller owns the Model objects it passed in."""
+    passed = list(given)
+    for each in models:
+        if not any(each is m for m in passed):
+            await each.aclose()
 
 
 def report(log: EvalLog, display: DisplayMode) -> None:
@@ -220,6 +250,7 @@ def eval_retry(
     *,
     task: TaskSpec | None = None,
     model_args: dict[str, Any] | None = None,
+    model_roles: dict[str, str | Model] | None = None,
     max_connections: int | None = None,
     max_samples: int | None = None,
     fail_on_error: bool | float | None = None,
@@ -230,12 +261,13 @@ def eval_retry(
 
     The task is loaded again from the file recorded in the log (pass `task` for a task that
     was not loaded from a file) and must be the same task: a changed solver, scorer, config,
-    epochs or dataset is refused. `model_args` override the logged ones; credentials, which
-    are never logged, come from the environment or must be passed again.
+    epochs or dataset is refused. `model_args` and `model_roles` override the logged ones;
+    credentials, which are never logged, come from the environment or must be passed again.
     """
     with sigterm_as_interrupt():
         return run_sync(lambda: eval_retry_async(
-            log, task=task, model_args=model_args, max_connections=max_connections, max_samples=max_samples,
+            log, task=task, model_args=model_args, model_roles=model_roles, max_connections=max_connections,
+            max_samples=max_samples,
             fail_on_error=fail_on_error, display=display,
         ))
 
@@ -245,6 +277,7 @@ async def eval_retry_async(
     *,
     task: TaskSpec | None = None,
     model_args: dict[str, Any] | None = None,
+    model_roles: dict[str, str | Model] | None = None,
     max_connections: int | None = None,
     max_samples: int | None = None,
     fail_on_error: bool | float | None = None,
@@ -269,11 +302,16 @@ async def eval_retry_async(
     )
     start, stop = header["limit"]
     options = replace(options, limit=(start, stop))
-    [model] = await _resolve_models(header["model"], merged_args, options.config)
+    roles_given = {**header.get("model_roles", {}), **(model_roles or {})}
+    roles = await _resolve_roles(roles_given)
     try:
-        result = await run_task(resolved, model, options, resume=previous)
+        [model] = await _resolve_models(header["model"], merged_args, options.config)
+        try:
+            result = await run_task(resolved, model, replace(options, roles=roles), resume=previous)
+        finally:
+            await model.aclose()
     finally:
-        await model.aclose()
+        await _close_created(roles.values(), roles_given.values())
     report(result, options.display)
     return result
 

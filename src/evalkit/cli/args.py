@@ -157,3 +157,14 @@ class WholeNumber(click.ParamType):
 
 FINITE_FLOAT = FiniteFloat()
 WHOLE_NUMBER = WholeNumber()
+
+
+def parse_model_roles(items: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """`--model-role grader=provider/model` (repeatable) as {role: model name}."""
+    roles: dict[str, str] = {}
+    for item in items:
+        role, sep, model = item.partition("=")
+        if not sep or not role.strip() or "/" not in model.strip():
+            raise ArgumentError(f"--model-role expects role=provider/model (got '{item}'), e.g. --model-role grader=openai/gpt-4o")
+        roles[role.strip()] = model.strip()
+    return roles

@@ -16,6 +16,7 @@ from evalkit.cli.args import (
     load_config_file,
     parse_fail_on_error,
     parse_key_values,
+    parse_model_roles,
     refuse_generation_settings,
 )
 from evalkit.errors import ArgumentError, ModelArgsError
@@ -26,6 +27,8 @@ from evalkit.errors import ArgumentError, ModelArgsError
 @click.option("--model", "-m", envvar="EVALKIT_MODEL", help="provider/model (default: EVALKIT_MODEL, else the bundled local model).")
 @click.option("-M", "--model-arg", "model_args", multiple=True, metavar="KEY=VALUE", help="Argument for the provider / its SDK client (repeatable).")
 @click.option("--model-config", type=str, help="YAML or JSON file of model arguments (-M wins over it).")
+@click.option("--model-role", "model_roles", multiple=True, metavar="ROLE=PROVIDER/MODEL",
+              help="A model for a role that solvers and scorers ask for, e.g. grader=openai/gpt-4o (repeatable).")
 @click.option("-T", "--task-arg", "task_args", multiple=True, metavar="KEY=VALUE", help="Argument for the @task function (repeatable).")
 @click.option("--limit", type=str, help="Evaluate the first N samples, or samples M-N (1-based).")
 @click.option("--epochs", type=WHOLE_NUMBER, help="Run each sample this many times.")
@@ -57,6 +60,7 @@ def eval_command(
     model: str | None,
     model_args: tuple[str, ...],
     model_config: str | None,
+    model_roles: tuple[str, ...],
     task_args: tuple[str, ...],
     limit: str | None,
     epochs: int | None,
@@ -80,6 +84,7 @@ def eval_command(
             list(tasks),
             model=model,
             model_args=parsed_model_args,
+            model_roles=parse_model_roles(model_roles),
             task_args=parse_key_values(task_args, "-T"),
             limit=limit,
             epochs=epochs,

@@ -6,12 +6,13 @@ import sys
 
 import click
 
-from evalkit.cli.args import parse_fail_on_error, parse_key_values
+from evalkit.cli.args import parse_fail_on_error, parse_key_values, parse_model_roles
 
 
 @click.command("eval-retry")
 @click.argument("log_file")
 @click.option("-M", "--model-arg", "model_args", multiple=True, metavar="KEY=VALUE", help="Override a logged model argument.")
+@click.option("--model-role", "model_roles", multiple=True, metavar="ROLE=PROVIDER/MODEL", help="Override a logged model role.")
 @click.option("--max-connections", type=int, help="Concurrent requests to the model.")
 @click.option("--max-samples", type=int, help="Samples run at once.")
 @click.option("--fail-on-error", type=str, help="As for eval (default: the logged setting).")
@@ -20,6 +21,7 @@ from evalkit.cli.args import parse_fail_on_error, parse_key_values
 def eval_retry_command(
     log_file: str,
     model_args: tuple[str, ...],
+    model_roles: tuple[str, ...],
     max_connections: int | None,
     max_samples: int | None,
     fail_on_error: str | None,
@@ -32,6 +34,7 @@ def eval_retry_command(
     log = eval_retry(
         log_file,
         model_args=parse_key_values(model_args, "-M"),
+        model_roles=parse_model_roles(model_roles),
         max_connections=max_connections,
         max_samples=max_samples,
         fail_on_error=parse_fail_on_error(fail_on_error) if fail_on_error else None,

@@ -13,6 +13,7 @@ import anyio
 
 from evalkit.errors import ModelArgsError
 from evalkit.model.api import ModelAPI
+from evalkit.model.roles import current, record_usage
 from evalkit.model.deadlines import AttemptTimedOut, attempt_deadline
 from evalkit.model.limits import connection_pool, endpoint_limits
 from evalkit.model.retry import DEFAULT_MAX_RETRIES, RequestClock, RequestTimeoutError, backoff_delay, refused
@@ -106,6 +107,7 @@ class Model:
                 await self._wait_to_retry(attempt, error, clock)
                 attempt += 1
         self.usage.add(output.usage)
+        record_usage(self.name, output.usage)
         return output
 
     async def _attempt(self, messages: list[ChatMessage], config: GenerateConfig, clock: RequestClock) -> ModelOutput:
@@ -189,16 +191,41 @@ def resolve_model_name(model: str | None) -> str:
 
 
 def get_model(
-    model: str | None = None,
+    model: str | Model | None = None,
     *,
+    role: str | None = None,
+    default: str | Model | None = None,
     config: GenerateConfig = GenerateConfig(),
     base_url: str | None = None,
     api_key: str | None = None,
     **model_args: Any,
 ) -> Model:
     """A `Model` for `provider/model`; `model_args` go to the provider (its SDK client), except
-    max_connections, max_retries, requests_per_sec and tokens_per_sec, which set `Model`'s limits."""
+    max_connections, max_retries, requests_per_sec and tokens_per_sec, which set `Model`'s limits.
+
+    With `role` (e.g. "grader"), inside a running eval: the model given for that role
+    (`eval(model_roles=...)`, `--model-role`), else `model` or `default` if given, else the
+    model being evaluated.
+    """
+    if role is not None:
+        found = _role_model(role, model if model is not None else default)
+        if found is not None:
+            return found
+        model = model if model is not None else default
+    if isinstance(model, Model):
+        return model
     return create_model(model, config, {**model_args, "base_url": base_url, "api_key": api_key})
+
+
+def _role_model(role: str, fallback: str | Model | None) -> Model | None:
+    active = current()
+    if active is not None and role in active.roles:
+        return active.roles[role]
+    if fallback is not None:
+        return None
+    if active is None:
+        raise ModelArgsError(f"get_model(role='{role}') outside a running eval needs a model: pass default='provider/model'")
+    return active.model
 
 
 def create_model(model: str | None, config: GenerateConfig, model_args: dict[str, Any]) -> Model:
