@@ -149,3 +149,13 @@ def test_a_failing_grader_in_a_panel_fails_the_sample_with_its_own_error(tmp_pat
     [log] = eval(task, model="mockllm/answerer", display="none", log_dir=tmp_path)
     assert log.status == "error" and "mockllm was asked to fail on 'GRADE'" in log.error
     assert "ExceptionGroup" not in log.error and "TaskGroup" not in log.error
+
+
+def test_without_a_model_the_grader_role_grades_else_the_evaluated_model(tmp_path: Path) -> None:
+    samples = [Sample(id=1, input="Reply with a grade. ANSWER: GRADE: C", target="GRADE: C")]
+    judge = grader("GRADE: I")
+    log = run(tmp_path, model_graded_qa(), samples, model_roles={"grader": judge})
+    assert scores(log)[0]["metadata"]["grader"] == "mockllm/grader" and scores(log)[0]["value"] == "I"
+    # no grader role: the evaluated model (mockllm replies with what follows ANSWER:) grades
+    log = run(tmp_path, model_graded_qa(), samples)
+    assert scores(log)[0]["metadata"]["grader"] == "mockllm/answerer" and scores(log)[0]["value"] == "C"
