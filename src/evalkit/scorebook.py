@@ -100,7 +100,7 @@ class ScoreBook:
             (s.name, r): [] for s in self.scorers for r in range(len(self.reducers) if epochs > 1 else 1)
         }
         self.unreduced: list[str] = []
-        """Samples whose epochs no reducer could combine (they count as errors)."""
+        """One line per sample whose epochs a reducer could not combine (counted apart in the footer)."""
         self.metric_failures: list[str] = []
         """Metrics that raised on the whole set of scores (their value is None)."""
         self.scored = 0
@@ -123,9 +123,12 @@ class ScoreBook:
                 hash(key)
             except TypeError:  # a value no shape describes: check it every time
                 key = None
-            found = self._checked[key] if key in self._checked else self._check(each, Score.from_dict(scores[each.name]), sample_id, metadata)
-            if key is not None and len(self._checked) < 10_000:
-                self._checked[key] = found
+            if key in self._checked:
+                found = self._checked[key]
+            else:
+                found = self._check(each, Score.from_dict(scores[each.name]), sample_id, metadata)
+                if key is not None and len(self._checked) < 10_000:
+                    self._checked[key] = found
             if found is not None:
                 return each.name, found
         return None
@@ -167,6 +170,7 @@ class ScoreBook:
         del self.seen[sample_id]
         epochs = self.pending.pop(sample_id, [])
         metadata = self.metadata.pop(sample_id)
+        problems = []
         for each in self.scorers:
             scores = [e[each.name] for e in epochs if each.name in e]
             if not scores:
@@ -175,10 +179,11 @@ class ScoreBook:
                 try:
                     reduced = reducer(scores)
                 except Exception as error:
-                    self.unreduced.append(f"sample {sample_id}: scorer '{each.name}' epochs not reducible by "
-                                         f"'{reducer_name(reducer)}': {error}")
+                    problems.append(f"scorer '{each.name}' epochs not reducible by '{reducer_name(reducer)}': {error}")
                     continue
                 self.reduced[(each.name, index)].append(SampleScore(reduced, sample_id, metadata))
+        if problems:
+            self.unreduced.append(f"sample {sample_id}: {problems[0]}")
 
     def results(self) -> Results:
         """Metric values per scorer (and per key, and per reducer when there are several);
