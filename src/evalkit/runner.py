@@ -149,26 +149,26 @@ def eval(
     scorers get with `get_model(role="grader")`.
     `Model` objects passed in stay open for reuse; models created from names are closed.
     """
-    with sigterm_as_interrupt():
-        return run_sync(
-            lambda: eval_async(
-                tasks, model, model_args=model_args, model_roles=model_roles, task_args=task_args, limit=limit, epochs=epochs,
-                max_connections=max_connections, max_samples=max_samples, log_dir=log_dir,
-                fail_on_error=fail_on_error, display=display, **generate_config,
-            )
+    return run_sync(
+        lambda: eval_async(
+            tasks, model, model_args=model_args, model_roles=model_roles, task_args=task_args, limit=limit,
+            epochs=epochs, max_connections=max_connections, max_samples=max_samples, log_dir=log_dir,
+            fail_on_error=fail_on_error, display=display, **generate_config,
         )
+    )
 
 
 def run_sync(fn: Callable[[], Awaitable[T]]) -> T:
-    """Run `fn` to completion from synchronous code: in this thread, or, when this thread
-    already runs an event loop (Jupyter), in a new thread with its own loop."""
+    """Run `fn` to completion from synchronous code, SIGTERM acting as Ctrl-C: in this thread,
+    or, when this thread already runs an event loop (Jupyter), in a new thread with its own loop."""
     import asyncio  # here, not at the top: `import evalkit` stays fast
     from concurrent.futures import ThreadPoolExecutor
 
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return anyio.run(fn)
+        with sigterm_as_interrupt():
+            return anyio.run(fn)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="evalkit") as pool:
         return pool.submit(anyio.run, fn).result()
 
@@ -194,16 +194,14 @@ async def eval_async(
     resolved_tasks = _resolve_tasks(tasks, task_args or {})
     for each_task in resolved_tasks:
         check_ids(each_task)
-    roles = await _resolve_roles(model_roles or {})
-    try:
-        models = await _resolve_models(model, model_args or {}, options.config)
-    except BaseException:
-        await _close_created(roles.values(), (model_roles or {}).values())
-        raise
     given = model if isinstance(model, (list, tuple)) else [model]
-    options = replace(options, roles=roles)
+    roles: dict[str, Model] = {}
+    models: list[Model] = []
     logs = []
     try:
+        roles = await _resolve_roles(model_roles or {})
+        models = await _resolve_models(model, model_args or {}, options.config)
+        options = replace(options, roles=roles)
         for task in resolved_tasks:
             for each_model in models:
                 logs.append(await run_task(task, each_model, options))
@@ -264,12 +262,10 @@ def eval_retry(
     epochs or dataset is refused. `model_args` and `model_roles` override the logged ones;
     credentials, which are never logged, come from the environment or must be passed again.
     """
-    with sigterm_as_interrupt():
-        return run_sync(lambda: eval_retry_async(
-            log, task=task, model_args=model_args, model_roles=model_roles, max_connections=max_connections,
-            max_samples=max_samples,
-            fail_on_error=fail_on_error, display=display,
-        ))
+    return run_sync(lambda: eval_retry_async(
+        log, task=task, model_args=model_args, model_roles=model_roles, max_connections=max_connections,
+        max_samples=max_samples, fail_on_error=fail_on_error, display=display,
+    ))
 
 
 async def eval_retry_async(
@@ -303,14 +299,14 @@ async def eval_retry_async(
     start, stop = header["limit"]
     options = replace(options, limit=(start, stop))
     roles_given = {**header.get("model_roles", {}), **(model_roles or {})}
-    roles = await _resolve_roles(roles_given)
+    roles: dict[str, Model] = {}
+    models: list[Model] = []
     try:
-        [model] = await _resolve_models(header["model"], merged_args, options.config)
-        try:
-            result = await run_task(resolved, model, replace(options, roles=roles), resume=previous)
-        finally:
-            await model.aclose()
+        roles = await _resolve_roles(roles_given)
+        models = await _resolve_models(header["model"], merged_args, options.config)
+        result = await run_task(resolved, models[0], replace(options, roles=roles), resume=previous)
     finally:
+        await _close_created(models, [])
         await _close_created(roles.values(), roles_given.values())
     report(result, options.display)
     return result

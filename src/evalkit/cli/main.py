@@ -8,7 +8,6 @@ import sys
 import click
 
 from evalkit.errors import EvalkitError
-from evalkit.interrupts import sigterm_as_interrupt
 from evalkit.secrets import scrub
 
 
@@ -39,8 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args or os.environ.get("EVALKIT_DEBUG") == "1"
     try:
-        with sigterm_as_interrupt():
-            cli.main(args=args, prog_name="evalkit", standalone_mode=False)
+        cli.main(args=args, prog_name="evalkit", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as ex:
         click.echo(ex.ctx.get_help() if ex.ctx else "see 'evalkit --help'")
         sys.exit(0)
