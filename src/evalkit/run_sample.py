@@ -14,7 +14,6 @@ from evalkit.log.schema import EvalSample
 from evalkit.model.model import Model, RetryRecorder, retry_recorder
 from evalkit.model.types import ChatMessageUser, GenerateConfig, ModelUsage, message_to_dict
 from evalkit.scorer.score import Target
-from evalkit.secrets import scrub
 from evalkit.solver.solver import run_solver
 from evalkit.solver.state import TaskState
 from evalkit.task import Task
@@ -36,7 +35,8 @@ def initial_state(model: Model, sample: Sample, epoch: int) -> TaskState:
 
 
 def _error_text(error: BaseException) -> str:
-    return scrub(f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=-3)}")
+    """The error and the last frames of its traceback (LogWriter masks credentials in it)."""
+    return f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=-3)}"
 
 
 async def run_sample(task: Task, model: Model, config: GenerateConfig, sample: Sample, epoch: int, retries: RetryRecorder) -> EvalSample:

@@ -59,8 +59,8 @@ def remember_secrets(value: object, name: str = "") -> None:
     elif isinstance(value, str):
         if name:
             remember_secret(value)
-        for part in _credentials_in(value):
-            _seen.add(part)
+        else:
+            _seen.update(_credentials_in(value))
 
 
 def _credentials_in(text: str) -> list[str]:

@@ -62,7 +62,7 @@ def samples(file: str, errors: bool) -> None:
             continue
         scores = " ".join(f"{name}={_value(score['value'])}" for name, score in sample.scores.items())
         if sample.error:
-            detail = "ERROR " + sample.error.splitlines()[0]
+            detail = scrub("ERROR " + sample.error.splitlines()[0])
         else:
             detail = excerpt(repr((sample.output or {}).get("completion", "")), 120)
-        _echo(f"{sample.id}\tepoch {sample.epoch}\t{scores or '-'}\t{detail}")
+        click.echo(scrub(f"{sample.id}\tepoch {sample.epoch}\t{scores or '-'}\t") + detail)  # detail is masked already

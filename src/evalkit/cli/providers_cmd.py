@@ -48,7 +48,7 @@ def _check(model: str, model_args: dict[str, object]) -> str:
 
     from evalkit.model.model import get_model
     from evalkit.model.types import GenerateConfig
-    from evalkit.secrets import scrub
+    from evalkit.secrets import excerpt
 
     async def probe() -> str:
         model_object = get_model(model, config=GenerateConfig(max_tokens=1, max_retries=0, timeout=30), **model_args)
@@ -62,4 +62,4 @@ def _check(model: str, model_args: dict[str, object]) -> str:
     try:
         return anyio.run(probe)
     except Exception as ex:
-        return scrub(f"failed: {type(ex).__name__}: {str(ex).splitlines()[0] if str(ex) else ''}")[:200]
+        return excerpt(f"failed: {type(ex).__name__}: {str(ex).splitlines()[0] if str(ex) else ''}", 200)

@@ -112,23 +112,20 @@ class LogWriter:
             self._damaged = error
 
     def header(self, header: dict[str, Any]) -> None:
-        if "model_args" in header:
-            header = {**header, "model_args": redact(header["model_args"])}
+        """Append the header (its model arguments already redacted by the caller)."""
         self._write({"header": header})
 
     def sample(self, sample: EvalSample) -> None:
         """Append one sample. A value the log cannot hold (an object in the scores or metadata)
-        raises `LogValueError` naming its field, and nothing is written."""
+        raises `LogValueError` naming its field, and nothing is written. The error text is
+        masked here, its one way into the log; retry records arrive masked and cut already."""
         record = sample.to_dict()
         if record.get("error"):
             record["error"] = scrub(record["error"])
-        if record.get("retries"):
-            record["retries"] = [{**r, "error": scrub(str(r["error"]))} if r.get("error") else r for r in record["retries"]]
         self._write(record)
 
     def footer(self, footer: dict[str, Any]) -> None:
-        if footer.get("error"):
-            footer = {**footer, "error": scrub(str(footer["error"]))}
+        """Append the footer (its error text already masked by the caller, which prints it too)."""
         self._write({"footer": footer})
 
     def sync(self) -> None:

@@ -19,7 +19,7 @@ from evalkit.model.limits import connection_pool, endpoint_limits
 from evalkit.model.retry import DEFAULT_MAX_RETRIES, RequestClock, RequestTimeoutError, backoff_delay, refused
 from evalkit.model.registry import provider_info, split_model_name
 from evalkit.model.types import ChatMessage, ChatMessageUser, GenerateConfig, ModelOutput, ModelUsage
-from evalkit.secrets import remember_secrets, scrub
+from evalkit.secrets import excerpt, remember_secrets
 
 DEFAULT_MODEL = "hf/bundled"
 """Used when neither `--model` nor EVALKIT_MODEL is given: the bundled SmolLM2-135M-Instruct."""
@@ -34,7 +34,7 @@ class RetryRecorder:
         self.on_wait = on_wait
 
     def record(self, attempt: int, error: str, delay: float) -> None:
-        self.events.append({"attempt": attempt, "error": scrub(error)[:300], "wait": round(delay, 3)})
+        self.events.append({"attempt": attempt, "error": excerpt(error), "wait": round(delay, 3)})
         if self.on_retry is not None:
             self.on_retry()
 
