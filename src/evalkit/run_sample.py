@@ -9,7 +9,7 @@ from typing import Any
 
 from evalkit.dataset.sample import Sample
 from evalkit.errors import LogValueError
-from evalkit.log.encode import check_serialisable
+from evalkit.log.encode import encode
 from evalkit.log.schema import EvalSample
 from evalkit.model.model import Model, RetryRecorder, retry_recorder
 from evalkit.model.types import ChatMessageUser, GenerateConfig, ModelUsage, message_to_dict
@@ -91,7 +91,7 @@ def failed(record: EvalSample, error: str) -> EvalSample:
     safe.state_metadata = None
     safe.error = error if record.error is None else f"{error}\n{record.error}"
     try:
-        check_serialisable(safe.to_dict())
+        encode(safe.to_dict())
     except LogValueError:
         safe.metadata = None
     return safe

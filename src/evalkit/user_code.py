@@ -8,7 +8,7 @@ from pathlib import Path
 
 def describe_failure(error: BaseException, file: str | Path | None) -> str:
     """`NameError: name 'y' is not defined (line 3)`: the error and the deepest line of `file`
-    it passed through (or the line a SyntaxError points at)."""
+    it passed through."""
     message = str(error).splitlines()[0] if str(error) else ""
     described = f"{type(error).__name__}: {message}" if message else type(error).__name__
     line = _line_in(error, Path(file).resolve()) if file else None
@@ -16,7 +16,5 @@ def describe_failure(error: BaseException, file: str | Path | None) -> str:
 
 
 def _line_in(error: BaseException, file: Path) -> int | None:
-    if isinstance(error, SyntaxError) and error.filename and Path(error.filename).resolve() == file:
-        return error.lineno
     lines = [frame.lineno for frame in traceback.extract_tb(error.__traceback__) if Path(frame.filename).resolve() == file]
     return lines[-1] if lines else None

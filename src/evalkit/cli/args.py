@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 from collections.abc import Iterable
@@ -12,7 +11,7 @@ from typing import Any
 import click
 
 from evalkit.errors import ArgumentError
-from evalkit.model.types import GENERATE_CONFIG_FIELDS
+from evalkit.model.types import GENERATE_CONFIG_FIELDS, closest_field
 
 _WORDS = {"true": True, "false": False, "none": None, "null": None}
 
@@ -108,9 +107,9 @@ def refuse_generation_settings(model_args: dict[str, Any], flag: str, allowed: f
 def generation_flag_hint(keys: Iterable[str]) -> str:
     """'did you mean --temperature?' for a model argument that looks like a mistyped generation setting."""
     for key in keys:
-        close = difflib.get_close_matches(key, sorted(GENERATE_CONFIG_FIELDS), n=1, cutoff=0.8)
+        close = closest_field(key, cutoff=0.8)
         if close:
-            return f"-M {key}: did you mean --{close[0].replace('_', '-')} (a generation setting)?"
+            return f"-M {key}: did you mean --{close.replace('_', '-')} (a generation setting)?"
     return ""
 
 

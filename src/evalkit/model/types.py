@@ -127,8 +127,8 @@ class GenerateConfig:
         """Build from a dict, rejecting unknown keys."""
         for key in data:
             if key not in GENERATE_CONFIG_FIELDS:
-                close = difflib.get_close_matches(str(key), sorted(GENERATE_CONFIG_FIELDS), n=1, cutoff=0.75)
-                known = f"did you mean {close[0]}?" if close else f"known: {', '.join(sorted(GENERATE_CONFIG_FIELDS))}"
+                close = closest_field(str(key), cutoff=0.75)
+                known = f"did you mean {close}?" if close else f"known: {', '.join(sorted(GENERATE_CONFIG_FIELDS))}"
                 raise ValueError(f"unknown generate config field {key!r} ({known})")
         return cls(**data)
 
@@ -141,6 +141,14 @@ _FIELD_KINDS: dict[str, type] = {
     "top_logprobs": int, "timeout": float, "attempt_timeout": float, "max_retries": int, "max_connections": int,
     "requests_per_sec": float, "tokens_per_sec": float,
 }
+
+
+def closest_field(name: str, cutoff: float) -> str | None:
+    """The GenerateConfig field `name` most likely misspells, if one is close enough."""
+    close = difflib.get_close_matches(name, sorted(GENERATE_CONFIG_FIELDS), n=1, cutoff=cutoff)
+    return close[0] if close else None
+
+
 _POSITIVE = {"max_tokens", "top_k", "num_choices", "timeout", "attempt_timeout", "max_connections", "requests_per_sec", "tokens_per_sec"}
 _NON_NEGATIVE = {"temperature", "top_p", "top_logprobs", "max_retries"}
 _LARGEST = 2**63  # what a log stores as a number
