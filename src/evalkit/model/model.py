@@ -7,17 +7,18 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from functools import cached_property
 from typing import Any, Callable
 
 import anyio
 
 from evalkit.errors import ModelArgsError
 from evalkit.model.api import ModelAPI
-from evalkit.model.roles import current, record_usage
 from evalkit.model.deadlines import AttemptTimedOut, attempt_deadline
 from evalkit.model.limits import connection_pool, endpoint_limits
 from evalkit.model.retry import DEFAULT_MAX_RETRIES, RequestClock, RequestTimeoutError, backoff_delay, refused
 from evalkit.model.registry import provider_info, split_model_name
+from evalkit.model.roles import current, record_usage
 from evalkit.model.types import ChatMessage, ChatMessageUser, GenerateConfig, ModelOutput, ModelUsage
 from evalkit.secrets import excerpt, remember_secrets
 
@@ -110,9 +111,14 @@ class Model:
         record_usage(self.name, output.usage)
         return output
 
+    @cached_property
+    def _rate_limit_key(self) -> str:
+        """The provider's rate-limit key (its credential does not change once it is built)."""
+        return self.api.rate_limit_key()
+
     async def _attempt(self, messages: list[ChatMessage], config: GenerateConfig, clock: RequestClock) -> ModelOutput:
         """One request: a connection from the pool, a rate-limit turn, then the provider's call."""
-        rate_limits = endpoint_limits(self.api.rate_limit_key()) if config.requests_per_sec or config.tokens_per_sec else None
+        rate_limits = endpoint_limits(self._rate_limit_key) if config.requests_per_sec or config.tokens_per_sec else None
         async with connection_pool(self.api.connection_key(), config.max_connections or self.api.max_connections()):
             guess = charged = 0.0
             if rate_limits is not None and config.requests_per_sec:
@@ -208,24 +214,17 @@ def get_model(
     model being evaluated.
     """
     if role is not None:
-        found = _role_model(role, model if model is not None else default)
-        if found is not None:
-            return found
+        active = current()
+        if active is not None and role in active.roles:
+            return active.roles[role]
         model = model if model is not None else default
+        if model is None:
+            if active is None:
+                raise ModelArgsError(f"get_model(role='{role}') outside a running eval needs a model: pass default='provider/model'")
+            return active.model
     if isinstance(model, Model):
         return model
     return create_model(model, config, {**model_args, "base_url": base_url, "api_key": api_key})
-
-
-def _role_model(role: str, fallback: str | Model | None) -> Model | None:
-    active = current()
-    if active is not None and role in active.roles:
-        return active.roles[role]
-    if fallback is not None:
-        return None
-    if active is None:
-        raise ModelArgsError(f"get_model(role='{role}') outside a running eval needs a model: pass default='provider/model'")
-    return active.model
 
 
 def create_model(model: str | None, config: GenerateConfig, model_args: dict[str, Any]) -> Model:

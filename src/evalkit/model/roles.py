@@ -25,8 +25,12 @@ class ActiveModels:
 
     def add_usage(self, model_name: str, usage: ModelUsage | None) -> None:
         """Count `usage` for `model_name`."""
-        if usage is not None:
-            self.usage.setdefault(model_name, ModelUsage()).add(usage)
+        if usage is None:
+            return
+        total = self.usage.get(model_name)
+        if total is None:
+            total = self.usage[model_name] = ModelUsage()
+        total.add(usage)
 
     def usage_by_model(self) -> dict[str, dict[str, int]]:
         """Tokens per model name: the evaluated model first, then each role's (zeros included)."""

@@ -47,13 +47,14 @@ class AWSAPI(ModelAPI):
         **model_args: Any,
     ) -> None:
         super().__init__(model_name, base_url=base_url or get_secret(self.base_url_env), api_key=api_key, config=config, **model_args)
+        access_key = get_secret("AWS_ACCESS_KEY_ID")
         self._session = aioboto3.Session(
-            aws_access_key_id=get_secret("AWS_ACCESS_KEY_ID"),
+            aws_access_key_id=access_key,
             aws_secret_access_key=get_secret("AWS_SECRET_ACCESS_KEY"),
             aws_session_token=get_secret("AWS_SESSION_TOKEN"),
             region_name=get_secret("AWS_DEFAULT_REGION") or get_secret("AWS_REGION"),
         )
-        self._credential = f"{get_secret('AWS_ACCESS_KEY_ID') or get_secret('AWS_PROFILE')}@{self._session.region_name}"
+        self._credential = f"{access_key or get_secret('AWS_PROFILE')}@{self._session.region_name}"
         self._client_args = self._with_defaults(model_args, client_config)
         inspect.signature(self._session.client).bind(self.service, **self._client_args)  # TypeError names a bad -M
         self._client: Any = None

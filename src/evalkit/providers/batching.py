@@ -15,7 +15,6 @@ request. A request whose caller stops waiting (Ctrl-C, a timeout) is marked in t
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Hashable
 from concurrent.futures import ThreadPoolExecutor
@@ -39,18 +38,13 @@ class Cancellation:
 
     def __init__(self, size: int) -> None:
         self.rows = [False] * size
-        self._everything = threading.Event()
+        self.everything = False
+        """Whether every request of the batch was abandoned (the batch may stop at once)."""
 
     def cancel(self, row: int) -> None:
         """Mark request `row` of the batch as abandoned."""
         self.rows[row] = True
-        if all(self.rows):
-            self._everything.set()
-
-    @property
-    def everything(self) -> bool:
-        """Whether every request of the batch was abandoned (the batch may stop at once)."""
-        return self._everything.is_set()
+        self.everything = all(self.rows)
 
 
 RunBatch = Callable[[Any, list[Request], Cancellation], list[Result]]
