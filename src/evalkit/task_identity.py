@@ -28,9 +28,10 @@ def identity_changes(recorded: dict[str, Any], current: dict[str, Any]) -> list[
     """One phrase per part of the identity that differs, e.g. `the scorers or their
     arguments ([...] -> [...])`; the dataset is named without its fingerprints."""
     changes = []
-    for key, label in _PARTS.items():
+    for key in dict.fromkeys([*_PARTS, *current]):  # a part added to Task.identity() is compared too
         if recorded.get(key) == current.get(key):
             continue
+        label = _PARTS.get(key, key)
         changes.append(label if key == "dataset" else f"{label} ({_show(recorded.get(key))} -> {_show(current.get(key))})")
     return changes
 

@@ -27,6 +27,7 @@ _LONE_CAPITAL = re.compile(r"(?<![\w'])([A-Z])(?![\w'])")
 # (pattern, letters that are an article or a pronoun when a word follows: "a matter", "I think")
 _PHRASES = ((_KEYWORD_PHRASE, "ai"), (_IS_PHRASE, "AI"))
 
+_TARGET_SPLIT = re.compile(r"[\s,]+")  # "A, C" or "A C" in a target
 
 def _wordy(found: re.Match[str], text: str, letters: str) -> bool:
     return found.group(1) in letters and _FOLLOWED_BY_WORD.match(text, found.end()) is not None
@@ -107,15 +108,14 @@ def _original(positions: list[int], state: TaskState) -> list[int]:
 
 
 def _target_positions(target: Target, dataset_choices: list[str]) -> set[int]:
-    letters = [choice_letter(i) for i in range(len(dataset_choices))]
+    reader = _Reader(dataset_choices)
     wanted: set[int] = set()
     for each in target:
         if each in dataset_choices:
             wanted.add(dataset_choices.index(each))
             continue
-        for part in (p for p in re.split(r"[\s,]+", each.strip()) if p):
-            if part.upper() in letters:
-                wanted.add(letters.index(part.upper()))
+        positions = (reader.position(part) for part in _TARGET_SPLIT.split(each.strip()) if part)
+        wanted.update(p for p in positions if p is not None)
     return wanted
 
 

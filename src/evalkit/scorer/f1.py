@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from evalkit.scorer.common import completion
 from evalkit.scorer.match import parse_number
@@ -25,9 +25,8 @@ def _word(token: str) -> str:
     return str(number) if number is not None else token.casefold().translate(_PUNCTUATION)
 
 
-def words(text: str, stop_words: Iterable[str] = ()) -> list[str]:
-    """`text` as normalised words, without articles (a, an, the) and `stop_words`."""
-    dropped = _ARTICLES | {_word(w) for w in stop_words}
+def words(text: str, dropped: frozenset[str] | set[str] = _ARTICLES) -> list[str]:
+    """`text` as normalised words, without those in `dropped` (default: a, an, the)."""
     return [w for w in (_word(t) for t in _SPLIT.split(text)) if w and w not in dropped]
 
 
@@ -60,13 +59,13 @@ def f1(answer_fn: Callable[[str], str] | None = None, stop_words: list[str] | No
     """The best F1 of word overlap (rounded to 2 places) between the reply and any target,
     words normalised as `exact()` does. `answer_fn` picks the answer out of the reply;
     `stop_words` are left out of both sides."""
-    leave_out = list(stop_words or [])
+    dropped = _ARTICLES | {_word(w) for w in stop_words or []}
 
     async def score(state: TaskState, target: Target) -> Score:
         answer = completion(state)
         answer = answer_fn(answer) if answer_fn else answer
-        said = words(answer, leave_out)
-        best = max((f1_of(said, words(t, leave_out)) for t in target if t.strip()), default=0.0)
+        said = words(answer, dropped)
+        best = max((f1_of(said, words(t, dropped)) for t in target if t.strip()), default=0.0)
         return Score(round(best, 2), answer=answer)
 
     return score

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 import re
+import string
 from typing import Literal
 
-from evalkit.scorer.common import EDGE_PUNCTUATION, completion, fold
+from evalkit.scorer.common import completion, fold
 from evalkit.scorer.metric import accuracy, stderr
 from evalkit.scorer.score import CORRECT, INCORRECT, Score, Target
 from evalkit.scorer.scorer import Scorer, scorer
@@ -14,7 +15,7 @@ from evalkit.solver.state import TaskState
 
 Location = Literal["begin", "end", "any", "exact"]
 
-_TEXT_EDGES = EDGE_PUNCTUATION.replace("-", "")  # a leading minus sign is part of the answer
+_TEXT_EDGES = (string.whitespace + string.punctuation).replace("-", "")  # a leading minus sign is part of the answer
 # A target stands as whole words: not glued to letters or digits, nor part of "3.5", "4,500",
 # "x-4" or "1/2" around it.
 _BEFORE = re.compile(r"(?<![\w./-])(?<!\d,)")
@@ -90,9 +91,10 @@ def _numeric_match(answer: str, wanted: float, location: Location) -> tuple[str,
     return number_text(token), _same_number(value, wanted)
 
 
-def _text_match(answer: str, target: str, location: Location, ignore_case: bool) -> bool:
+def _text_match(said: str, target: str, location: Location, ignore_case: bool) -> bool:
+    """Whether `target` is found in the reply `said` (squashed once for all targets)."""
     wanted = squash(target, ignore_case)
-    return bool(wanted) and text_found(squash(answer, ignore_case), wanted, location)
+    return bool(wanted) and text_found(said, wanted, location)
 
 
 @scorer(metrics=[accuracy(), stderr()])
@@ -109,13 +111,14 @@ def match(location: Location = "end", *, ignore_case: bool = True, numeric: bool
 
     async def score(state: TaskState, target: Target) -> Score:
         answer = completion(state).strip()
+        said = squash(answer, ignore_case)
         read = answer
         for each in target:
             wanted = parse_number(each.strip()) if numeric else None
             if wanted is not None:
                 read, ok = _numeric_match(answer, wanted, location)
             else:
-                read, ok = answer, _text_match(answer, each, location, ignore_case)
+                read, ok = answer, _text_match(said, each, location, ignore_case)
             if ok:
                 return Score(CORRECT, answer=read)
         return Score(INCORRECT, answer=read)

@@ -12,7 +12,7 @@ import anyio
 from evalkit.errors import DefinitionError
 from evalkit.model.model import Model, get_model
 from evalkit.model.types import ChatMessageAssistant, ChatMessageSystem, ChatMessageUser, message_to_dict
-from evalkit.scorer.common import completion
+from evalkit.scorer.common import compile_pattern, completion
 from evalkit.scorer.metric import accuracy, stderr
 from evalkit.scorer.reducer import mode_score
 from evalkit.scorer.score import CORRECT, INCORRECT, PARTIAL, Score, Target
@@ -120,7 +120,8 @@ def _model_graded(
     partial_credit: bool, model: GraderSpec,
 ) -> Scorer:
     _check_template(template)
-    pattern = _compile(grade_pattern or DEFAULT_GRADE_PATTERN)
+    pattern = compile_pattern(grade_pattern or DEFAULT_GRADE_PATTERN, 0, "model graded scorer: grade_pattern",
+                              "needs a capture group around the grade letter")
     allowed = {CORRECT, INCORRECT, PARTIAL} if partial_credit else {CORRECT, INCORRECT}
     graders = [_Grader(m) for m in (model if isinstance(model, (list, tuple)) else [model])]
     if not graders:
@@ -201,11 +202,10 @@ async def _grade(model: Model, prompt: str, pattern: re.Pattern[str], allowed: s
 
 def _fill(template: str, state: TaskState, target: Target, instructions: str, include_history: History) -> str:
     """The grader's prompt: the template with the standard variables and the sample metadata."""
-    extra = {k: v for k, v in state.metadata.items() if k not in TEMPLATE_FIELDS}
     variables = {"question": _question(state, include_history), "answer": completion(state),
                  "criterion": target.text, "instructions": instructions}
     try:
-        return template.format(**extra, **variables)
+        return template.format(**{**state.metadata, **variables})  # the standard variables win
     except KeyError as missing:
         raise DefinitionError(
             f"model graded scorer: the template uses {{{missing.args[0]}}}, which is neither one of "
@@ -238,11 +238,3 @@ def _check_template(template: str) -> None:
         raise DefinitionError(f"model graded scorer: the template is not a valid format string ({error}); write a literal brace as {{{{ or }}}}") from None
 
 
-def _compile(grade_pattern: str) -> re.Pattern[str]:
-    try:
-        compiled = re.compile(grade_pattern)
-    except re.error as error:
-        raise DefinitionError(f"model graded scorer: grade_pattern {grade_pattern!r} is not a valid regular expression: {error}") from None
-    if compiled.groups < 1:
-        raise DefinitionError(f"model graded scorer: grade_pattern {grade_pattern!r} needs a capture group around the grade letter")
-    return compiled

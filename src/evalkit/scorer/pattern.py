@@ -6,7 +6,7 @@ import re
 from typing import Literal
 
 from evalkit.errors import DefinitionError
-from evalkit.scorer.common import completion, fold
+from evalkit.scorer.common import compile_pattern, completion, fold
 from evalkit.scorer.metric import accuracy, stderr
 from evalkit.scorer.score import CORRECT, INCORRECT, NOANSWER, Score, Target
 from evalkit.scorer.scorer import Scorer, scorer
@@ -20,16 +20,6 @@ ANSWER_PATTERNS = {
 """What `answer()` reads after "ANSWER:": one letter, one word, or the rest of the line."""
 
 
-def _compile(regex: str, ignore_case: bool) -> re.Pattern[str]:
-    try:
-        compiled = re.compile(regex, re.IGNORECASE if ignore_case else 0)
-    except re.error as error:
-        raise DefinitionError(f"pattern(): {regex!r} is not a valid regular expression: {error}") from None
-    if compiled.groups == 0:
-        raise DefinitionError(f"pattern(): {regex!r} has no capture group; put the answer in (...)")
-    return compiled
-
-
 def _is_target(text: str, target: Target, ignore_case: bool) -> bool:
     return fold(text.strip(), ignore_case) in {fold(t.strip(), ignore_case) for t in target}
 
@@ -39,7 +29,8 @@ def pattern(pattern: str, ignore_case: bool = True, match_all: bool = False) -> 
     """Read the answer with the first match of `pattern` (at least one capture group) and
     compare its groups with the targets: correct when any group is a target, or with
     `match_all` when every group is. NOANSWER when the pattern finds nothing."""
-    compiled = _compile(pattern, ignore_case)
+    compiled = compile_pattern(pattern, re.IGNORECASE if ignore_case else 0, "pattern():",
+                               "has no capture group; put the answer in (...)")
 
     async def score(state: TaskState, target: Target) -> Score:
         found = compiled.search(completion(state))

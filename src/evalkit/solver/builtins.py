@@ -96,8 +96,6 @@ def _mc_template(cot: bool, multiple_correct: bool) -> str:
     return f"{intro} {how}\n\n{{question}}\n\n{{choices}}"
 
 
-DEFAULT_MC_TEMPLATE = _mc_template(cot=False, multiple_correct=False)
-"""The prompt `multiple_choice()` shows by default."""
 
 
 def choice_letter(index: int) -> str:
