@@ -45,10 +45,14 @@ def cache_dir() -> Path:
 
 def converted_folder(gguf: Path, dtype: str) -> Path:
     """Where the conversion of `gguf` in `dtype` is cached (keyed by path, size, mtime, dtype)."""
-    stat = gguf.stat()
-    key = f"{gguf.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{dtype}"
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    digest = hashlib.sha256(f"{file_identity(gguf)}|{dtype}".encode()).hexdigest()[:16]
     return cache_dir() / "models" / f"{gguf.stem}-{dtype}-{digest}"
+
+
+def file_identity(path: Path) -> str:
+    """`path` resolved, with its size and modification time: changes when the file does."""
+    stat = path.stat()
+    return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
 
 
 def convert_gguf(gguf: Path, dtype: str) -> Path:

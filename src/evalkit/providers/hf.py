@@ -260,7 +260,7 @@ class HuggingFaceAPI(ModelAPI):
         return outputs
 
 
-def stop_when_cancelled(cancellation: Cancellation, rows_per_request: int | None = 1) -> Any:
+def stop_when_cancelled(cancellation: Cancellation, rows_per_request: int | None) -> Any:
     """A `stopping_criteria` list for `generate()` that ends the rows of abandoned requests
     (each request owning `rows_per_request` consecutive rows) at the next decoding step; with
     `rows_per_request=None` (rows not known) it ends the whole batch once all are abandoned."""

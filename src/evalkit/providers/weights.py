@@ -13,7 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from evalkit.providers.bundled import cache_dir
+from evalkit.providers.bundled import cache_dir, file_identity
 
 _SAFETENSORS = ("*.safetensors",)
 _PICKLED = ("*.bin", "*.pt", "*.pth")
@@ -55,8 +55,7 @@ def files_sha256(folder: Path, files: list[Path]) -> str:
 def file_sha256(path: Path) -> str:
     """The sha256 of `path`'s contents, read once and then taken from the cache."""
     real = path.resolve()
-    stat = real.stat()
-    key = hashlib.sha256(f"{real}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:32]
+    key = hashlib.sha256(file_identity(real).encode()).hexdigest()[:32]
     cached = cache_dir() / "sha256" / key
     try:
         digest = cached.read_text(encoding="ascii").strip()
