@@ -34,17 +34,16 @@ class RetryRecorder:
         self.on_retry = on_retry
         self.on_wait = on_wait
 
-    def record(self, attempt: int, error: str, delay: float) -> None:
-        self.events.append({"attempt": attempt, "error": excerpt(error), "wait": round(delay, 3)})
-        if self.on_retry is not None:
-            self.on_retry()
-
     @contextmanager
-    def waiting(self, rate_limited: bool) -> Iterator[None]:
-        """Counts the sample as waiting on a rate limit for the block, if `rate_limited`."""
+    def retrying(self, attempt: int, error: str, delay: float, rate_limited: bool) -> Iterator[None]:
+        """Record retry `attempt` and, for the block (the wait before it), count the sample as
+        waiting on a rate limit if `rate_limited`."""
         notify = self.on_wait if rate_limited else None
         if notify is not None:
             notify(1)
+        self.events.append({"attempt": attempt, "error": excerpt(error), "wait": round(delay, 3)})
+        if self.on_retry is not None:
+            self.on_retry()
         try:
             yield
         finally:
@@ -156,9 +155,9 @@ class Model:
         recorder = retry_recorder.get()
         start = time.monotonic()
         try:
-            with recorder.waiting(self.api.is_rate_limit(error)) if recorder is not None else nullcontext():
-                if recorder is not None:
-                    recorder.record(attempt + 1, self._describe(error), delay)
+            retrying = nullcontext() if recorder is None else recorder.retrying(
+                attempt + 1, self._describe(error), delay, self.api.is_rate_limit(error))
+            with retrying:
                 await anyio.sleep(delay)
         finally:
             clock.spent += time.monotonic() - start
