@@ -20,9 +20,10 @@ _EXPORTS = {
     "evalkit.model.api": ["ModelAPI"],
     "evalkit.model.model": ["Model", "get_model"],
     "evalkit.model.registry": ["hookimpl"],
+    "evalkit.model.content": ["Content", "ContentImage", "ContentReasoning", "ContentText"],
     "evalkit.model.types": [
         "ChatCompletionChoice", "ChatMessage", "ChatMessageAssistant", "ChatMessageSystem",
-        "ChatMessageUser", "GenerateConfig", "ModelOutput", "ModelUsage",
+        "ChatMessageTool", "ChatMessageUser", "GenerateConfig", "ModelOutput", "ModelUsage", "ResponseSchema",
     ],
     "evalkit.scorer.reducer": ["Epochs"],
     "evalkit.runner": ["eval", "eval_async", "eval_retry", "eval_retry_async"],
@@ -52,15 +53,18 @@ if TYPE_CHECKING:
     from evalkit.model.api import ModelAPI
     from evalkit.model.model import Model, get_model
     from evalkit.model.registry import hookimpl
+    from evalkit.model.content import Content, ContentImage, ContentReasoning, ContentText
     from evalkit.model.types import (
         ChatCompletionChoice,
         ChatMessage,
         ChatMessageAssistant,
         ChatMessageSystem,
+        ChatMessageTool,
         ChatMessageUser,
         GenerateConfig,
         ModelOutput,
         ModelUsage,
+        ResponseSchema,
     )
     from evalkit.scorer.reducer import Epochs
     from evalkit.runner import eval, eval_async, eval_retry, eval_retry_async

@@ -48,3 +48,7 @@ class LogWriteError(EvalkitError):
 
 class SecretsFileError(EvalkitError):
     """evalkit's secrets file cannot be read (corrupt or not a mapping of names to values)."""
+
+
+class ToolsUnsupportedError(EvalkitError):
+    """Tools offered to a model whose provider cannot call them (the run stops)."""

@@ -8,18 +8,21 @@ import traceback
 from typing import Any
 
 from evalkit.dataset.sample import Sample
-from evalkit.errors import LogValueError
+from evalkit.errors import LogValueError, ToolsUnsupportedError
 from evalkit.log.encode import encode
 from evalkit.log.schema import EvalSample
 from evalkit.model.model import Model, RetryRecorder, retry_recorder
 from evalkit.model.types import ChatMessageUser, GenerateConfig, ModelUsage, message_to_dict
 from evalkit.scorer.score import Target
+from evalkit.scorer.scoring import task_scorers
+from evalkit.sample_limits import LimitExceededError, SampleLimits
 from evalkit.solver.solver import run_solver
+from evalkit.solver.task_generate import TaskGenerate
 from evalkit.solver.state import TaskState
 from evalkit.task import Task
 
 
-def initial_state(model: Model, sample: Sample, epoch: int) -> TaskState:
+def initial_state(model: Model, sample: Sample, epoch: int, limits: SampleLimits = SampleLimits()) -> TaskState:
     """A fresh state: its own copies of the choices and metadata, so a solver that changes
     them never touches the dataset or another epoch."""
     return TaskState(
@@ -31,6 +34,8 @@ def initial_state(model: Model, sample: Sample, epoch: int) -> TaskState:
         target=Target(sample.targets),
         choices=list(sample.choices) if sample.choices is not None else None,
         metadata=copy.deepcopy(sample.metadata) if sample.metadata else {},
+        message_limit=limits.messages,
+        token_limit=limits.tokens,
     )
 
 
@@ -39,28 +44,30 @@ def _error_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=-3)}"
 
 
-async def run_sample(task: Task, model: Model, config: GenerateConfig, sample: Sample, epoch: int, retries: RetryRecorder) -> EvalSample:
+async def run_sample(
+    task: Task, model: Model, config: GenerateConfig, sample: Sample, epoch: int, retries: RetryRecorder,
+    limits: SampleLimits = SampleLimits(),
+) -> EvalSample:
     """Solve and score one (sample, epoch); an exception becomes the record's error."""
-    state = initial_state(model, sample, epoch)
+    state = initial_state(model, sample, epoch, limits)
     sample_usage = ModelUsage()
-
-    async def generate(state: TaskState, **overrides: Any) -> TaskState:
-        call_config = config.merge(GenerateConfig(**overrides)) if overrides else config
-        output = await model.generate(state.messages, call_config)
-        state.output = output
-        if output.choices:
-            state.messages.append(output.choices[0].message)
-        sample_usage.add(output.usage)
-        return state
-
+    generate = TaskGenerate(model, config, sample_usage)
     token = retry_recorder.set(retries)
     begin = time.monotonic()
     error = None
+    limit_hit = None
     scores: dict[str, dict[str, Any]] = {}
     try:
-        state = await run_solver(task.solver, state, generate)  # type: ignore[arg-type]
+        try:
+            with task_scorers(task.scorers):
+                state = await run_solver(task.solver, state, generate)  # type: ignore[arg-type]
+        except LimitExceededError as ex:
+            limit_hit = ex.to_dict()
+            state.completed = True
         for each in task.scorers:
             scores[each.name] = (await each.fn(state, state.target)).to_dict()
+    except ToolsUnsupportedError:
+        raise  # every sample would fail the same way: the run stops with this one line
     except Exception as ex:
         error = _error_text(ex)
     finally:
@@ -79,6 +86,7 @@ async def run_sample(task: Task, model: Model, config: GenerateConfig, sample: S
         retries=retries.events or None,
         metadata=sample.metadata or None,
         state_metadata=state.metadata,
+        limit=limit_hit,
     )
     return record
 
@@ -103,7 +111,7 @@ def _output_dict(state: TaskState) -> dict[str, Any] | None:
         return None
     data: dict[str, Any] = {"model": output.model, "completion": output.completion, "stop_reason": output.stop_reason}
     if len(output.choices) > 1:
-        data["choices"] = [c.message.content for c in output.choices[1:]]
+        data["choices"] = [c.message.text for c in output.choices[1:]]
     if output.choices and output.choices[0].logprobs:
         data["logprobs"] = [{"token": lp.token, "logprob": lp.logprob} for lp in output.choices[0].logprobs]
     if output.metadata:

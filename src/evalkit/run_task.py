@@ -26,6 +26,7 @@ from evalkit.model.model import Model, RetryRecorder
 from evalkit.model.roles import ActiveModels, running
 from evalkit.model.types import GenerateConfig, ModelUsage
 from evalkit.run_sample import failed, run_sample
+from evalkit.sample_limits import SampleLimits
 from evalkit.scorebook import ScoreBook
 from evalkit.secrets import scrub
 from evalkit.task import Task
@@ -45,6 +46,8 @@ class RunOptions:
     display: DisplayMode
     roles: dict[str, Model] = field(default_factory=dict)
     """Models by role name (grader, ...), found by `get_model(role=...)`."""
+    limits: SampleLimits = SampleLimits()
+    """Message and token limits per sample, over the task's own."""
 
 
 def _log_path(log_dir: Path, task: str, model: str, eval_id: str) -> Path:
@@ -88,7 +91,7 @@ def _work(task: Task, limit: tuple[int, int | None], epochs: int) -> tuple[Itera
 
 
 def _header(task: Task, model: Model, options: RunOptions, config: GenerateConfig, epochs: int, samples: int,
-            weights: dict[str, str] | None) -> dict[str, Any]:
+            weights: dict[str, str] | None, limits: SampleLimits) -> dict[str, Any]:
     identity = task.identity()
     header = {
         "format": LOG_FORMAT_VERSION,
@@ -103,6 +106,7 @@ def _header(task: Task, model: Model, options: RunOptions, config: GenerateConfi
         "epochs": epochs,
         "limit": list(options.limit),
         "fail_on_error": options.fail_on_error,
+        "sample_limits": {"messages": limits.messages, "tokens": limits.tokens},
         "solver": identity["solver"],
         "scorers": identity["scorers"],
         "identity": identity,
@@ -174,13 +178,14 @@ async def run_task(task: Task, model: Model, options: RunOptions, resume: EvalLo
     """
     epochs = options.epochs or task.epoch_count
     config = task.config.merge(options.config)
+    limits = SampleLimits(options.limits.messages or task.message_limit, options.limits.tokens or task.token_limit)
     work, total = _work(task, options.limit, epochs)
     book = ScoreBook(task, epochs)
     active = ActiveModels(model, options.roles)
     finished: list[EvalSample] = []
     tally = _Tally()
     if resume is None:
-        header = _header(task, model, options, config, epochs, total // epochs, await _weights(model))
+        header = _header(task, model, options, config, epochs, total // epochs, await _weights(model), limits)
         path = _log_path(options.log_dir, task.display_name, model.name, header["eval_id"])
     else:
         header, path = resume.header, resume.location
@@ -202,7 +207,8 @@ async def run_task(task: Task, model: Model, options: RunOptions, resume: EvalLo
         for sample, epoch in work:
             model.api.activity.active += 1
             try:
-                result = await run_sample(task, model, config, sample, epoch, RetryRecorder(progress.add_retry, progress.add_waiting))
+                result = await run_sample(task, model, config, sample, epoch,
+                                          RetryRecorder(progress.add_retry, progress.add_waiting), limits)
             finally:
                 model.api.activity.active -= 1
             result, fatal = _record(result, book, writer)

@@ -21,6 +21,7 @@ from evalkit.log.writer import REDACTED
 from evalkit.model.model import DEFAULT_MODEL, Model, create_model
 from evalkit.model.types import GenerateConfig
 from evalkit.run_task import RunOptions, check_ids, run_task
+from evalkit.sample_limits import SampleLimits
 from evalkit.task import TASK_ATTR, Task, create_task, load_tasks
 
 TaskSpec = Task | str | Callable[..., Task]
@@ -103,8 +104,11 @@ def _options(
     log_dir: str | Path | None,
     fail_on_error: bool | float,
     display: DisplayMode | None,
+    limits: SampleLimits = SampleLimits(),
 ) -> RunOptions:
-    for flag, value in (("--epochs", epochs), ("--max-samples", max_samples), ("--max-connections", max_connections)):
+    checked = (("--epochs", epochs), ("--max-samples", max_samples), ("--max-connections", max_connections),
+               ("--message-limit", limits.messages), ("--token-limit", limits.tokens))
+    for flag, value in checked:
         if value is not None and value < 1:
             raise ArgumentError(f"{flag} must be at least 1 (got {value})")
     settings = {k: v for k, v in {**generate_config, "max_connections": max_connections}.items() if v is not None}
@@ -120,6 +124,7 @@ def _options(
         log_dir=Path(log_dir or DEFAULT_LOG_DIR),
         fail_on_error=fail_on_error,
         display=display or default_display(),
+        limits=limits,
     )
 
 
@@ -134,6 +139,8 @@ def eval(
     epochs: int | None = None,
     max_connections: int | None = None,
     max_samples: int | None = None,
+    message_limit: int | None = None,
+    token_limit: int | None = None,
     log_dir: str | Path | None = None,
     fail_on_error: bool | float = True,
     display: DisplayMode | None = None,
@@ -146,14 +153,15 @@ def eval(
     own config. `fail_on_error`: True stops at the first sample error, False never stops, a
     fraction (0-1) or a count stops past that many errors; failed samples are logged either way.
     `model_roles` maps role names to models (`{"grader": "openai/gpt-4o"}`) that solvers and
-    scorers get with `get_model(role="grader")`.
+    scorers get with `get_model(role="grader")`. `message_limit` and `token_limit` bound each
+    sample (over the task's own limits).
     `Model` objects passed in stay open for reuse; models created from names are closed.
     """
     return run_sync(
         lambda: eval_async(
             tasks, model, model_args=model_args, model_roles=model_roles, task_args=task_args, limit=limit,
-            epochs=epochs, max_connections=max_connections, max_samples=max_samples, log_dir=log_dir,
-            fail_on_error=fail_on_error, display=display, **generate_config,
+            epochs=epochs, max_connections=max_connections, max_samples=max_samples, message_limit=message_limit,
+            token_limit=token_limit, log_dir=log_dir, fail_on_error=fail_on_error, display=display, **generate_config,
         )
     )
 
@@ -184,13 +192,16 @@ async def eval_async(
     epochs: int | None = None,
     max_connections: int | None = None,
     max_samples: int | None = None,
+    message_limit: int | None = None,
+    token_limit: int | None = None,
     log_dir: str | Path | None = None,
     fail_on_error: bool | float = True,
     display: DisplayMode | None = None,
     **generate_config: Any,
 ) -> list[EvalLog]:
     """`eval()` for code that already runs an event loop."""
-    options = _options(generate_config, limit, epochs, max_connections, max_samples, log_dir, fail_on_error, display)
+    options = _options(generate_config, limit, epochs, max_connections, max_samples, log_dir, fail_on_error, display,
+                       SampleLimits(message_limit, token_limit))
     resolved_tasks = _resolve_tasks(tasks, task_args or {})
     for each_task in resolved_tasks:
         check_ids(each_task)
@@ -295,6 +306,7 @@ async def eval_retry_async(
         config, None, header.get("epochs"), max_connections or header.get("config", {}).get("max_connections"),
         max_samples, previous.location.parent,
         header.get("fail_on_error", True) if fail_on_error is None else fail_on_error, display,
+        SampleLimits(**header.get("sample_limits", {})),
     )
     start, stop = header["limit"]
     options = replace(options, limit=(start, stop))

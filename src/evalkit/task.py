@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from evalkit.dataset.loaders import Dataset, MemoryDataset
 from evalkit.dataset.sample import Sample
-from evalkit.errors import EvalkitError, TaskLoadError
+from evalkit.errors import DefinitionError, EvalkitError, TaskLoadError
 from evalkit.model.types import GenerateConfig
 from evalkit.registration import describe, unique_names
 from evalkit.scorer.reducer import Epochs, reducer_name
@@ -41,7 +41,8 @@ class Task:
     `solver` may be a list (run as a chain); `scorer` one scorer or several; `metrics`
     replaces every scorer's own metrics; `epochs` runs each sample that many times (an int,
     or `Epochs(n, reducer)` to choose how its scores combine; default mean); `config` holds
-    the task's GenerateConfig.
+    the task's GenerateConfig; `message_limit` and `token_limit` bound each sample's
+    conversation and token use (the sample is scored as it stands when it hits one).
     """
 
     dataset: Dataset | Iterable[Sample]
@@ -51,6 +52,8 @@ class Task:
     epochs: int | Epochs = 1
     config: GenerateConfig | dict[str, Any] = field(default_factory=GenerateConfig)
     name: str | None = None
+    message_limit: int | None = None
+    token_limit: int | None = None
     origin: dict[str, Any] | None = None
     """Set when loaded from a file (`file`, `name`, `args`), so eval-retry can load it again."""
 
@@ -65,6 +68,10 @@ class Task:
             self.config = GenerateConfig.from_dict(self.config)
         if not isinstance(self.epochs, Epochs):
             self.epochs = Epochs(self.epochs)
+        for name in ("message_limit", "token_limit"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise DefinitionError(f"Task {name} must be a whole number of at least 1, or None (got {value!r})")
 
     @property
     def display_name(self) -> str:

@@ -34,6 +34,8 @@ from evalkit.errors import ArgumentError, ModelArgsError
 @click.option("--epochs", type=WHOLE_NUMBER, help="Run each sample this many times.")
 @click.option("--max-connections", type=WHOLE_NUMBER, help="Concurrent requests to the model (default: the provider's).")
 @click.option("--max-samples", type=WHOLE_NUMBER, help="Samples run at once (default: max connections).")
+@click.option("--message-limit", type=WHOLE_NUMBER, help="Most messages a sample's conversation may reach (tool loops end there).")
+@click.option("--token-limit", type=WHOLE_NUMBER, help="Most tokens a sample may use, over all its model calls.")
 @click.option("--temperature", type=FINITE_FLOAT, help="Sampling temperature (0: greedy).")
 @click.option("--max-tokens", type=WHOLE_NUMBER, help="Most tokens to generate.")
 @click.option("--top-p", type=FINITE_FLOAT)
@@ -50,6 +52,10 @@ from evalkit.errors import ArgumentError, ModelArgsError
 @click.option("--attempt-timeout", type=float, help="Seconds one attempt may take before it is retried (default 600).")
 @click.option("--requests-per-sec", type=FINITE_FLOAT, help="Request rate limit, shared per endpoint and API key.")
 @click.option("--tokens-per-sec", type=FINITE_FLOAT, help="Token rate limit (input + output), shared per endpoint and API key.")
+@click.option("--reasoning-effort", type=click.Choice(["minimal", "low", "medium", "high"]), help="Effort of reasoning models.")
+@click.option("--reasoning-tokens", type=WHOLE_NUMBER, help="Thinking budget in tokens (Anthropic, Gemini).")
+@click.option("--parallel-tool-calls/--no-parallel-tool-calls", default=None, help="Allow several tool calls per turn.")
+@click.option("--max-tool-output", type=WHOLE_NUMBER, help="Bytes of a tool result shown to the model (default 16 KiB).")
 @click.option("--log-dir", type=str, envvar="EVALKIT_LOG_DIR", default="logs", show_default=True)
 @click.option("--fail-on-error", type=str, default="true", show_default=True,
               help="true: stop at the first sample error; false: never; 0-1: past that fraction; N: past N errors.")
@@ -66,6 +72,8 @@ def eval_command(
     epochs: int | None,
     max_connections: int | None,
     max_samples: int | None,
+    message_limit: int | None,
+    token_limit: int | None,
     log_dir: str,
     fail_on_error: str,
     display: str | None,
@@ -90,6 +98,8 @@ def eval_command(
             epochs=epochs,
             max_connections=max_connections,
             max_samples=max_samples,
+            message_limit=message_limit,
+            token_limit=token_limit,
             log_dir=log_dir,
             fail_on_error=parse_fail_on_error(fail_on_error),
             display=display,  # type: ignore[arg-type]

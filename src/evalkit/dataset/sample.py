@@ -29,7 +29,7 @@ class Sample:
 
     def __post_init__(self) -> None:
         if isinstance(self.input, list) and all(isinstance(m, _MESSAGE_TYPES) for m in self.input):
-            _check_unicode([m.content for m in self.input], "input")
+            _check_unicode([m.text for m in self.input], "input")
         else:
             _check_texts(self.input, "input", "text or a list of chat messages", many=False)
         _check_texts(self.target, "target", "text or a list of texts")

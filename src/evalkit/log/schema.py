@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from evalkit.model.types import ChatMessage
 
 EvalStatus = Literal["started", "success", "error", "cancelled"]
 
@@ -17,9 +20,9 @@ class EvalSample:
 
     id: int | str
     epoch: int
-    input: str | list[dict[str, str]]
+    input: str | list[dict[str, Any]]
     target: str | list[str]
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     output: dict[str, Any] | None
     scores: dict[str, dict[str, Any]]
     usage: dict[str, int] | None
@@ -30,6 +33,15 @@ class EvalSample:
     """The sample's metadata as the dataset gave it."""
     state_metadata: dict[str, Any] | None = None
     """`TaskState.metadata` when the sample ended (left out of the line when unchanged)."""
+    limit: dict[str, Any] | None = None
+    """The limit that ended the sample's solvers (`{"type": "message" | "token", "limit": N}`)."""
+
+    @property
+    def chat_messages(self) -> list[ChatMessage]:
+        """`messages` as ChatMessage objects (content parts, tool calls and tool results included)."""
+        from evalkit.model.types import message_from_dict
+
+        return [message_from_dict(m) for m in self.messages]
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form; empty optional fields are left out to keep lines small."""
@@ -52,6 +64,8 @@ class EvalSample:
             data["metadata"] = self.metadata
         if self.state_metadata is not None and _changed(self.state_metadata, self.metadata or {}):
             data["state_metadata"] = self.state_metadata
+        if self.limit is not None:
+            data["limit"] = self.limit
         return data
 
     @classmethod
@@ -70,6 +84,7 @@ class EvalSample:
             retries=data.get("retries"),
             metadata=data.get("metadata"),
             state_metadata=data.get("state_metadata", data.get("metadata")),
+            limit=data.get("limit"),
         )
 
 

@@ -95,6 +95,7 @@ SAMPLE: dict[str, Rule] = {
     "time": (_is_number, "a number of seconds"),
     "error": (_optional(_is_str), "null or a string"),
     "retries": (_optional(_is_dict_list), "null or a list of objects"),
+    "limit": (_optional(_is_dict), "null or an object"),
 }
 
 FOOTER: dict[str, Rule] = {

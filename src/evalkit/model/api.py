@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 from abc import ABC, abstractmethod
 from typing import Any
 
 from evalkit.model.types import ChatMessage, GenerateConfig, ModelOutput
+from evalkit.tool.types import ToolChoice, ToolInfo
 
 
 class SampleActivity:
@@ -27,7 +29,24 @@ class ModelAPI(ABC):
 
     Everything every provider needs once (connection pools, retries, rate limits, usage
     totals) lives in `Model`, not here.
+
+    `generate(input, tools, tool_choice, config)` is the contract; a provider written to the
+    older `generate(messages, config)` form keeps working, without tools.
     """
+
+    supports_tools: bool = True
+    """Whether `generate` can send tools (False for the two-argument form, and for a provider
+    whose API has none); a tool request to one that cannot fails with one line."""
+
+    two_argument_generate: bool = False
+    """Set for subclasses written to the older `generate(messages, config)` form."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "generate" in cls.__dict__:
+            cls.two_argument_generate = _positional_count(cls.__dict__["generate"]) == 2
+            if cls.two_argument_generate:
+                cls.supports_tools = False
 
     def __init__(
         self,
@@ -46,8 +65,19 @@ class ModelAPI(ABC):
         self.activity = SampleActivity()
 
     @abstractmethod
-    async def generate(self, messages: list[ChatMessage], config: GenerateConfig) -> ModelOutput:
-        """Make exactly one request for `messages` with `config` (already merged)."""
+    async def generate(
+        self, input: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice | None, config: GenerateConfig
+    ) -> ModelOutput:
+        """Make exactly one request for `input` offering `tools` (none: an empty list), with
+        `config` already merged."""
+
+    async def request(
+        self, input: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice | None, config: GenerateConfig
+    ) -> ModelOutput:
+        """Call `generate` in whichever form the subclass implements."""
+        if self.two_argument_generate:
+            return await self.generate(input, config)  # type: ignore[call-arg]
+        return await self.generate(input, tools, tool_choice, config)
 
     provider: str = ""
     """The provider's registered name, for messages (subclasses set it)."""
@@ -96,6 +126,13 @@ class ModelAPI(ABC):
 
     async def aclose(self) -> None:
         """Release clients, threads and memory."""
+
+
+def _positional_count(function: Any) -> int:
+    """How many positional parameters `function` takes besides `self`."""
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    params = [p for p in inspect.signature(function).parameters.values() if p.kind in kinds]
+    return len(params) - 1
 
 
 _warned: set[tuple[str, str]] = set()

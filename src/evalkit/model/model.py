@@ -5,14 +5,14 @@ from __future__ import annotations
 import contextvars
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from functools import cached_property
 from typing import Any, Callable
 
 import anyio
 
-from evalkit.errors import ModelArgsError
+from evalkit.errors import ModelArgsError, ToolsUnsupportedError
 from evalkit.model.api import ModelAPI
 from evalkit.model.deadlines import AttemptTimedOut, attempt_deadline
 from evalkit.model.limits import connection_pool, endpoint_limits
@@ -21,6 +21,8 @@ from evalkit.model.registry import provider_info, split_model_name
 from evalkit.model.roles import current, record_usage
 from evalkit.model.types import ChatMessage, ChatMessageUser, GenerateConfig, ModelOutput, ModelUsage
 from evalkit.secrets import excerpt, remember_secrets
+from evalkit.tool.definition import Tool, ToolDef, tool_infos
+from evalkit.tool.types import ToolChoice, ToolInfo
 
 DEFAULT_MODEL = "hf/bundled"
 """Used when neither `--model` nor EVALKIT_MODEL is given: the bundled SmolLM2-135M-Instruct."""
@@ -81,21 +83,34 @@ class Model:
         return merged.max_connections or self.api.max_connections()
 
     async def generate(
-        self, input: str | list[ChatMessage], config: GenerateConfig | None = None
+        self,
+        input: str | list[ChatMessage],
+        tools: Sequence[Tool | ToolDef | ToolInfo] | None = None,
+        tool_choice: ToolChoice | None = None,
+        config: GenerateConfig | None = None,
     ) -> ModelOutput:
-        """Generate a reply to `input` (text or messages), retrying transient errors.
+        """One reply to `input` (text or messages), offering `tools`; transient errors are retried.
 
-        Each attempt may take `attempt_timeout` seconds (default 600); `timeout` bounds the
-        whole request: its attempts and the waits between them, the server's Retry-After included.
+        The reply's tool calls are not run here (the solvers' `generate()` runs them). Each
+        attempt may take `attempt_timeout` seconds (default 600); `timeout` bounds the whole
+        request: its attempts and the waits between them, the server's Retry-After included.
+        `generate(input, config)` (the older form) still works.
         """
+        if isinstance(tools, GenerateConfig):
+            tools, config = None, tools
         messages = [ChatMessageUser(content=input)] if isinstance(input, str) else list(input)
+        infos = tool_infos(tools or [])
+        if infos and not self.api.supports_tools:
+            raise ToolsUnsupportedError(
+                f"provider '{self.api.provider or type(self.api).__name__}' cannot call tools ({self.name}); "
+                "evaluate a model whose provider supports tools, or drop use_tools() from the task")
         config = self.config.merge(config)
         max_retries = DEFAULT_MAX_RETRIES if config.max_retries is None else config.max_retries
         clock = RequestClock(config.timeout)
         attempt = 0
         while True:
             try:
-                output = await self._attempt(messages, config, clock)
+                output = await self._attempt(messages, infos, tool_choice, config, clock)
                 break
             except Exception as error:
                 retryable = isinstance(error, TimeoutError) or self.api.is_retryable(error)
@@ -115,7 +130,10 @@ class Model:
         """The provider's rate-limit key (its credential does not change once it is built)."""
         return self.api.rate_limit_key()
 
-    async def _attempt(self, messages: list[ChatMessage], config: GenerateConfig, clock: RequestClock) -> ModelOutput:
+    async def _attempt(
+        self, messages: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice | None,
+        config: GenerateConfig, clock: RequestClock,
+    ) -> ModelOutput:
         """One request: a connection from the pool, a rate-limit turn, then the provider's call."""
         rate_limits = endpoint_limits(self._rate_limit_key) if config.requests_per_sec or config.tokens_per_sec else None
         async with connection_pool(self.api.connection_key(), config.max_connections or self.api.max_connections()):
@@ -129,7 +147,7 @@ class Model:
             start = time.monotonic()
             try:
                 with attempt_deadline(limit):
-                    output = await self.api.generate(messages, config)
+                    output = await self.api.request(messages, tools, tool_choice if tools else None, config)
             except AttemptTimedOut:
                 raise RequestTimeoutError(self._timeout_message(limit, whole_request, config)) from None
             finally:
@@ -187,7 +205,7 @@ LIMIT_ARGS = frozenset({"max_connections", "max_retries", "requests_per_sec", "t
 
 def _estimate_tokens(messages: list[ChatMessage], config: GenerateConfig) -> float:
     """A cheap input+output token estimate (4 characters a token) for tokens_per_sec limits."""
-    return sum(len(m.content) for m in messages) / 4 + (config.max_tokens or 256)
+    return sum(len(m.text) for m in messages) / 4 + (config.max_tokens or 256)
 
 
 def resolve_model_name(model: str | None) -> str:

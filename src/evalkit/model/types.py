@@ -6,64 +6,118 @@ import difflib
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal, Union
 
-Role = Literal["system", "user", "assistant"]
-StopReason = Literal["stop", "max_tokens", "content_filter", "error", "unknown"]
+from evalkit.model.content import Content, content_from_dict, content_to_dict, text_of, with_text
+from evalkit.tool.types import ToolCall, ToolCallError, tool_call_from_dict, tool_call_to_dict
+
+Role = Literal["system", "user", "assistant", "tool"]
+StopReason = Literal["stop", "max_tokens", "model_length", "tool_calls", "content_filter", "error", "unknown"]
+
+
+class _Text:
+    """`.text`: a message's text parts joined (the whole content when it is a string)."""
+
+    __slots__ = ()
+    content: str | list[Content]
+
+    @property
+    def text(self) -> str:
+        return text_of(self.content)
 
 
 @dataclass(frozen=True, slots=True)
-class ChatMessageSystem:
+class ChatMessageSystem(_Text):
     """A system prompt."""
 
-    content: str
+    content: str | list[Content]
     role: Literal["system"] = "system"
 
 
 @dataclass(frozen=True, slots=True)
-class ChatMessageUser:
-    """A user turn."""
+class ChatMessageUser(_Text):
+    """A user turn (text, or text and images)."""
 
-    content: str
+    content: str | list[Content]
     role: Literal["user"] = "user"
 
 
 @dataclass(frozen=True, slots=True)
-class ChatMessageAssistant:
-    """A model turn."""
+class ChatMessageAssistant(_Text):
+    """A model turn: text (and reasoning) and the tool calls it asked for."""
 
-    content: str
+    content: str | list[Content]
+    tool_calls: list[ToolCall] | None = None
     role: Literal["assistant"] = "assistant"
 
 
-ChatMessage = Union[ChatMessageSystem, ChatMessageUser, ChatMessageAssistant]
+@dataclass(frozen=True, slots=True)
+class ChatMessageTool(_Text):
+    """A tool's result (or the error the model is shown) for one of the model's tool calls."""
 
-_MESSAGE_TYPES: dict[str, type] = {
-    "system": ChatMessageSystem,
-    "user": ChatMessageUser,
-    "assistant": ChatMessageAssistant,
-}
+    content: str | list[Content]
+    tool_call_id: str | None = None
+    function: str | None = None
+    error: ToolCallError | None = None
+    role: Literal["tool"] = "tool"
+
+
+ChatMessage = Union[ChatMessageSystem, ChatMessageUser, ChatMessageAssistant, ChatMessageTool]
 
 
 def message_from_dict(data: dict[str, Any]) -> ChatMessage:
-    """Build a ChatMessage from `{"role": ..., "content": ...}`."""
+    """Build a ChatMessage from its JSON form (`{"role": ..., "content": ...}` and, for
+    assistant and tool messages, their tool fields)."""
     role = data.get("role")
-    if role not in _MESSAGE_TYPES:
-        raise ValueError(f"message role must be one of system, user, assistant (got {role!r})")
     content = data.get("content")
-    if not isinstance(content, str):
-        raise ValueError(f"message content must be a string (got {type(content).__name__})")
-    return _MESSAGE_TYPES[role](content=content)
+    if isinstance(content, list):
+        content = [content_from_dict(part) for part in content]
+    elif not isinstance(content, str):
+        raise ValueError(f"message content must be a string or a list of content parts (got {type(content).__name__})")
+    if role in ("system", "user"):
+        return (ChatMessageSystem if role == "system" else ChatMessageUser)(content=content)
+    if role == "assistant":
+        calls = data.get("tool_calls")
+        return ChatMessageAssistant(content=content, tool_calls=[tool_call_from_dict(c) for c in calls] if calls else None)
+    if role == "tool":
+        error = data.get("error")
+        return ChatMessageTool(content=content, tool_call_id=data.get("tool_call_id"), function=data.get("function"),
+                               error=ToolCallError(**error) if error else None)
+    raise ValueError(f"message role must be one of system, user, assistant, tool (got {role!r})")
 
 
 def input_text(input: str | list[ChatMessage]) -> str:
-    """A prompt as text: the string itself, or the last user message's content."""
+    """A prompt as text: the string itself, or the last user message's text."""
     if isinstance(input, str):
         return input
-    return next((m.content for m in reversed(input) if m.role == "user"), "")
+    return next((m.text for m in reversed(input) if m.role == "user"), "")
 
 
-def message_to_dict(message: ChatMessage) -> dict[str, str]:
-    """The `{"role", "content"}` form of a message."""
-    return {"role": message.role, "content": message.content}
+def message_to_dict(message: ChatMessage) -> dict[str, Any]:
+    """The JSON form of a message: role, content (a string, or a list of parts) and, when
+    set, tool calls, the tool call answered and its error."""
+    content = message.content
+    data: dict[str, Any] = {"role": message.role,
+                            "content": content if isinstance(content, str) else [content_to_dict(p) for p in content]}
+    if isinstance(message, ChatMessageAssistant) and message.tool_calls:
+        data["tool_calls"] = [tool_call_to_dict(c) for c in message.tool_calls]
+    elif isinstance(message, ChatMessageTool):
+        data["tool_call_id"] = message.tool_call_id
+        data["function"] = message.function
+        if message.error is not None:
+            data["error"] = {"type": message.error.type, "message": message.error.message}
+    return data
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseSchema:
+    """Structured output: the reply must be JSON matching `json_schema`."""
+
+    name: str
+    json_schema: dict[str, Any]
+    description: str | None = None
+    strict: bool | None = None
+
+
+ReasoningEffort = Literal["minimal", "low", "medium", "high"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,11 +143,25 @@ class GenerateConfig:
     max_connections: int | None = None
     requests_per_sec: float | None = None
     tokens_per_sec: float | None = None
+    reasoning_effort: ReasoningEffort | None = None
+    """How hard a reasoning model thinks (OpenAI reasoning models; others map it or warn)."""
+    reasoning_tokens: int | None = None
+    """The thinking budget in tokens (Anthropic extended thinking, Gemini thinking)."""
+    response_schema: ResponseSchema | None = None
+    """Make the reply JSON matching this schema (OpenAI, Gemini, vLLM guided decoding)."""
+    parallel_tool_calls: bool | None = None
+    """Whether the model may ask for several tool calls in one turn (where the API has the switch)."""
+    max_tool_output: int | None = None
+    """Bytes of a tool's result shown to the model (default 16 KiB); the rest is cut."""
 
     def __post_init__(self) -> None:
         if self.stop_seqs is not None and not isinstance(self.stop_seqs, tuple):
             stops = [self.stop_seqs] if isinstance(self.stop_seqs, str) else self.stop_seqs
             object.__setattr__(self, "stop_seqs", tuple(stops))
+        if isinstance(self.response_schema, dict):
+            object.__setattr__(self, "response_schema", _response_schema(self.response_schema))
+        if self.reasoning_effort is not None and self.reasoning_effort not in _EFFORTS:
+            raise ValueError(f"reasoning_effort must be one of {', '.join(_EFFORTS)} (got {self.reasoning_effort!r})")
         for name, kind in _FIELD_KINDS.items():
             value = getattr(self, name)
             if value is None:
@@ -139,8 +207,20 @@ _FIELD_KINDS: dict[str, type] = {
     "max_tokens": int, "temperature": float, "top_p": float, "top_k": int, "seed": int,
     "frequency_penalty": float, "presence_penalty": float, "num_choices": int, "logprobs": bool,
     "top_logprobs": int, "timeout": float, "attempt_timeout": float, "max_retries": int, "max_connections": int,
-    "requests_per_sec": float, "tokens_per_sec": float,
+    "requests_per_sec": float, "tokens_per_sec": float, "reasoning_tokens": int, "parallel_tool_calls": bool,
+    "max_tool_output": int,
 }
+_EFFORTS = ("minimal", "low", "medium", "high")
+
+
+def _response_schema(data: dict[str, Any]) -> ResponseSchema:
+    """A ResponseSchema from its dict form; a bare JSON schema is named "response"."""
+    if "json_schema" not in data:
+        return ResponseSchema(name="response", json_schema=data)
+    try:
+        return ResponseSchema(**data)
+    except TypeError as ex:
+        raise ValueError(f"response_schema: {ex}") from None
 
 
 def closest_field(name: str, cutoff: float) -> str | None:
@@ -149,7 +229,8 @@ def closest_field(name: str, cutoff: float) -> str | None:
     return close[0] if close else None
 
 
-_POSITIVE = {"max_tokens", "top_k", "num_choices", "timeout", "attempt_timeout", "max_connections", "requests_per_sec", "tokens_per_sec"}
+_POSITIVE = {"max_tokens", "top_k", "num_choices", "timeout", "attempt_timeout", "max_connections", "requests_per_sec",
+             "tokens_per_sec", "reasoning_tokens", "max_tool_output"}
 _NON_NEGATIVE = {"temperature", "top_p", "top_logprobs", "max_retries"}
 _LARGEST = 2**63  # what a log stores as a number
 _DESCRIBE = {
@@ -166,6 +247,8 @@ class ModelUsage:
     input_tokens: int = 0
     output_tokens: int = 0
     total_tokens: int = 0
+    reasoning_tokens: int = 0
+    """Of output_tokens, those spent thinking (where the provider reports them)."""
 
     def add(self, other: ModelUsage | None) -> None:
         """Accumulate another usage into this one."""
@@ -173,9 +256,13 @@ class ModelUsage:
             self.input_tokens += other.input_tokens
             self.output_tokens += other.output_tokens
             self.total_tokens += other.total_tokens
+            self.reasoning_tokens += other.reasoning_tokens
 
     def to_dict(self) -> dict[str, int]:
-        return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens, "total_tokens": self.total_tokens}
+        data = {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens, "total_tokens": self.total_tokens}
+        if self.reasoning_tokens:
+            data["reasoning_tokens"] = self.reasoning_tokens
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,9 +302,23 @@ class ModelOutput:
     metadata: dict[str, Any] | None = None
 
     @property
+    def message(self) -> ChatMessageAssistant:
+        """The first choice's message (an empty one when there is no choice)."""
+        return self.choices[0].message if self.choices else ChatMessageAssistant(content="")
+
+    @property
     def completion(self) -> str:
         """The text of the first choice ("" when there is none)."""
-        return self.choices[0].message.content if self.choices else ""
+        return self.choices[0].message.text if self.choices else ""
+
+    @completion.setter
+    def completion(self, text: str) -> None:
+        """Replace the first choice's text (its reasoning and tool calls stay)."""
+        if not self.choices:
+            self.choices.append(ChatCompletionChoice(message=ChatMessageAssistant(content=text)))
+            return
+        message = self.choices[0].message
+        self.choices[0] = replace(self.choices[0], message=replace(message, content=with_text(message.content, text)))
 
     @property
     def stop_reason(self) -> StopReason:

@@ -8,7 +8,18 @@ from typing import Any
 import anyio
 
 from evalkit.model.api import ModelAPI
-from evalkit.model.types import ChatMessage, GenerateConfig, ModelOutput, ModelUsage, input_text
+from evalkit.model.content import Content, ContentReasoning, ContentText
+from evalkit.model.types import (
+    ChatCompletionChoice,
+    ChatMessage,
+    ChatMessageAssistant,
+    GenerateConfig,
+    ModelOutput,
+    ModelUsage,
+    StopReason,
+    input_text,
+)
+from evalkit.tool.types import ToolCall, ToolChoice, ToolInfo, parse_tool_arguments
 
 _ANSWER = re.compile(r"ANSWER:\s*([^\n]*)")
 
@@ -23,6 +34,9 @@ class MockLLM(ModelAPI):
     A message containing `ANSWER: X` gets exactly `X`; anything else gets `default_output`.
     Model args: `default_output` (str), `outputs` (list cycled in call order, overrides the
     rule above), `error_on` (a substring that makes the call raise), `latency` (seconds).
+    An entry of `outputs` is a reply's text, or a scripted turn
+    `{"content": "...", "reasoning": "...", "tool_calls": [{"function": "add", "arguments": {"x": 1}}]}`
+    (arguments given as a string are parsed as JSON, as a provider would).
     Usage counts whitespace-separated words.
     """
 
@@ -34,7 +48,7 @@ class MockLLM(ModelAPI):
         api_key: str | None = None,
         config: GenerateConfig = GenerateConfig(),
         default_output: str = "Default output from mockllm",
-        outputs: list[str] | None = None,
+        outputs: list[str | dict[str, Any]] | None = None,
         error_on: str | None = None,
         latency: float = 0.0,
         **model_args: Any,
@@ -51,23 +65,37 @@ class MockLLM(ModelAPI):
     def max_connections(self) -> int:
         return 256
 
-    async def generate(self, messages: list[ChatMessage], config: GenerateConfig) -> ModelOutput:
+    async def generate(
+        self, messages: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice | None, config: GenerateConfig
+    ) -> ModelOutput:
         prompt = input_text(messages)
         if self.error_on and self.error_on in prompt:
             raise MockLLMError(f"mockllm was asked to fail on {self.error_on!r}")
         if self.latency:
             await anyio.sleep(self.latency)
         if self.outputs:
-            text = self.outputs[self.calls % len(self.outputs)]
+            scripted = self.outputs[self.calls % len(self.outputs)]
         else:
             found = _ANSWER.search(prompt)
-            text = found.group(1).strip() if found else self.default_output
+            scripted = found.group(1).strip() if found else self.default_output
         self.calls += 1
-        stop_reason = "stop"
+        turn = scripted if isinstance(scripted, dict) else {"content": str(scripted)}
+        text = str(turn.get("content", ""))
+        stop_reason: StopReason = "stop"
         if config.max_tokens is not None and len(text.split()) > config.max_tokens:
             text = " ".join(text.split()[: config.max_tokens])
             stop_reason = "max_tokens"
-        input_tokens = sum(len(m.content.split()) for m in messages)
+        calls = [self._tool_call(index, call) for index, call in enumerate(turn.get("tool_calls") or [])]
+        content: str | list[Content] = [ContentReasoning(turn["reasoning"]), ContentText(text)] if turn.get("reasoning") else text
+        input_tokens = sum(len(m.text.split()) for m in messages)
         output_tokens = len(text.split())
         usage = ModelUsage(input_tokens, output_tokens, input_tokens + output_tokens)
-        return ModelOutput.from_text(f"mockllm/{self.model_name}", text, stop_reason=stop_reason, usage=usage)
+        message = ChatMessageAssistant(content=content, tool_calls=calls or None)
+        choice = ChatCompletionChoice(message=message, stop_reason="tool_calls" if calls else stop_reason)
+        return ModelOutput(model=f"mockllm/{self.model_name}", choices=[choice], usage=usage)
+
+    def _tool_call(self, index: int, call: dict[str, Any]) -> ToolCall:
+        arguments = call.get("arguments") or {}
+        parsed, error = parse_tool_arguments(arguments) if isinstance(arguments, str) else (dict(arguments), None)
+        return ToolCall(id=str(call.get("id") or f"call_{self.calls}_{index}"), function=str(call.get("function", "")),
+                        arguments=parsed, parse_error=error)

@@ -26,6 +26,7 @@ from evalkit.scorer.score import (
     value_to_float,
 )
 from evalkit.scorer.scorer import Scorer, scorer
+from evalkit.scorer.scoring import score
 from evalkit.scorer.choice import choice
 from evalkit.scorer.f1 import exact, f1
 from evalkit.scorer.match import includes, match
@@ -37,5 +38,5 @@ __all__ = [
     "ScoreReducer", "Scorer", "Target", "Value", "ValueToFloat", "accuracy", "answer", "at_least",
     "bootstrap_stderr", "choice", "exact", "f1", "grouped", "includes", "match", "max_score", "mean",
     "mean_score", "median_score", "metric", "min_score", "mode_score", "model_graded_fact",
-    "model_graded_qa", "pass_at", "pattern", "score_reducer", "scorer", "std", "stderr", "value_to_float", "var",
+    "model_graded_qa", "pass_at", "pattern", "score", "score_reducer", "scorer", "std", "stderr", "value_to_float", "var",
 ]

@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from evalkit.model.content import with_text
 from evalkit.model.types import ChatMessage, ChatMessageUser, ModelOutput, input_text
 from evalkit.scorer.score import Target
+from evalkit.tool.definition import Tool, ToolDef
+from evalkit.tool.types import ToolChoice
 
 
 @dataclass(slots=True)
@@ -28,6 +31,15 @@ class TaskState:
     """A copy of the sample's metadata that solvers may change; logged as it ends."""
     output: ModelOutput | None = None
     completed: bool = False
+    tools: list[Tool | ToolDef] = field(default_factory=list)
+    """Tools offered to the model by `generate()` (set with `use_tools`)."""
+    tool_choice: ToolChoice | None = None
+    message_limit: int | None = None
+    """The most messages this sample's conversation may reach (None: no limit)."""
+    token_limit: int | None = None
+    """The most tokens (input and output, every model call) this sample may use."""
+    token_usage: int = 0
+    """Tokens the sample's model calls have used so far."""
 
     @property
     def input_text(self) -> str:
@@ -46,6 +58,7 @@ class TaskState:
         """Replace the last user message's text."""
         for index in range(len(self.messages) - 1, -1, -1):
             if isinstance(self.messages[index], ChatMessageUser):
-                self.messages[index] = ChatMessageUser(content=text)
+                self.messages[index] = ChatMessageUser(content=with_text(self.messages[index].content, text))
                 return
         self.messages.append(ChatMessageUser(content=text))
+
