@@ -76,6 +76,9 @@ class ModelAPI(ABC):
     ) -> ModelOutput:
         """Call `generate` in whichever form the subclass implements."""
         if self.two_argument_generate:
+            for name in _NEWER_FIELDS:
+                if getattr(config, name) is not None:
+                    warn_unsupported(self.provider or type(self).__name__, name)
             return await self.generate(input, config)  # type: ignore[call-arg]
         return await self.generate(input, tools, tool_choice, config)
 
@@ -126,6 +129,10 @@ class ModelAPI(ABC):
 
     async def aclose(self) -> None:
         """Release clients, threads and memory."""
+
+
+_NEWER_FIELDS = ("reasoning_effort", "reasoning_tokens", "response_schema")
+"""Settings a provider written to the two-argument form cannot know of."""
 
 
 def _positional_count(function: Any) -> int:

@@ -102,7 +102,7 @@ class Model:
         infos = tool_infos(tools or [])
         if infos and not self.api.supports_tools:
             raise ToolsUnsupportedError(
-                f"provider '{self.api.provider or type(self.api).__name__}' cannot call tools ({self.name}); "
+                f"provider '{self.name.partition('/')[0]}' cannot call tools ({self.name}); "
                 "evaluate a model whose provider supports tools, or drop use_tools() from the task")
         config = self.config.merge(config)
         max_retries = DEFAULT_MAX_RETRIES if config.max_retries is None else config.max_retries

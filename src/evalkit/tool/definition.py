@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 import warnings
 from dataclasses import dataclass
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from evalkit.tool.schema import function_schema
 from evalkit.tool.types import ToolInfo
 
 _CACHE_ATTR = "__evalkit_tool_def__"
+_TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 ToolResult = Union[str, int, float, bool, ContentText, ContentImage, list[Union[ContentText, ContentImage]]]
 
@@ -72,8 +74,13 @@ class ToolDef:
         if not inspect.iscoroutinefunction(tool):
             raise DefinitionError(f"tool {callable_name(tool)!r} must be an async function: `async def execute(...)`")
         found = registration(tool)
-        tool_name = name or (found.name if found else callable_name(tool))
-        schema = function_schema(tool)
+        tool_name = name or (found.name if found else getattr(tool, "__name__", callable_name(tool)))
+        if not _TOOL_NAME.fullmatch(tool_name):
+            raise DefinitionError(f"tool name {tool_name!r}: use 1-64 letters, digits, _ or - (what model APIs accept)")
+        try:
+            schema = function_schema(tool)
+        except TypeError as ex:
+            raise DefinitionError(f"tool {tool_name!r}: {ex}") from None
         if schema.undescribed:
             warnings.warn(f"tool '{tool_name}': the docstring has no Args: entry for "
                           f"{', '.join(schema.undescribed)}; the model sees no description of it", UserWarning, stacklevel=2)
