@@ -138,6 +138,8 @@ class _Tally:
 
     errors: int = 0
     retries: int = 0
+    limited: int = 0
+    """Samples whose solvers a message or token limit ended."""
     duration: float = 0.0
     failure: str | None = None
     traceback: str | None = None
@@ -150,6 +152,7 @@ def _resume(task: Task, resume: EvalLog, work: Iterator[tuple[Sample, int]]) -> 
     before = resume.footer or {}
     tally = _Tally(retries=int(before.get("retries", 0)), duration=float(before.get("duration", 0.0)))
     finished = compact_log(resume)
+    tally.limited = sum(s.limit is not None for s in finished)
     done = {(s.id, s.epoch) for s in finished}
     return finished, (pair for pair in work if (pair[0].id, pair[1]) not in done), tally
 
@@ -215,6 +218,7 @@ async def run_task(task: Task, model: Model, options: RunOptions, resume: EvalLo
             progress.advance(result.usage["total_tokens"] if result.usage else 0, result.error is not None)
             tally.errors += result.error is not None
             tally.retries += len(result.retries or ())
+            tally.limited += result.limit is not None
             if fatal or (result.error is not None and _too_many_errors(tally.errors, total, options.fail_on_error)):
                 tally.failure = fatal or f"sample {result.id} (epoch {result.epoch}) failed: {result.error.splitlines()[0]}"  # type: ignore[union-attr]
                 cancel.cancel()
@@ -278,6 +282,8 @@ def _footer(status: str, book: ScoreBook, tally: _Tally, total: int, done: int, 
         status = "error"
         failure = failure or f"every sample failed ({tally.errors} of {done})"
     counts = {"total": total, "completed": done - tally.errors, "errors": tally.errors}
+    if tally.limited:
+        counts["limited"] = tally.limited
     if book.unreduced:
         counts["unreduced"] = len(book.unreduced)  # samples, where the others count (sample, epoch) pairs
     footer = {

@@ -117,6 +117,7 @@ def test_message_and_token_limits_end_the_sample_and_are_logged(log_dir: Path) -
     sample = read_eval_log(log.location).samples[0]
     assert sample.limit == {"type": "message", "limit": 5} and len(sample.messages) == 5
     assert sample.error is None and sample.scores["includes"]["value"] == "I" and log.status == "success"
+    assert log.footer["counts"] == {"total": 1, "completed": 1, "errors": 0, "limited": 1}
     log = run(looping, [use_tools(add()), generate()], log_dir, token_limit=10)
     sample = read_eval_log(log.location).samples[0]
     assert sample.limit == {"type": "token", "limit": 10} and sample.usage["total_tokens"] >= 10
@@ -130,6 +131,7 @@ def test_limits_from_the_cli_override_the_task(log_dir: Path, tmp_path: Path) ->
     assert result.returncode == 0, result.stderr
     [path] = log_dir.glob("*.jsonl")
     assert {s.limit["limit"] for s in read_eval_log(path).samples} == {4}
+    assert "2 ended by a message or token limit" in result.stderr
     bad = run_cli("eval", str(REPO / "tasks" / "tool_use.py"), "--model", "mockllm/x", "--message-limit", "0")
     assert bad.returncode == 2 and "--message-limit" in bad.stderr and "Traceback" not in bad.stderr
 
@@ -245,3 +247,18 @@ def test_tools_that_cannot_be_described_fail_at_definition_and_undescribed_param
 def test_bad_task_limits_are_one_line(tmp_path: Path) -> None:
     with pytest.raises(DefinitionError, match="message_limit must be a whole number"):
         Task(dataset=[Sample(input="x")], message_limit=0)
+
+
+def test_eval_retry_keeps_the_sample_limits_and_their_count(log_dir: Path) -> None:
+    from evalkit import eval_retry
+
+    looping = [{"content": "again", "tool_calls": [call("add", {"x": 1})]}]
+    task = Task(dataset=[Sample(input="a", target="3", id=1), Sample(input="b FAIL", target="3", id=2)],
+                solver=[use_tools(add()), generate()], scorer=includes())
+    [log] = eval(task, model="mockllm/x", model_args={"outputs": looping, "error_on": "FAIL"}, message_limit=5,
+                 fail_on_error=False, log_dir=log_dir, display="none")
+    assert log.footer["counts"] == {"total": 2, "completed": 1, "errors": 1, "limited": 1}
+    retried = eval_retry(log.location, task=task, model_args={"error_on": None}, display="none")
+    samples = {s.id: s for s in read_eval_log(retried.location).samples}
+    assert samples[2].limit == {"type": "message", "limit": 5} and len(samples[2].messages) == 5
+    assert retried.footer["counts"] == {"total": 2, "completed": 2, "errors": 0, "limited": 2}
