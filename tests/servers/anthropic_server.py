@@ -1,32 +1,94 @@
 """Anthropic Messages wire format for RecordingServer handlers (also behind Bedrock and Vertex).
 
-The reply to a last user turn containing `ANSWER: X` is `X`, split over two text blocks; a
-`max_tokens` below its word count stops with "max_tokens"; a stop sequence found in it stops
-there with "stop_sequence".
+`messages_reply`: the reply to a last user turn containing `ANSWER: X` is `X`, split over two
+text blocks; a `max_tokens` below its word count stops with "max_tokens"; a stop sequence
+found in it stops there with "stop_sequence".
+
+`scripted_turns`: the model's turns in a conversation given in advance (tool calls, thinking),
+picked by how many assistant turns the request already holds, so concurrent samples each get
+the whole script.
 """
 
 from __future__ import annotations
 
-from tests.servers.http import Reply, Request
+from typing import Any, Callable
+
+from tests.servers.http import Handler, Reply, Request
 from tests.servers.openai_server import answer
+
+Blocks = list[dict[str, Any]]
+Turn = Blocks | Callable[[dict[str, Any]], Blocks]
+"""A scripted turn: its content blocks, or a function of the request body giving them."""
+
+
+def turn_text(content: str | Blocks) -> str:
+    """The text of a turn's content: the string, or its text blocks joined."""
+    if isinstance(content, str):
+        return content
+    return "\n".join(block["text"] for block in content if block.get("type") == "text")
 
 
 def messages_reply(request: Request) -> Reply:
     """A Messages API reply answering the last user turn."""
     body = request.json()
-    prompt = next(m["content"] for m in reversed(body["messages"]) if m["role"] == "user")
+    prompt = next(turn_text(m["content"]) for m in reversed(body["messages"]) if m["role"] == "user")
     text, stop_reason, stop_sequence = answer(prompt), "end_turn", None
     for stop in body.get("stop_sequences") or ():
         if stop in text:
             text, stop_reason, stop_sequence = text[: text.index(stop)], "stop_sequence", stop
     words = text.split()
     if len(words) > body["max_tokens"]:
-        text, stop_reason = " ".join(words[: body["max_tokens"]]), "max_tokens"
+        words = words[: body["max_tokens"]]
+        text, stop_reason = " ".join(words), "max_tokens"
     half = len(text) // 2
+    blocks = [{"type": "text", "text": text[:half]}, {"type": "text", "text": text[half:]}]
+    return _message(body, blocks, stop_reason, stop_sequence, usage=(len(prompt.split()), len(words)))
+
+
+def scripted_turns(turns: list[Turn]) -> Handler:
+    """A handler replying with `turns[n]` to a request whose conversation holds n assistant
+    turns; stop_reason is "tool_use" when the turn has a tool_use block, else "end_turn"."""
+
+    def handle(request: Request) -> Reply:
+        body = request.json()
+        done = sum(1 for m in body["messages"] if m["role"] == "assistant")
+        turn = turns[min(done, len(turns) - 1)]
+        blocks = turn(body) if callable(turn) else turn
+        stop_reason = "tool_use" if any(b["type"] == "tool_use" for b in blocks) else "end_turn"
+        words = sum(len(str(b.get("text") or b.get("thinking") or b.get("input") or "").split()) for b in blocks)
+        return _message(body, blocks, stop_reason, None, usage=(10 * len(body["messages"]), words))
+
+    return handle
+
+
+def text(value: str) -> dict[str, Any]:
+    return {"type": "text", "text": value}
+
+
+def tool_use(call_id: str, name: str, input: Any) -> dict[str, Any]:
+    return {"type": "tool_use", "id": call_id, "name": name, "input": input}
+
+
+def thinking(value: str, signature: str) -> dict[str, Any]:
+    return {"type": "thinking", "thinking": value, "signature": signature}
+
+
+def redacted_thinking(data: str) -> dict[str, Any]:
+    return {"type": "redacted_thinking", "data": data}
+
+
+def tool_results(body: dict[str, Any]) -> Blocks:
+    """The tool_result blocks of the request's last user turn."""
+    content = body["messages"][-1]["content"]
+    return [block for block in content if isinstance(block, dict) and block.get("type") == "tool_result"]
+
+
+def _message(body: dict[str, Any], blocks: Blocks, stop_reason: str, stop_sequence: str | None, *,
+             usage: tuple[int, int]) -> Reply:
+    input_tokens, output_tokens = usage
     return Reply(body={
         "id": "msg_test", "type": "message", "role": "assistant", "model": body.get("model", "vertex-or-bedrock"),
-        "content": [{"type": "text", "text": text[:half]}, {"type": "text", "text": text[half:]}],
-        "stop_reason": stop_reason, "stop_sequence": stop_sequence,
-        "usage": {"input_tokens": len(prompt.split()), "output_tokens": len(text.split()),
+        "content": blocks, "stop_reason": stop_reason, "stop_sequence": stop_sequence,
+        "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens,
                   "cache_creation_input_tokens": 2, "cache_read_input_tokens": 3},
     })
