@@ -301,3 +301,35 @@ def test_bedrock_variant_sends_tools_in_the_same_shape(monkeypatch: pytest.Monke
     assert body["tool_choice"] == {"type": "auto"} and body["thinking"]["budget_tokens"] == 1024
     assert second.json()["messages"][-1]["content"] == [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "3"}]
     assert evalkit.read_eval_log(log.location).samples[0].scores["match"]["value"] == "C"
+
+
+def test_tool_input_that_is_not_an_object_is_a_tool_error_the_model_sees(log_dir: Path) -> None:
+    turns = [[tool_use("toolu_1", "add", '{"x": 1,'), tool_use("toolu_2", "add", [1, 2])], final_answer]
+    with RecordingServer(scripted_turns(turns)) as server:
+        log = run_eval(server, [use_tools(add()), generate()], log_dir)
+    bad_json, not_object = tool_results(server.requests[1].json())
+    assert bad_json["is_error"] and "not valid JSON" in bad_json["content"]
+    assert not_object["is_error"] and "must be a JSON object, not list" in not_object["content"]
+    assert [m.role for m in log.samples[0].chat_messages] == ["user", "assistant", "tool", "tool", "assistant"]
+    assert log.samples[0].scores["includes"]["value"] == "C"
+
+
+def test_vertex_variant_sends_tools_in_the_same_shape(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_VERTEX_PROJECT_ID", "my-project")
+    monkeypatch.setenv("ANTHROPIC_VERTEX_REGION", "us-east5")
+    with RecordingServer(scripted_turns([[tool_use("toolu_1", "divide", {"x": 6, "y": 3})]])) as server:
+        monkeypatch.setenv("ANTHROPIC_VERTEX_BASE_URL", server.url)
+
+        async def main() -> evalkit.ModelOutput:
+            model = evalkit.get_model("anthropic/vertex/claude-sonnet-4@20250514", access_token="ya29.test-token")
+            try:
+                return await model.generate("Divide.", tools=[divide()], tool_choice="any")
+            finally:
+                await model.aclose()
+
+        output = asyncio.run(main())
+    [request] = server.requests
+    assert request.path.endswith("/models/claude-sonnet-4@20250514:rawPredict")
+    body = request.json()
+    assert [t["name"] for t in body["tools"]] == ["divide"] and body["tool_choice"] == {"type": "any"}
+    assert output.stop_reason == "tool_calls" and output.message.tool_calls[0].arguments == {"x": 6, "y": 3}
