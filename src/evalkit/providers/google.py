@@ -17,11 +17,27 @@ temperature, topP, topK, stopSequences, seed, candidateCount (num_choices), pres
 frequencyPenalty, responseLogprobs (logprobs) and logprobs (top_logprobs). finishReason STOP ->
 stop, MAX_TOKENS -> max_tokens, SAFETY/RECITATION/BLOCKLIST/PROHIBITED_CONTENT/SPII/... ->
 content_filter, a blocked prompt -> content_filter; usage from usageMetadata
-(candidates + thoughts count as output).
+(candidates + thoughts count as output, thoughts also as reasoning_tokens).
+
+Tools: one Tool of functionDeclarations (parameters as parametersJsonSchema) and toolConfig
+functionCallingConfig mode AUTO / ANY / NONE (ToolFunction: ANY with allowedFunctionNames). A
+reply's functionCall parts become ToolCalls (stop reason tool_calls); calls without an id get
+`evalkit-call-<n>`, n counting the conversation's calls, and are sent back without one. Tool
+results go back as functionResponse parts ({"content": text} or {"error": message}), the results
+of one turn in one user Content. Images are sent inline (URLs fetched first).
+
+Thinking: reasoning_tokens -> thinkingConfig.thinkingBudget; reasoning_effort -> thinkingLevel,
+or for gemini-1.x/2.x models a budget (minimal 512, low 1024, medium 8192, high 24576);
+includeThoughts is set with either. Thought parts become ContentReasoning (thoughtSignature as its
+signature); a signature on another part is kept as a ContentReasoning without text standing just
+before what it was on, and sent back on that part. response_schema -> responseMimeType
+application/json and responseJsonSchema. Gemini has no parallel_tool_calls switch (False warns).
 """
 
 from __future__ import annotations
 
+import base64
+import re
 from typing import Any
 
 import httpx
@@ -30,11 +46,13 @@ from google.auth.exceptions import DefaultCredentialsError
 from google.genai import errors, types
 
 from evalkit.errors import ModelArgsError
-from evalkit.model.api import ModelAPI
+from evalkit.model.api import ModelAPI, warn_unsupported
+from evalkit.model.content import Content, ContentImage, ContentReasoning, ContentText, image_bytes, text_of
 from evalkit.model.types import (
     ChatCompletionChoice,
     ChatMessage,
     ChatMessageAssistant,
+    ChatMessageTool,
     GenerateConfig,
     Logprob,
     ModelOutput,
@@ -42,6 +60,7 @@ from evalkit.model.types import (
     StopReason,
     TopLogprob,
 )
+from evalkit.tool.types import ToolCall, ToolChoice, ToolFunction, ToolInfo
 from evalkit.providers.per_loop import PerLoop
 from evalkit.providers.http_errors import MissingCredentialsError, is_retryable_status, retry_after_from_headers
 from evalkit.secrets import get_secret
@@ -133,23 +152,32 @@ class GoogleAPI(ModelAPI):
             options.retry_options = types.HttpRetryOptions(attempts=1)
         return options
 
-    async def generate(self, messages: list[ChatMessage], config: GenerateConfig) -> ModelOutput:
-        contents = [
-            types.Content(role="model" if m.role == "assistant" else "user", parts=[types.Part(text=m.content)])
-            for m in messages
-            if m.role != "system"
-        ]
+    async def generate(
+        self, input: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice | None, config: GenerateConfig
+    ) -> ModelOutput:
+        contents = await gemini_contents(input)
         response = await self._client.get().aio.models.generate_content(
-            model=self.model_name, contents=contents, config=self.generation_config(messages, config)
+            model=self.model_name, contents=contents, config=self.generation_config(input, tools, tool_choice, config)
         )
-        return gemini_output(response, self.label)
+        calls_so_far = sum(len(m.tool_calls or []) for m in input if isinstance(m, ChatMessageAssistant))
+        return gemini_output(response, self.label, first_call=calls_so_far)
 
-    def generation_config(self, messages: list[ChatMessage], config: GenerateConfig) -> types.GenerateContentConfig:
-        """System instruction, safety settings and every GenerateConfig field Gemini takes."""
-        system = [types.Part(text=m.content) for m in messages if m.role == "system"]
+    def generation_config(
+        self, messages: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice | None, config: GenerateConfig
+    ) -> types.GenerateContentConfig:
+        """System instruction, safety settings, tools and every GenerateConfig field Gemini takes."""
+        system = [types.Part(text=text_of(m.content)) for m in messages if m.role == "system"]
+        if config.parallel_tool_calls is False:
+            warn_unsupported(self.provider, "parallel_tool_calls", "Gemini has no switch for parallel function calls")
+        schema = config.response_schema
         return types.GenerateContentConfig(
             system_instruction=types.Content(role="user", parts=system) if system else None,
             safety_settings=self.safety_settings,
+            tools=[gemini_tool(tools)] if tools else None,
+            tool_config=gemini_tool_config(tool_choice) if tools and tool_choice is not None else None,
+            thinking_config=thinking_config(self.model_name, config),
+            response_mime_type="application/json" if schema else None,
+            response_json_schema=schema.json_schema if schema else None,
             max_output_tokens=config.max_tokens,
             temperature=config.temperature,
             top_p=config.top_p,
@@ -201,24 +229,175 @@ class VertexAPI(GoogleAPI):
         return args
 
 
-def gemini_output(response: types.GenerateContentResponse, model: str) -> ModelOutput:
-    """The ModelOutput for a generateContent response."""
-    choices = [_choice(candidate) for candidate in response.candidates or []]
+LOCAL_CALL_ID = "evalkit-call-"
+"""How the ids evalkit gives function calls that came without one begin."""
+
+EFFORT_BUDGETS = {"minimal": 512, "low": 1024, "medium": 8192, "high": 24576}
+"""reasoning_effort as a thinking budget, for models before Gemini 3 (which have no thinkingLevel)."""
+
+_BUDGET_ONLY = re.compile(r"gemini-[12]\.")
+
+_MODES = {"auto": types.FunctionCallingConfigMode.AUTO, "any": types.FunctionCallingConfigMode.ANY,
+          "none": types.FunctionCallingConfigMode.NONE}
+
+
+def gemini_tool(tools: list[ToolInfo]) -> types.Tool:
+    """One Tool declaring every function (parameters as JSON schema; none when it takes none)."""
+    return types.Tool(function_declarations=[
+        types.FunctionDeclaration(
+            name=info.name, description=info.description,
+            parameters_json_schema=info.parameters if info.parameters.get("properties") else None,
+        )
+        for info in tools
+    ])
+
+
+def gemini_tool_config(choice: ToolChoice) -> types.ToolConfig:
+    """functionCallingConfig for a tool_choice: AUTO, ANY, NONE, or ANY restricted to one function."""
+    if isinstance(choice, ToolFunction):
+        calling = types.FunctionCallingConfig(mode=types.FunctionCallingConfigMode.ANY, allowed_function_names=[choice.name])
+    else:
+        calling = types.FunctionCallingConfig(mode=_MODES[choice])
+    return types.ToolConfig(function_calling_config=calling)
+
+
+def thinking_config(model_name: str, config: GenerateConfig) -> types.ThinkingConfig | None:
+    """thinkingConfig from reasoning_tokens (a budget) or reasoning_effort (a level, or a budget
+    for gemini-1.x/2.x models); thoughts are included either way."""
+    if config.reasoning_tokens is not None:
+        return types.ThinkingConfig(thinking_budget=config.reasoning_tokens, include_thoughts=True)
+    effort = config.reasoning_effort
+    if effort is None:
+        return None
+    if _BUDGET_ONLY.search(model_name):
+        return types.ThinkingConfig(thinking_budget=EFFORT_BUDGETS[effort], include_thoughts=True)
+    return types.ThinkingConfig(thinking_level=types.ThinkingLevel[effort.upper()], include_thoughts=True)
+
+
+async def gemini_contents(messages: list[ChatMessage]) -> list[types.Content]:
+    """The conversation as Contents: assistant turns as role "model" (text, thoughts, function
+    calls), tool results as functionResponse parts, one user Content per run of results."""
+    contents: list[types.Content] = []
+    previous = ""
+    for message in messages:
+        if isinstance(message, ChatMessageTool):
+            parts = await _tool_result_parts(message)
+            if previous == "tool":
+                contents[-1].parts = [*(contents[-1].parts or []), *parts]
+            else:
+                contents.append(types.Content(role="user", parts=parts))
+        elif isinstance(message, ChatMessageAssistant):
+            contents.append(types.Content(role="model", parts=await _assistant_parts(message)))
+        elif message.role == "user":
+            contents.append(types.Content(role="user", parts=await _parts(message.content) or [types.Part(text="")]))
+        previous = message.role
+    return contents
+
+
+async def _parts(content: str | list[Content]) -> list[types.Part]:
+    """Text and image parts of user or tool content (reasoning is the model's own, not sent)."""
+    if isinstance(content, str):
+        return [types.Part(text=content)]
+    parts = []
+    for item in content:
+        if isinstance(item, ContentText):
+            parts.append(types.Part(text=item.text))
+        elif isinstance(item, ContentImage):
+            mime, data = await image_bytes(item.image)
+            parts.append(types.Part(inline_data=types.Blob(mime_type=mime, data=data)))
+    return parts
+
+
+async def _assistant_parts(message: ChatMessageAssistant) -> list[types.Part]:
+    """A model turn's parts: thoughts, text and function calls, each signature back on its part."""
+    parts: list[types.Part] = []
+    signature: str | None = None
+    items = [ContentText(message.content)] if isinstance(message.content, str) else message.content
+    for item in items:
+        if isinstance(item, ContentReasoning) and not item.reasoning:
+            signature = item.signature  # kept from a part that was not a thought: belongs to the next part
+            continue
+        if isinstance(item, ContentReasoning):
+            parts.append(types.Part(text=item.reasoning, thought=True, thought_signature=_signature_bytes(item.signature)))
+            continue
+        if isinstance(item, ContentText) and not item.text:
+            continue
+        [part] = await _parts([item])
+        part.thought_signature, signature = _signature_bytes(signature), None
+        parts.append(part)
+    for call in message.tool_calls or []:
+        function_call = types.FunctionCall(id=_gemini_id(call.id), name=call.function, args=call.arguments)
+        parts.append(types.Part(function_call=function_call, thought_signature=_signature_bytes(signature)))
+        signature = None
+    return parts or [types.Part(text="")]
+
+
+async def _tool_result_parts(message: ChatMessageTool) -> list[types.Part]:
+    """A functionResponse ({"content": text} or {"error": message}) and the result's images."""
+    response = {"error": message.error.message} if message.error else {"content": message.text}
+    function_response = types.FunctionResponse(id=_gemini_id(message.tool_call_id), name=message.function or "", response=response)
+    images = [part for part in message.content if isinstance(part, ContentImage)] if isinstance(message.content, list) else []
+    return [types.Part(function_response=function_response), *await _parts(images)]
+
+
+def _gemini_id(call_id: str | None) -> str | None:
+    """The id Gemini gave a call (None for one evalkit named)."""
+    return None if call_id is None or call_id.startswith(LOCAL_CALL_ID) else call_id
+
+
+def _signature_bytes(signature: str | None) -> bytes | None:
+    return base64.b64decode(signature) if signature else None
+
+
+def gemini_output(response: types.GenerateContentResponse, model: str, first_call: int = 0) -> ModelOutput:
+    """The ModelOutput for a generateContent response; calls without an id are numbered from
+    `first_call` (the calls already in the conversation)."""
+    choices = [_choice(candidate, first_call) for candidate in response.candidates or []]
     if not choices:
         blocked = bool(response.prompt_feedback and response.prompt_feedback.block_reason)
         choices = [ChatCompletionChoice(ChatMessageAssistant(content=""), "content_filter" if blocked else "unknown")]
     return ModelOutput(model=model, choices=choices, usage=_usage(response.usage_metadata))
 
 
-def _choice(candidate: types.Candidate) -> ChatCompletionChoice:
+def _choice(candidate: types.Candidate, first_call: int) -> ChatCompletionChoice:
     parts = candidate.content.parts if candidate.content and candidate.content.parts else []
-    text = "".join(part.text for part in parts if part.text and not part.thought)
+    content: list[Content] = []
+    calls: list[ToolCall] = []
+    for part in parts:
+        signature = base64.b64encode(part.thought_signature).decode() if part.thought_signature else None
+        if part.thought:
+            content.append(ContentReasoning(part.text or "", signature))
+            continue
+        if signature:  # before the text this part continues: text parts are sent back joined
+            joins = not part.function_call and content and isinstance(content[-1], ContentText)
+            content.insert(len(content) - 1 if joins else len(content), ContentReasoning("", signature))
+        if part.function_call:
+            call = part.function_call
+            calls.append(ToolCall(id=call.id or f"{LOCAL_CALL_ID}{first_call + len(calls)}", function=call.name or "",
+                                  arguments=dict(call.args or {})))
+        elif part.text:
+            _append_text(content, part.text)
     reason = candidate.finish_reason.value if candidate.finish_reason else ""
     return ChatCompletionChoice(
-        message=ChatMessageAssistant(content=text),
-        stop_reason=FINISH_REASONS.get(reason, "unknown"),
+        message=ChatMessageAssistant(content=_simplest(content), tool_calls=calls or None),
+        stop_reason="tool_calls" if calls else FINISH_REASONS.get(reason, "unknown"),
         logprobs=_logprobs(candidate.logprobs_result),
     )
+
+
+def _append_text(content: list[Content], text: str) -> None:
+    """Add text, joined to the text just before it (Gemini splits one answer into parts)."""
+    if content and isinstance(content[-1], ContentText):
+        content[-1] = ContentText(content[-1].text + text)
+    else:
+        content.append(ContentText(text))
+
+
+def _simplest(content: list[Content]) -> str | list[Content]:
+    """Plain text as a string; reasoning and signatures keep the list."""
+    if all(isinstance(item, ContentText) for item in content):
+        return text_of(content)
+    return content
 
 
 def _logprobs(result: types.LogprobsResult | None) -> tuple[Logprob, ...] | None:
@@ -240,5 +419,6 @@ def _usage(metadata: types.GenerateContentResponseUsageMetadata | None) -> Model
     if metadata is None:
         return None
     prompt = metadata.prompt_token_count or 0
-    output = (metadata.candidates_token_count or 0) + (metadata.thoughts_token_count or 0)
-    return ModelUsage(prompt, output, metadata.total_token_count or prompt + output)
+    thoughts = metadata.thoughts_token_count or 0
+    output = (metadata.candidates_token_count or 0) + thoughts
+    return ModelUsage(prompt, output, metadata.total_token_count or prompt + output, reasoning_tokens=thoughts)
