@@ -60,7 +60,8 @@ def test_converse_request_and_output(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(("wire", "expected"), [
     ("end_turn", "stop"), ("stop_sequence", "stop"), ("max_tokens", "max_tokens"),
-    ("content_filtered", "content_filter"), ("guardrail_intervened", "content_filter"), ("tool_use", "unknown"),
+    ("content_filtered", "content_filter"), ("guardrail_intervened", "content_filter"), ("tool_use", "tool_calls"),
+    ("model_context_window_exceeded", "model_length"), ("something_new", "unknown"),
 ])
 def test_stop_reasons(wire: str, expected: str) -> None:
     with RecordingServer(lambda r: converse_reply("x", stop_reason=wire)) as server:

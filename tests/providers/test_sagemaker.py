@@ -8,8 +8,11 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError
 
-from evalkit import ChatMessageAssistant, ChatMessageSystem, ChatMessageUser, GenerateConfig, ModelOutput, get_model, read_eval_log
+from evalkit import (
+    ChatMessageAssistant, ChatMessageSystem, ChatMessageUser, GenerateConfig, ModelOutput, Sample, Task, eval, get_model, read_eval_log,
+)
 from evalkit.errors import ModelArgsError
+from evalkit.model.content import ContentImage, ContentReasoning, ContentText
 from tests.conftest import REPO, run_cli
 from tests.providers.helpers import NO_RETRIES, RETRY_AFTER, generate_once, set_fake_aws_env, waited_for_hint
 from tests.servers.converse_server import aws_error
@@ -128,3 +131,32 @@ def test_cli_eval_messages_api(tmp_path: Path) -> None:
     assert request.json()["messages"][0] == {"role": "system", "content": "Answer in a few words."}
     [path] = (tmp_path / "logs").glob("*.jsonl")
     assert read_eval_log(path).footer["results"]["includes"]["accuracy"] == 1.0
+
+
+def test_a_tool_using_task_stops_with_one_line(tmp_path: Path) -> None:
+    with RecordingServer(lambda r: tgi_reply("never")) as server:
+        result = run_cli("eval", str(REPO / "tasks" / "tool_use.py"), "--model", f"sagemaker/{ENDPOINT}", "-T", "n=2",
+                         "--log-dir", str(tmp_path / "logs"), "--display", "plain", env={"SAGEMAKER_BASE_URL": server.url})
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    [line] = [line for line in result.stderr.splitlines() if "cannot call tools" in line]
+    assert f"provider 'sagemaker' cannot call tools (sagemaker/{ENDPOINT})" in line
+    assert server.requests == []
+    [path] = (tmp_path / "logs").glob("*.jsonl")
+    log = read_eval_log(path)
+    assert log.status == "error" and "cannot call tools" in log.error and "\n" not in log.error
+
+
+def test_messages_are_sent_as_text_and_an_image_fails_the_sample_in_one_line(tmp_path: Path) -> None:
+    image = tmp_path / "dot.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n")
+    with RecordingServer(lambda r: tgi_reply("Tokyo")) as server:
+        output = generate(server, [ChatMessageUser([ContentText("Capital of Japan?"), ContentText("One word.")]),
+                                   ChatMessageAssistant([ContentReasoning("easy"), ContentText("Tokyo")]),
+                                   ChatMessageUser("Again?")])
+        [log] = eval(Task(dataset=[Sample(input=[ChatMessageUser([ContentText("What is it?"), ContentImage(str(image))])], target="dot")]),
+                     model=f"sagemaker/{ENDPOINT}", model_args={"base_url": server.url}, log_dir=tmp_path / "logs", display="none")
+    assert server.requests[0].json()["inputs"] == "User: Capital of Japan?\nOne word.\n\nAssistant: Tokyo\n\nUser: Again?\n\nAssistant:"
+    assert output.completion == "Tokyo" and len(server.requests) == 1
+    first_line = read_eval_log(log.location).samples[0].error.splitlines()[0]
+    assert first_line.startswith("ImagesUnsupportedError: provider 'sagemaker' sends text only and the user message holds an image")
+    assert log.status == "error" and log.error == f"sample 1 (epoch 1) failed: {first_line}"

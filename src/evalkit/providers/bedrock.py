@@ -9,31 +9,67 @@ goes to `session.client("bedrock-runtime", ...)` (e.g. `-M region_name=eu-west-1
 name `config` is taken by the generate config). botocore's own retries are off: `Model` retries.
 
 Request: `POST /model/{modelId}/converse` with system messages as `system`, the other turns as
-`messages` (consecutive turns of one role merged), max_tokens/temperature/top_p/stop_seqs as
-`inferenceConfig` maxTokens/temperature/topP/stopSequences and top_k as
-`additionalModelRequestFields.top_k`. seed, penalties, num_choices and logprobs are dropped with
-a warning. stopReason end_turn/stop_sequence -> stop, max_tokens -> max_tokens,
-content_filtered/guardrail_intervened -> content_filter; usage from inputTokens/outputTokens/
-totalTokens.
+`messages` (consecutive turns of one role merged; tool results go in a user turn),
+max_tokens/temperature/top_p/stop_seqs as `inferenceConfig` maxTokens/temperature/topP/
+stopSequences and top_k as `additionalModelRequestFields.top_k`. seed, penalties, num_choices
+and logprobs are dropped with a warning.
+
+Content: text as `text` blocks, images as `image` blocks (png, jpeg, gif or webp bytes), a
+model's reasoning as `reasoningContent` blocks sent back unchanged (`reasoningText` with its
+signature, or `redactedContent`, kept in the log as base64).
+
+Tools: `toolConfig.tools` of `toolSpec`s, `toolChoice` auto/any/tool; the reply's `toolUse`
+blocks become tool calls and tool results go back as `toolResult` blocks (`status: "error"`
+for errors). Converse has no tool_choice "none": for it the tools are left out, and so are they
+when none are offered; Converse refuses toolUse/toolResult blocks without a toolConfig, so in
+those calls earlier tool calls and results are sent as text. parallel_tool_calls=False cannot be
+asked for and warns.
+
+Reasoning: reasoning_tokens as `additionalModelRequestFields.thinking` (Claude's extended
+thinking: `{"type": "enabled", "budget_tokens": N}`); reasoning_effort as
+`additionalModelRequestFields.reasoningConfig.maxReasoningEffort` for Amazon Nova models
+(`amazon.nova` in the id; "minimal" is sent as "low"). Each warns for the other family.
+response_schema warns: Converse (bedrock-runtime 2023-09-30) has no structured-output field.
+
+stopReason end_turn/stop_sequence -> stop, tool_use -> tool_calls, max_tokens -> max_tokens,
+model_context_window_exceeded -> model_length, content_filtered/guardrail_intervened ->
+content_filter; usage from inputTokens/outputTokens/totalTokens.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
+from evalkit.errors import ImagesUnsupportedError
 from evalkit.model.api import warn_unsupported
-from evalkit.model.types import ChatMessage, GenerateConfig, ModelOutput, ModelUsage, StopReason
+from evalkit.model.content import Content, ContentImage, ContentReasoning, ContentText, image_bytes
+from evalkit.model.types import (
+    ChatCompletionChoice,
+    ChatMessage,
+    ChatMessageAssistant,
+    ChatMessageTool,
+    GenerateConfig,
+    ModelOutput,
+    ModelUsage,
+    StopReason,
+)
 from evalkit.providers.aws import AWSAPI
 from evalkit.providers.http_errors import MalformedResponseError
-from evalkit.providers.turns import split_turns
+from evalkit.tool.types import ToolCall, ToolChoice, ToolFunction, ToolInfo, parse_tool_arguments
 
 STOP_REASONS: dict[str, StopReason] = {
     "end_turn": "stop",
     "stop_sequence": "stop",
+    "tool_use": "tool_calls",
     "max_tokens": "max_tokens",
+    "model_context_window_exceeded": "model_length",
     "content_filtered": "content_filter",
     "guardrail_intervened": "content_filter",
 }
+
+IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg", "image/gif": "gif", "image/webp": "webp"}
 
 UNSUPPORTED = ("seed", "frequency_penalty", "presence_penalty", "num_choices", "logprobs", "top_logprobs")
 
@@ -45,20 +81,28 @@ class BedrockAPI(AWSAPI):
     service = "bedrock-runtime"
     base_url_env = "BEDROCK_BASE_URL"
 
-    async def generate(self, messages: list[ChatMessage], config: GenerateConfig) -> ModelOutput:
-        response = await self.call("converse", **converse_request(self.model_name, messages, config))
-        return converse_output(response, self.label)
+    async def generate(
+        self, input: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice | None, config: GenerateConfig
+    ) -> ModelOutput:
+        request = await converse_request(self.model_name, input, tools, tool_choice, config)
+        return converse_output(await self.call("converse", **request), self.label)
 
 
-def converse_request(model_id: str, messages: list[ChatMessage], config: GenerateConfig) -> dict[str, Any]:
-    """The Converse parameters for `messages` and `config`."""
-    system, turns = split_turns(messages)
+async def converse_request(
+    model_id: str, messages: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice | None,
+    config: GenerateConfig,
+) -> dict[str, Any]:
+    """The Converse parameters for `messages`, `tools` and `config`."""
+    offer_tools = bool(tools) and tool_choice != "none"
     request: dict[str, Any] = {
         "modelId": model_id,
-        "messages": [{"role": role, "content": [{"text": text} for text in texts]} for role, texts in turns],
+        "messages": await converse_messages([m for m in messages if m.role != "system"], offer_tools),
     }
+    system = [{"text": m.text} for m in messages if m.role == "system"]
     if system:
-        request["system"] = [{"text": text} for text in system]
+        request["system"] = system
+    if offer_tools:
+        request["toolConfig"] = tool_config(tools, tool_choice)
     inference = {
         "maxTokens": config.max_tokens,
         "temperature": config.temperature,
@@ -68,12 +112,133 @@ def converse_request(model_id: str, messages: list[ChatMessage], config: Generat
     inference = {key: value for key, value in inference.items() if value is not None}
     if inference:
         request["inferenceConfig"] = inference
+    if fields := model_request_fields(model_id, config):
+        request["additionalModelRequestFields"] = fields
+    warn_dropped(config)
+    return request
+
+
+def tool_config(tools: list[ToolInfo], tool_choice: ToolChoice | None) -> dict[str, Any]:
+    """`toolConfig`: the tools as `toolSpec`s and the tool choice."""
+    specs = []
+    for tool in tools:
+        spec: dict[str, Any] = {"name": tool.name, "inputSchema": {"json": tool.parameters}}
+        if tool.description:  # Converse refuses an empty description
+            spec["description"] = tool.description
+        specs.append({"toolSpec": spec})
+    if isinstance(tool_choice, ToolFunction):
+        choice: dict[str, Any] = {"tool": {"name": tool_choice.name}}
+    else:
+        choice = {tool_choice or "auto": {}}
+    return {"tools": specs, "toolChoice": choice}
+
+
+def model_request_fields(model_id: str, config: GenerateConfig) -> dict[str, Any]:
+    """`additionalModelRequestFields`: top_k and the reasoning settings the model family takes."""
+    fields: dict[str, Any] = {}
     if config.top_k is not None:
-        request["additionalModelRequestFields"] = {"top_k": config.top_k}
+        fields["top_k"] = config.top_k
+    nova = "amazon.nova" in model_id
+    if config.reasoning_tokens is not None:
+        if nova:
+            warn_unsupported("bedrock", "reasoning_tokens", "Amazon Nova models take reasoning_effort")
+        else:
+            fields["thinking"] = {"type": "enabled", "budget_tokens": config.reasoning_tokens}
+    if config.reasoning_effort is not None:
+        if nova:
+            effort = "low" if config.reasoning_effort == "minimal" else config.reasoning_effort
+            fields["reasoningConfig"] = {"type": "enabled", "maxReasoningEffort": effort}
+        else:
+            warn_unsupported("bedrock", "reasoning_effort", "use reasoning_tokens, Claude's thinking budget")
+    return fields
+
+
+def warn_dropped(config: GenerateConfig) -> None:
+    """Warn once for each set field Converse cannot honour."""
     for field in UNSUPPORTED:
         if getattr(config, field) is not None:
             warn_unsupported("bedrock", field)
-    return request
+    if config.response_schema is not None:
+        warn_unsupported("bedrock", "response_schema", "Converse has no structured-output field")
+    if config.parallel_tool_calls is False:
+        warn_unsupported("bedrock", "parallel_tool_calls", "Converse has no switch for it")
+
+
+async def converse_messages(messages: list[ChatMessage], offer_tools: bool) -> list[dict[str, Any]]:
+    """The `messages` turns: tool results are user content, and consecutive turns of one role
+    are merged (Converse wants user and assistant to alternate)."""
+    turns: list[dict[str, Any]] = []
+    for message in messages:
+        role = "assistant" if message.role == "assistant" else "user"
+        blocks = await message_blocks(message, offer_tools)
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": role, "content": blocks})
+    return turns
+
+
+async def message_blocks(message: ChatMessage, offer_tools: bool) -> list[dict[str, Any]]:
+    """The content blocks of one message; tool calls and results as text when no tools are offered."""
+    if isinstance(message, ChatMessageTool):
+        if not offer_tools:
+            return [{"text": f"{message.function} {'error' if message.error else 'result'}: {result_text(message)}"}]
+        return [{"toolResult": await tool_result(message)}]
+    blocks = await content_blocks(message.content)
+    for call in (message.tool_calls or []) if isinstance(message, ChatMessageAssistant) else []:
+        if offer_tools:
+            blocks.append({"toolUse": {"toolUseId": call.id, "name": call.function, "input": call.arguments}})
+        else:
+            blocks.append({"text": f"called {call.function} with {json.dumps(call.arguments)}"})
+    return blocks or [{"text": message.text}]
+
+
+async def tool_result(message: ChatMessageTool) -> dict[str, Any]:
+    """A `toolResult` block: the tool's output, or its error with status "error"."""
+    result: dict[str, Any] = {"toolUseId": message.tool_call_id or ""}
+    if message.error is not None:
+        return {**result, "content": [{"text": message.error.message}], "status": "error"}
+    return {**result, "content": await content_blocks(message.content) or [{"text": message.text}]}
+
+
+def result_text(message: ChatMessageTool) -> str:
+    """A tool result's text: its error message, or its output."""
+    return message.error.message if message.error is not None else message.text
+
+
+async def content_blocks(content: str | list[Content]) -> list[dict[str, Any]]:
+    """Converse content blocks for message content (blank text left out: Converse refuses it)."""
+    parts = [ContentText(content)] if isinstance(content, str) else content
+    blocks = []
+    for part in parts:
+        if isinstance(part, ContentText):
+            if part.text.strip():
+                blocks.append({"text": part.text})
+        elif isinstance(part, ContentImage):
+            blocks.append({"image": await image_block(part)})
+        else:
+            blocks.append({"reasoningContent": reasoning_block(part)})
+    return blocks
+
+
+async def image_block(image: ContentImage) -> dict[str, Any]:
+    """An `image` block with the image's bytes (botocore base64-encodes them on the wire)."""
+    mime, data = await image_bytes(image.image)
+    image_format = IMAGE_FORMATS.get(mime.lower())
+    if image_format is None:
+        raise ImagesUnsupportedError(
+            f"provider 'bedrock' takes png, jpeg, gif or webp images, not {mime} ({image.image[:80]}); convert the image")
+    return {"format": image_format, "source": {"bytes": data}}
+
+
+def reasoning_block(reasoning: ContentReasoning) -> dict[str, Any]:
+    """A `reasoningContent` block, as the model returned it."""
+    if reasoning.redacted:
+        return {"redactedContent": base64.b64decode(reasoning.reasoning)}
+    text: dict[str, Any] = {"text": reasoning.reasoning}
+    if reasoning.signature is not None:
+        text["signature"] = reasoning.signature
+    return {"reasoningText": text}
 
 
 def converse_output(response: dict[str, Any], model: str) -> ModelOutput:
@@ -81,11 +246,39 @@ def converse_output(response: dict[str, Any], model: str) -> ModelOutput:
     message = response.get("output", {}).get("message")
     if message is None or "stopReason" not in response:
         raise MalformedResponseError(f"{model}: Converse response without output.message or stopReason")
-    text = "".join(block["text"] for block in message.get("content", []) if "text" in block)
+    texts: list[str] = []
+    reasoning: list[Content] = []
+    calls: list[ToolCall] = []
+    for block in message.get("content", []):
+        if "text" in block:
+            texts.append(block["text"])
+        elif "reasoningContent" in block:
+            reasoning.append(reasoning_part(block["reasoningContent"]))
+        elif "toolUse" in block:
+            calls.append(tool_call(block["toolUse"]))
+    text = "".join(texts)
+    content: str | list[Content] = [*reasoning, ContentText(text)] if reasoning and text else reasoning or text
     usage = response.get("usage") or {}
-    return ModelOutput.from_text(
-        model,
-        text,
+    choice = ChatCompletionChoice(
+        message=ChatMessageAssistant(content=content, tool_calls=calls or None),
         stop_reason=STOP_REASONS.get(response["stopReason"], "unknown"),
+    )
+    return ModelOutput(
+        model=model, choices=[choice],
         usage=ModelUsage(usage.get("inputTokens", 0), usage.get("outputTokens", 0), usage.get("totalTokens", 0)),
     )
+
+
+def reasoning_part(block: dict[str, Any]) -> ContentReasoning:
+    """A `reasoningContent` block as ContentReasoning (redacted bytes kept as base64 text)."""
+    if "redactedContent" in block:
+        return ContentReasoning(base64.b64encode(block["redactedContent"]).decode(), redacted=True)
+    text = block.get("reasoningText") or {}
+    return ContentReasoning(text.get("text", ""), signature=text.get("signature"))
+
+
+def tool_call(block: dict[str, Any]) -> ToolCall:
+    """A `toolUse` block as a ToolCall; input that is not a JSON object becomes a parse error."""
+    value = {} if block.get("input") is None else block["input"]
+    arguments, error = (value, None) if isinstance(value, dict) else parse_tool_arguments(json.dumps(value))
+    return ToolCall(id=block.get("toolUseId", ""), function=block.get("name", ""), arguments=arguments, parse_error=error)

@@ -6,6 +6,10 @@ SAGEMAKER_BASE_URL (or `base_url=`). `-M api=tgi|messages` picks the body shape 
 `tgi`); every other `-M` goes to `session.client("sagemaker-runtime", ...)`. Each request is
 `POST /endpoints/{name}/invocations` with `Content-Type: application/json`.
 
+Text only: each message is sent as its text (reasoning parts left out); a message holding an
+image fails its sample with one line, and a task that offers tools stops with one line (the
+endpoint's body has no place for either).
+
 `api=tgi`, the Hugging Face TGI / LLM container's generate shape:
 
     {"inputs": "<prompt>",
@@ -28,12 +32,14 @@ reply an OpenAI chat completion, exactly as for the `azureml` provider.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
-from evalkit.errors import ModelArgsError
+from evalkit.errors import ImagesUnsupportedError, ModelArgsError
 from evalkit.model.api import warn_unsupported
+from evalkit.model.content import ContentImage
 from evalkit.model.types import ChatMessage, GenerateConfig, ModelOutput, ModelUsage, StopReason
 from evalkit.providers.aws import AWSAPI
 from evalkit.providers.http_errors import MalformedResponseError, is_retryable_status
@@ -73,8 +79,9 @@ class SageMakerAPI(AWSAPI):
         self.api = api
 
     async def generate(self, messages: list[ChatMessage], config: GenerateConfig) -> ModelOutput:
+        refuse_images(messages, self.label)
         if self.api == "messages":
-            body: Any = chat_request(self.model_name, messages, config)
+            body: Any = await chat_request(self.model_name, [replace(m, content=m.text) for m in messages], config)
         else:
             body = tgi_request(messages, config)
         response = await self.call(
@@ -97,11 +104,20 @@ class SageMakerAPI(AWSAPI):
         return super().is_retryable(error)
 
 
+def refuse_images(messages: list[ChatMessage], model: str) -> None:
+    """Fail with one line when a message holds an image: the endpoint takes text only."""
+    for message in messages:
+        if not isinstance(message.content, str) and any(isinstance(p, ContentImage) for p in message.content):
+            raise ImagesUnsupportedError(
+                f"provider 'sagemaker' sends text only and the {message.role} message holds an image ({model}); "
+                "evaluate a model whose provider takes images (openai, anthropic, google, bedrock) or drop the image")
+
+
 def tgi_prompt(messages: list[ChatMessage]) -> str:
-    """The `inputs` text: a lone user message as is, else a plain role-labelled transcript."""
+    """The `inputs` text: a lone user message's text as is, else a plain role-labelled transcript."""
     if len(messages) == 1 and messages[0].role == "user":
-        return messages[0].content
-    turns = [f"{m.role.capitalize()}: {m.content}" for m in messages]
+        return messages[0].text
+    turns = [f"{m.role.capitalize()}: {m.text}" for m in messages]
     return "\n\n".join([*turns, "Assistant:"])
 
 
