@@ -122,16 +122,18 @@ class AnthropicAPI(SDKModelAPI):
         }
         if system:
             body["system"] = "\n\n".join(system)
-        budget = self._thinking_budget(config)
+        budget = _thinking_budget(config)
         if budget is not None:
             body["thinking"] = {"type": "enabled", "budget_tokens": budget}
             body["max_tokens"] += budget
         for field, param in _PARAMS.items():
             value = getattr(config, field)
-            if value is not None and budget is not None:
-                warn_unsupported(self.provider, field, "not allowed with extended thinking")
-            elif value is not None:
+            if value is None:
+                continue
+            if budget is None:
                 body[param] = value
+            else:
+                warn_unsupported(self.provider, field, "not allowed with extended thinking")
         if config.stop_seqs:
             body["stop_sequences"] = list(config.stop_seqs)
         if tools:
@@ -142,12 +144,6 @@ class AnthropicAPI(SDKModelAPI):
         self._warn_unsupported(config)
         return body
 
-    def _thinking_budget(self, config: GenerateConfig) -> int | None:
-        """The extended-thinking budget: reasoning_tokens, else reasoning_effort's budget."""
-        if config.reasoning_tokens is not None:
-            return config.reasoning_tokens
-        return None if config.reasoning_effort is None else THINKING_BUDGETS[config.reasoning_effort]
-
     def _warn_unsupported(self, config: GenerateConfig) -> None:
         for field in _UNSUPPORTED:
             if getattr(config, field) is not None:
@@ -156,6 +152,13 @@ class AnthropicAPI(SDKModelAPI):
             warn_unsupported(self.provider, "num_choices", "one choice per request")
         if config.response_schema is not None:
             warn_unsupported(self.provider, "response_schema", "the Messages API has no structured output")
+
+
+def _thinking_budget(config: GenerateConfig) -> int | None:
+    """The extended-thinking budget: reasoning_tokens, else reasoning_effort's budget."""
+    if config.reasoning_tokens is not None:
+        return config.reasoning_tokens
+    return None if config.reasoning_effort is None else THINKING_BUDGETS[config.reasoning_effort]
 
 
 def _tool_choice(choice: ToolChoice | None, parallel: bool | None) -> dict[str, Any] | None:
