@@ -2,6 +2,7 @@
 
 The reply to a prompt containing `ANSWER: X` is `X`; `max_tokens` (or `max_completion_tokens`)
 of 1 stops with "length"; `n` gives that many choices; `logprobs` adds token log probabilities.
+`completion` and `tool_call` build scripted replies (tool calls, reasoning) for tool tests.
 """
 
 from __future__ import annotations
@@ -33,10 +34,16 @@ def _usage(prompt: str, text: str, n: int) -> dict[str, int]:
     return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}
 
 
+def message_text(message: dict[str, Any]) -> str:
+    """A request message's text: its content string, or its text parts joined."""
+    content = message["content"]
+    return content if isinstance(content, str) else "\n".join(p["text"] for p in content if p["type"] == "text")
+
+
 def chat_reply(request: Request) -> Reply:
     """A chat completion answering the last user message."""
     body = request.json()
-    prompt = next(m["content"] for m in reversed(body["messages"]) if m["role"] == "user")
+    prompt = next(message_text(m) for m in reversed(body["messages"]) if m["role"] == "user")
     text, finish = _finish(body, answer(prompt))
     n = body.get("n") or 1
     logprobs = None
@@ -80,6 +87,21 @@ def completion_reply(request: Request) -> Reply:
 def openai_reply(request: Request) -> Reply:
     """Chat or legacy completions, by path."""
     return chat_reply(request) if "/chat/completions" in request.path else completion_reply(request)
+
+
+def tool_call(call_id: str, name: str, arguments: str) -> dict[str, Any]:
+    """One entry of a reply's `message.tool_calls` (`arguments` is the JSON text, sent as is)."""
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def completion(message: dict[str, Any], finish_reason: str = "stop", usage: dict[str, Any] | None = None) -> Reply:
+    """A chat completion whose one choice holds the assistant `message` fields
+    (content, tool_calls, reasoning_content, ...)."""
+    return Reply(body={
+        "id": "chatcmpl-script", "object": "chat.completion", "created": 1, "model": "scripted",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": None, **message}, "finish_reason": finish_reason}],
+        "usage": usage or {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+    })
 
 
 def error_reply(status: int, message: str, headers: dict[str, str] | None = None) -> Reply:

@@ -11,15 +11,20 @@ Request (chat-completions style, as served by the vLLM, TGI messages-API and Azu
 catalog chat containers):
 
     POST <scoring URL>
-    {"messages": [{"role": "system"|"user"|"assistant", "content": "..."}],
+    {"messages": [{"role": "system"|"user"|"assistant"|"tool", "content": "..."}],
      "max_tokens": 256, "temperature": 0.0, "top_p": 1.0, "top_k": 40, "stop": ["..."],
      "seed": 1, "frequency_penalty": 0, "presence_penalty": 0, "n": 1,
-     "logprobs": true, "top_logprobs": 2}           # only the settings that are set
+     "logprobs": true, "top_logprobs": 2,           # only the settings that are set
+     "tools": [...], "tool_choice": "auto", "reasoning_effort": "low",
+     "response_format": {"type": "json_schema", ...}}
+
+Messages, tools, images and the reply's tool calls take OpenAI's chat-completions form (see
+openai_format.py), for the containers that serve them.
 
 Response (an OpenAI chat completion):
 
-    {"choices": [{"message": {"role": "assistant", "content": "..."},
-                  "finish_reason": "stop"|"length"|"content_filter",
+    {"choices": [{"message": {"role": "assistant", "content": "...", "tool_calls": [...]},
+                  "finish_reason": "stop"|"length"|"content_filter"|"tool_calls",
                   "logprobs": {"content": [{"token", "logprob", "top_logprobs"}]}}],
      "usage": {"prompt_tokens": 9, "completion_tokens": 12, "total_tokens": 21}}
 """

@@ -1,5 +1,6 @@
 """`JSONChatAPI`, the base of the SDK-less providers (transform, azureml): one JSON POST per
-request on one shared httpx client, in and out of the OpenAI chat-completions shape."""
+request on one shared httpx client, in and out of the OpenAI chat-completions shape (tools,
+images, reasoning and structured output included)."""
 
 from __future__ import annotations
 
@@ -20,14 +21,15 @@ from evalkit.providers.http_errors import (
 )
 from evalkit.providers.openai_format import chat_output, chat_request
 from evalkit.secrets import excerpt, get_secret, looks_secret
+from evalkit.tool.types import ToolChoice, ToolInfo
 
 
 class JSONChatAPI(ModelAPI):
     """Base for SDK-less providers: POST one JSON body per request on one shared httpx client.
 
     Subclasses set `url` and headers through `_connect`, name their key's variable in
-    `key_env`, and may override `request_body` and `response_data` to translate from and to
-    the OpenAI chat-completions shape.
+    `key_env`, and may override `openai_request`, `request_body` and `response_data` to
+    translate from and to the OpenAI chat-completions shape.
     """
 
     provider = "http"
@@ -43,6 +45,12 @@ class JSONChatAPI(ModelAPI):
 
         self._client = PerLoop(client, initial=client())  # made now, so a bad -M fails at once
 
+    async def openai_request(
+        self, input: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice | None, config: GenerateConfig
+    ) -> dict[str, Any]:
+        """The OpenAI chat-completions request for one `generate` call."""
+        return await chat_request(self.model_name, input, config, tools, tool_choice, provider=self.provider)
+
     def request_body(self, request: dict[str, Any], config: GenerateConfig) -> Any:
         """The JSON body sent for the OpenAI-style `request`."""
         return request
@@ -51,8 +59,10 @@ class JSONChatAPI(ModelAPI):
         """The OpenAI chat-completion-shaped form of the parsed reply `data`."""
         return data
 
-    async def generate(self, messages: list[ChatMessage], config: GenerateConfig) -> ModelOutput:
-        body = self.request_body(chat_request(self.model_name, messages, config), config)
+    async def generate(
+        self, input: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice | None, config: GenerateConfig
+    ) -> ModelOutput:
+        body = self.request_body(await self.openai_request(input, tools, tool_choice, config), config)
         response = await self._client.get().post(self.url, json=body)
         if response.status_code >= 400:
             raise self._status_error(response)

@@ -19,20 +19,25 @@ from evalkit.model.types import (
     ChatMessageAssistant,
     GenerateConfig,
     ModelOutput,
-    message_to_dict,
 )
 from evalkit.providers.http_errors import MissingCredentialsError
 from evalkit.providers.openai_format import (
+    OUTPUT_PARAMS,
     PARAMS,
     chat_choice,
+    chat_messages,
     chat_output,
     choice_text,
     logprob,
+    output_params,
     request_params,
     stop_reason,
+    text_prompt,
+    tool_params,
 )
 from evalkit.providers.sdk_transport import SDKModelAPI, SDKTransport
 from evalkit.secrets import get_secret
+from evalkit.tool.types import ToolChoice, ToolInfo
 
 _COMPLETION_MODEL = re.compile(r"-instruct\b|davinci|babbage")
 _REASONING_MODEL = re.compile(r"^(o\d|gpt-5)")
@@ -66,6 +71,11 @@ class OpenAIAPI(SDKModelAPI):
     AZUREAI_OPENAI_BASE_URL, OPENAI_API_VERSION). Own model arg: `api` ("chat" or
     "completions"; completions is the default for *-instruct, davinci and babbage models).
     Every other model arg goes to the client constructor unchanged.
+
+    Chat sends tools, images, `reasoning_effort` and `response_format`, and reads back tool
+    calls and the reasoning compatible servers return. Completions takes text only: no tools
+    (a tool request fails with one line), an image is an error, reasoning and structured
+    output settings are dropped with a warning.
     """
 
     service: Service = OPENAI
@@ -91,6 +101,7 @@ class OpenAIAPI(SDKModelAPI):
         if api not in ("chat", "completions"):
             raise ModelArgsError(f"-M api must be 'chat' or 'completions' (got {api!r})")
         self.endpoint = api
+        self.supports_tools = api == "chat"
         self.max_tokens_param = (
             "max_completion_tokens" if service is OPENAI and _REASONING_MODEL.match(self.request_model) else "max_tokens"
         )
@@ -108,13 +119,20 @@ class OpenAIAPI(SDKModelAPI):
             reset_headers=_RESET_HEADERS, connections=config.max_connections or 0,
         )
 
-    async def generate(self, messages: list[ChatMessage], config: GenerateConfig) -> ModelOutput:
+    async def generate(
+        self, input: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice | None, config: GenerateConfig
+    ) -> ModelOutput:
         if self.endpoint == "chat":
             path, parse = "/chat/completions", chat_choice
-            body = self._request(config, "messages", [message_to_dict(m) for m in messages])
+            body = self._request(config, "messages", await chat_messages(input))
+            body.update(tool_params(tools, tool_choice, config))
+            body.update(output_params(config, self.service.name))
         else:
             path, parse = "/completions", _completion_choice
-            body = self._request(config, "prompt", "\n\n".join(m.content for m in messages))
+            body = self._request(config, "prompt", "\n\n".join(text_prompt(m, f"{self.label} (completions API)") for m in input))
+            for field in (*OUTPUT_PARAMS, "reasoning_tokens"):
+                if getattr(config, field) is not None:
+                    warn_unsupported(self.service.name, field, "the completions API has no such parameter")
         data = await self.transport.post(path, body)
         return chat_output(data, data.get("model") or self.request_model, label=self.service.name, choice=parse)
 

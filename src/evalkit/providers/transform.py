@@ -27,9 +27,11 @@ Map values: a string is a JMESPath expression (write constants as JMESPath liter
 whose expression yields null are left out, so unset settings are not sent.
 
 The OpenAI-style request holds `model` (the part after `transform/`), `messages` (a list of
-`{role, content}`), and those of `max_tokens`, `temperature`, `top_p`, `top_k`, `stop`, `seed`,
-`frequency_penalty`, `presence_penalty`, `n`, `logprobs`, `top_logprobs` that are set. A set
-field that no request expression reads is dropped with a warning.
+`{role, content}`, content as text), and those of `max_tokens`, `temperature`, `top_p`,
+`top_k`, `stop`, `seed`, `frequency_penalty`, `presence_penalty`, `n`, `logprobs`,
+`top_logprobs`, `reasoning_effort`, `response_format` that are set. A set field that no
+request expression reads is dropped with a warning. The provider has no tools (a tool request
+fails with one line) and takes text only (an image in a message is an error).
 
 The mapped response must look like an OpenAI chat completion: `choices[].message.content`,
 `choices[].finish_reason` (stop, length, content_filter), optional `choices[].logprobs.content`
@@ -51,9 +53,10 @@ from jmespath.parser import ParsedResult
 
 from evalkit.errors import EvalkitError
 from evalkit.model.api import warn_unsupported
-from evalkit.model.types import GenerateConfig
+from evalkit.model.types import ChatMessage, GenerateConfig
 from evalkit.providers.json_chat import JSONChatAPI, auth_header
-from evalkit.providers.openai_format import PARAMS
+from evalkit.providers.openai_format import OUTPUT_PARAMS, PARAMS, output_params, request_params, text_prompt
+from evalkit.tool.types import ToolChoice, ToolInfo
 
 SPEC_ENV = "EVALKIT_TRANSFORM_SPEC"
 DEFAULT_API_KEY_ENV = "TRANSFORM_API_KEY"
@@ -221,6 +224,7 @@ class TransformAPI(JSONChatAPI):
     """A custom HTTP inference API described by a transform spec (see the module docstring)."""
 
     provider = "transform"
+    supports_tools = False
 
     def __init__(
         self,
@@ -242,10 +246,17 @@ class TransformAPI(JSONChatAPI):
         self.key_env = self.spec.api_key_env
         self._connect(base + self.spec.custom_path, {**self.spec.headers, **auth}, dict(model_args))
 
+    async def openai_request(
+        self, input: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice | None, config: GenerateConfig
+    ) -> dict[str, Any]:
+        messages = [{"role": m.role, "content": text_prompt(m, self.label)} for m in input]
+        return {"model": self.model_name, "messages": messages, **request_params(config),
+                **output_params(config, self.provider)}
+
     def request_body(self, request: dict[str, Any], config: GenerateConfig) -> Any:
         used = self.spec.request_fields
         if used is not None:
-            for field, name in PARAMS.items():
+            for field, name in {**PARAMS, **OUTPUT_PARAMS}.items():
                 if getattr(config, field) is not None and name not in used:
                     warn_unsupported("transform", field, f"no openai_to_custom_request expression reads '{name}'")
         return self.spec.build_request(request)
