@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+import evalkit
 from evalkit import ChatMessageSystem, ChatMessageUser, GenerateConfig, ModelOutput, get_model, read_eval_log
 from evalkit.errors import EvalkitError
 from tests.conftest import REPO, run_cli
@@ -118,3 +119,16 @@ def test_cli_eval(tmp_path: Path) -> None:
     [path] = (tmp_path / "logs").glob("*.jsonl")
     log = read_eval_log(path)
     assert log.footer["status"] == "success" and "cli-aml-key" not in path.read_text()
+
+
+def test_tool_loop_in_the_chat_completions_shape(tmp_path: Path) -> None:
+    from tests.providers.test_openai_tools import ADD_TOOL, SENT_BACK, SUMS_MESSAGES, SUMS_TASK, two_sums
+
+    with RecordingServer(two_sums) as server:
+        [log] = evalkit.eval(SUMS_TASK, model="azureml/llama-blue", model_args={"base_url": f"{server.url}/score"},
+                             log_dir=tmp_path / "logs", display="none", parallel_tool_calls=False)
+    first, second = (r.json() for r in server.requests)
+    assert "model" not in first and first["tools"] == [ADD_TOOL] and first["tool_choice"] == "required"
+    assert first["parallel_tool_calls"] is False
+    assert second["messages"] == SENT_BACK
+    assert log.status == "success" and log.samples[0].chat_messages == SUMS_MESSAGES

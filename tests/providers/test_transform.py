@@ -6,10 +6,21 @@ import json
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
-from evalkit import ChatMessageSystem, ChatMessageUser, GenerateConfig, ModelOutput, get_model, read_eval_log
-from evalkit.errors import EvalkitError, ModelArgsError
+from evalkit import (
+    ChatMessageSystem,
+    ChatMessageUser,
+    ContentImage,
+    ContentText,
+    GenerateConfig,
+    ModelOutput,
+    ResponseSchema,
+    get_model,
+    read_eval_log,
+)
+from evalkit.errors import EvalkitError, ImagesUnsupportedError, ModelArgsError, ToolsUnsupportedError
 from tests.conftest import REPO, run_cli
 from tests.providers.helpers import NO_RETRIES, RETRY_AFTER, generate_once, waited_for_hint
 from tests.servers.http import RecordingServer, Reply
@@ -206,3 +217,36 @@ def test_cli_eval_and_cli_spec_error(tmp_path: Path) -> None:
     bad = run_cli("eval", str(REPO / "tasks" / "factual_qa.py"), "--model", "transform/acme-7b", "-M", f"spec={spec}")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
     assert "openai_to_custom_request.params.temp: invalid JMESPath" in bad.stderr
+
+
+def test_reasoning_effort_and_response_format_reach_a_spec_that_reads_them(tmp_path: Path) -> None:
+    text = SPEC.replace("    stop_words: stop\n", "    stop_words: stop\n    effort: reasoning_effort\n    schema: response_format.json_schema.schema\n")
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}}
+    config = GenerateConfig(max_retries=0, reasoning_effort="low", response_schema=ResponseSchema("city", schema))
+    with RecordingServer(lambda r: custom_reply('{"city": "Tokyo"}')) as server:
+        output = generate(server, write_spec(tmp_path, server.url, text), "Capital of Japan?", config)
+    assert server.requests[0].json()["params"] == {"effort": "low", "schema": schema}
+    assert output.completion == '{"city": "Tokyo"}'
+
+
+def test_a_spec_that_does_not_read_reasoning_effort_warns(tmp_path: Path) -> None:
+    with RecordingServer(lambda r: custom_reply("ok")) as server:
+        with pytest.warns(UserWarning, match="'transform' does not support reasoning_effort"):
+            generate(server, write_spec(tmp_path, server.url), "hi", GenerateConfig(max_retries=0, reasoning_effort="high"))
+    assert "high" not in server.requests[0].body.decode()
+
+
+def test_tools_and_images_are_refused_with_one_line(tmp_path: Path) -> None:
+    from evalkit.tool import ToolInfo
+
+    model = get_model("transform/acme-7b", spec=str(write_spec(tmp_path, "http://127.0.0.1:9")))
+    image = ChatMessageUser([ContentText("What is this?"), ContentImage("https://example.com/cat.png")])
+
+    async def ask(**options: Any) -> Any:
+        return await model.generate([image], **options)
+
+    with pytest.raises(ToolsUnsupportedError, match="^provider 'transform' cannot call tools") as tools_refused:
+        anyio.run(lambda: ask(tools=[ToolInfo("add", "Add.")]))
+    with pytest.raises(ImagesUnsupportedError, match="^transform/acme-7b takes text only, but a user message holds an image") as image_refused:
+        anyio.run(lambda: ask(config=NO_RETRIES))
+    assert "\n" not in str(tools_refused.value) + str(image_refused.value)
