@@ -79,6 +79,10 @@ ADD_DECLARATION = {
 }
 
 
+def camel_case(key: str) -> str:
+    return re.sub(r"_(\w)", lambda m: m.group(1).upper(), key)
+
+
 def camel(data: Any) -> Any:
     """`data` with dict keys in camelCase, nested ones too: the SDK sends some fields in
     snake_case, which the API's protobuf JSON reads as well (use it where no key is the user's)."""
@@ -86,15 +90,13 @@ def camel(data: Any) -> Any:
         return [camel(item) for item in data]
     if not isinstance(data, dict):
         return data
-    return {re.sub(r"_(\w)", lambda m: m.group(1).upper(), key): camel(value) for key, value in data.items()}
+    return {camel_case(key): camel(value) for key, value in data.items()}
 
 
 def declarations(body: dict[str, Any]) -> list[dict[str, Any]]:
-    """The request's function declarations, their own field names in camelCase."""
+    """The request's function declarations, their own field names (not the schemas') in camelCase."""
     [gemini_tool] = body["tools"]
-    return [{**camel({k: v for k, v in d.items() if "json" not in k.lower()}),
-             **{"parametersJsonSchema": v for k, v in d.items() if "json" in k.lower()}}
-            for d in gemini_tool["functionDeclarations"]]
+    return [{camel_case(key): value for key, value in d.items()} for d in gemini_tool["functionDeclarations"]]
 
 
 def run_eval(model: str, solver: list[Any], log_dir: Path, input: Any = "What is 1 + 2?", target: str = "3", **config: Any) -> Any:
@@ -206,7 +208,7 @@ def test_history_with_tool_calls_results_and_images(tmp_path: Path) -> None:
         ChatMessageUser("Plot it."),
         ChatMessageAssistant("Plotting.", tool_calls=[ToolCall("evalkit-call-0", "plot", {"n": 2}), ToolCall("g-7", "plot", {"n": 3})]),
         ChatMessageTool([ContentText("here"), ContentImage(str(picture))], tool_call_id="evalkit-call-0", function="plot"),
-        ChatMessageTool("", tool_call_id="g-7", function="plot", error=ToolCallError("timeout", "plot timed out")),
+        ChatMessageTool("", tool_call_id="g-7", error=ToolCallError("timeout", "plot timed out")),  # named by its call
         ChatMessageUser("Describe it."),
     ]
     with RecordingServer(lambda r: gemini_reply("A chart.")) as server:
@@ -268,11 +270,12 @@ def test_thinking_budget_thoughts_and_signatures_round_trip(monkeypatch: pytest.
     assert log.samples[0].usage == {"input_tokens": 80, "output_tokens": 65, "total_tokens": 145, "reasoning_tokens": 50}
 
 
-def test_answer_signature_goes_back_on_its_text_part() -> None:
-    history = [ChatMessageUser("Hi"), ChatMessageAssistant([ContentReasoning("", "c2lnLTM="), ContentText("Hello.")]), ChatMessageUser("Bye")]
+@pytest.mark.parametrize(("signature", "sent"), [("c2lnLTM=", {"thoughtSignature": "c2lnLTM="}), ("not base64: another provider's", {})])
+def test_answer_signature_goes_back_on_its_text_part(signature: str, sent: dict[str, str]) -> None:
+    history = [ChatMessageUser("Hi"), ChatMessageAssistant([ContentReasoning("", signature), ContentText("Hello.")]), ChatMessageUser("Bye")]
     with RecordingServer(lambda r: gemini_reply("Bye.")) as server:
         generate_and_close(get_model(f"google/{MODEL}", base_url=server.url), history)
-    assert server.requests[0].json()["contents"][1] == {"role": "model", "parts": [{"text": "Hello.", "thoughtSignature": "c2lnLTM="}]}
+    assert server.requests[0].json()["contents"][1] == {"role": "model", "parts": [{"text": "Hello.", **sent}]}
 
 
 @pytest.mark.parametrize(("model", "config", "expected"), [
@@ -305,3 +308,14 @@ def test_parallel_tool_calls_false_warns_once() -> None:
         with pytest.warns(UserWarning, match="provider 'google' does not support parallel_tool_calls"):
             output = generate_and_close(model, "hi", GenerateConfig(parallel_tool_calls=False))
     assert output.completion == "ok" and "tools" not in server.requests[0].json()
+
+
+@pytest.mark.parametrize(("choice", "expected"), [
+    ("auto", {"mode": "AUTO"}), ("any", {"mode": "ANY"}), ("none", {"mode": "NONE"}),
+    (ToolFunction("now"), {"mode": "ANY", "allowedFunctionNames": ["now"]}),
+])
+def test_tool_choice_is_function_calling_mode(choice: Any, expected: dict[str, Any]) -> None:
+    with RecordingServer(lambda r: gemini_parts(function_call("now", {}))) as server:
+        output = generate_with_tools(get_model(f"google/{MODEL}", base_url=server.url), [ChatMessageUser("Time?")], choice)
+    assert camel(server.requests[0].json()["toolConfig"]) == {"functionCallingConfig": expected}
+    assert output.stop_reason == "tool_calls" and output.message.tool_calls == [ToolCall("evalkit-call-0", "now")]

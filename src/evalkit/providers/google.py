@@ -278,15 +278,18 @@ async def gemini_contents(messages: list[ChatMessage]) -> list[types.Content]:
     """The conversation as Contents: assistant turns as role "model" (text, thoughts, function
     calls), tool results as functionResponse parts, one user Content per run of results."""
     contents: list[types.Content] = []
+    functions: dict[str, str] = {}  # call id -> function, for results that do not name it
     previous = ""
     for message in messages:
         if isinstance(message, ChatMessageTool):
-            parts = await _tool_result_parts(message)
+            name = message.function or functions.get(message.tool_call_id or "", "")
+            parts = await _tool_result_parts(message, name)
             if previous == "tool":
                 contents[-1].parts = [*(contents[-1].parts or []), *parts]
             else:
                 contents.append(types.Content(role="user", parts=parts))
         elif isinstance(message, ChatMessageAssistant):
+            functions.update((call.id, call.function) for call in message.tool_calls or [])
             contents.append(types.Content(role="model", parts=await _assistant_parts(message)))
         elif message.role == "user":
             contents.append(types.Content(role="user", parts=await _parts(message.content) or [types.Part(text="")]))
@@ -332,10 +335,10 @@ async def _assistant_parts(message: ChatMessageAssistant) -> list[types.Part]:
     return parts or [types.Part(text="")]
 
 
-async def _tool_result_parts(message: ChatMessageTool) -> list[types.Part]:
+async def _tool_result_parts(message: ChatMessageTool, function: str) -> list[types.Part]:
     """A functionResponse ({"content": text} or {"error": message}) and the result's images."""
     response = {"error": message.error.message} if message.error else {"content": message.text}
-    function_response = types.FunctionResponse(id=_gemini_id(message.tool_call_id), name=message.function or "", response=response)
+    function_response = types.FunctionResponse(id=_gemini_id(message.tool_call_id), name=function, response=response)
     images = [part for part in message.content if isinstance(part, ContentImage)] if isinstance(message.content, list) else []
     return [types.Part(function_response=function_response), *await _parts(images)]
 
@@ -346,7 +349,13 @@ def _gemini_id(call_id: str | None) -> str | None:
 
 
 def _signature_bytes(signature: str | None) -> bytes | None:
-    return base64.b64decode(signature) if signature else None
+    """A thoughtSignature kept as base64 (one that is not base64 came from elsewhere: dropped)."""
+    if not signature:
+        return None
+    try:
+        return base64.b64decode(signature, validate=True)
+    except ValueError:
+        return None
 
 
 def gemini_output(response: types.GenerateContentResponse, model: str, first_call: int = 0) -> ModelOutput:
