@@ -16,6 +16,7 @@ from evalkit.model.types import ChatMessageUser, GenerateConfig, ModelUsage, mes
 from evalkit.scorer.score import Target
 from evalkit.scorer.scoring import task_scorers
 from evalkit.sample_limits import LimitExceededError, SampleLimits
+from evalkit.sandbox.context import sample_sandbox
 from evalkit.solver.solver import run_solver
 from evalkit.solver.task_generate import TaskGenerate
 from evalkit.solver.state import TaskState
@@ -58,14 +59,15 @@ async def run_sample(
     limit_hit = None
     scores: dict[str, dict[str, Any]] = {}
     try:
-        try:
-            with task_scorers(task.scorers):
-                state = await run_solver(task.solver, state, generate)  # type: ignore[arg-type]
-        except LimitExceededError as ex:
-            limit_hit = ex.to_dict()
-            state.completed = True
-        for each in task.scorers:
-            scores[each.name] = (await each.fn(state, state.target)).to_dict()
+        async with sample_sandbox(sample.sandbox or task.sandbox):  # type: ignore[arg-type]
+            try:
+                with task_scorers(task.scorers):
+                    state = await run_solver(task.solver, state, generate)  # type: ignore[arg-type]
+            except LimitExceededError as ex:
+                limit_hit = ex.to_dict()
+                state.completed = True
+            for each in task.scorers:
+                scores[each.name] = (await each.fn(state, state.target)).to_dict()
     except ToolsUnsupportedError:
         raise  # every sample would fail the same way: the run stops with this one line
     except Exception as ex:

@@ -107,6 +107,7 @@ def _header(task: Task, model: Model, options: RunOptions, config: GenerateConfi
         "limit": list(options.limit),
         "fail_on_error": options.fail_on_error,
         "sample_limits": {"messages": limits.messages, "tokens": limits.tokens},
+        "sandbox": task.sandbox.to_dict() if task.sandbox else None,  # type: ignore[union-attr]
         "solver": identity["solver"],
         "scorers": identity["scorers"],
         "identity": identity,

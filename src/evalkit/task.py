@@ -18,6 +18,7 @@ from evalkit.dataset.sample import Sample
 from evalkit.errors import DefinitionError, EvalkitError, TaskLoadError
 from evalkit.model.types import GenerateConfig
 from evalkit.registration import describe, unique_names
+from evalkit.sandbox.spec import SandboxEnvironmentType, resolve_sandbox
 from evalkit.scorer.reducer import Epochs, reducer_name
 from evalkit.scorer.scorer import MetricsSpec, Scorer, scorer_metrics
 from evalkit.solver.builtins import generate
@@ -54,6 +55,8 @@ class Task:
     name: str | None = None
     message_limit: int | None = None
     token_limit: int | None = None
+    sandbox: SandboxEnvironmentType | None = None
+    """Each sample's sandbox: "local", "docker", (type, config) or a SandboxEnvironmentSpec."""
     origin: dict[str, Any] | None = None
     """Set when loaded from a file (`file`, `name`, `args`), so eval-retry can load it again."""
 
@@ -68,6 +71,7 @@ class Task:
             self.config = GenerateConfig.from_dict(self.config)
         if not isinstance(self.epochs, Epochs):
             self.epochs = Epochs(self.epochs)
+        self.sandbox = resolve_sandbox(self.sandbox, "Task")
         for name in ("message_limit", "token_limit"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):

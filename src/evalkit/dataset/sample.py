@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, get_args
 
 from evalkit.model.types import ChatMessage, input_text, message_to_dict
+from evalkit.sandbox.spec import SandboxEnvironmentType, resolve_sandbox
 
 _MESSAGE_TYPES = get_args(ChatMessage)
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -26,6 +27,8 @@ class Sample:
     choices: list[str] | None = None
     id: int | str | None = None
     metadata: dict[str, Any] | None = None
+    sandbox: SandboxEnvironmentType | None = None
+    """This sample's sandbox, instead of the task's (same forms as `Task.sandbox`)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.input, list) and all(isinstance(m, _MESSAGE_TYPES) for m in self.input):
@@ -41,6 +44,7 @@ class Sample:
             if not isinstance(self.metadata, dict):
                 raise TypeError(f"Sample metadata must be a dict (got {_shown(self.metadata)})")
             _check_unicode(self.metadata, "metadata")
+        self.sandbox = resolve_sandbox(self.sandbox, "Sample")
 
     @property
     def input_text(self) -> str:

@@ -10,6 +10,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
+    "evalkit.tool.code": ["bash", "python"],
     "evalkit.tool.execute": ["execute_tools"],
     "evalkit.tool.definition": ["Tool", "ToolDef", "ToolError", "ToolResult", "tool"],
     "evalkit.tool.types": ["ToolCall", "ToolCallError", "ToolChoice", "ToolFunction", "ToolInfo"],
@@ -28,6 +29,7 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
+    from evalkit.tool.code import bash, python
     from evalkit.tool.execute import execute_tools
     from evalkit.tool.definition import Tool, ToolDef, ToolError, ToolResult, tool
     from evalkit.tool.types import ToolCall, ToolCallError, ToolChoice, ToolFunction, ToolInfo

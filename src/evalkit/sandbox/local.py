@@ -1,0 +1,194 @@
+"""The `local` sandbox: a temporary folder per sample and a confined child process per command.
+
+Process isolation, not a security boundary: commands run as the evaluating user, on the
+same machine, reading what that user can read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import os
+import signal
+import shutil
+import stat
+import sys
+import tempfile
+import time
+import uuid
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from evalkit.sandbox.cgroup import PidsCgroup
+from evalkit.sandbox.confine import Limits, confinement
+from evalkit.sandbox.environment import (
+    ExecResult,
+    OutputLimitExceededError,
+    SandboxEnvironment,
+    SandboxEnvironmentLimits,
+    config_from,
+    size_text,
+)
+from evalkit.sandbox.process import kill_group, run_process
+from evalkit.sandbox.procs import processes_of
+
+_MARKER = "EVALKIT_SANDBOX"
+_PASSED_ON = ("LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM")
+_MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class LocalSandboxConfig:
+    """Limits of every command: address space (MiB), CPU seconds, processes it may add, size of
+    any file it writes (MiB), TCP allowed (`network=False` needs Landlock ABI 4), and commands
+    run at once across all local sandboxes (default: the CPU count)."""
+
+    memory_mb: int = 1024
+    cpu_seconds: int = 60
+    max_processes: int = 128
+    max_file_mb: int = 256
+    network: bool = True
+    max_subprocesses: int = 0
+
+
+_live: weakref.WeakSet[LocalSandboxEnvironment] = weakref.WeakSet()
+_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+class LocalSandboxEnvironment(SandboxEnvironment):
+    """A fresh temporary folder; each `exec` a child process confined to it."""
+
+    def __init__(self, folder: Path, config: LocalSandboxConfig, cgroup: PidsCgroup | None = None) -> None:
+        self.folder = folder
+        self.cgroup = cgroup
+        self.config = config
+        self.marker = uuid.uuid4().hex
+        self.sessions: set[int] = set()
+        self.limits = Limits(config.cpu_seconds, config.memory_mb * _MIB, config.max_processes,
+                             config.max_file_mb * _MIB, config.network)
+
+    @classmethod
+    def parse_config(cls, config: Any) -> LocalSandboxConfig:
+        return config_from(LocalSandboxConfig, config, "local")
+
+    @classmethod
+    async def create(cls, config: LocalSandboxConfig | None) -> LocalSandboxEnvironment:
+        config = config or LocalSandboxConfig()
+        # RLIMIT_NPROC does not bind root: there, a pids cgroup bounds the processes (where one can be made).
+        cgroup = PidsCgroup.create(config.max_processes) if os.geteuid() == 0 else None
+        created = cls(Path(tempfile.mkdtemp(prefix="evalkit-sandbox-")).resolve(), config, cgroup)
+        _live.add(created)
+        return created
+
+    async def exec(
+        self,
+        cmd: list[str],
+        input: str | bytes | None = None,
+        cwd: str | None = None,
+        env: dict[str, str] | None = None,
+        timeout: int | None = None,
+    ) -> ExecResult:
+        workdir = self.resolve(cwd) if cwd else self.folder
+        if not workdir.is_dir():
+            raise NotADirectoryError(f"cwd {cwd!r} is not a folder in the sandbox")
+        async with _limiter(self.config.max_subprocesses):
+            with confinement(str(self.folder), self.limits, self.cgroup.join if self.cgroup else None) as confine:
+                return await run_process(
+                    cmd, input=input, cwd=str(workdir), env=self._environment(env), timeout=timeout,
+                    output_limit=SandboxEnvironmentLimits.MAX_EXEC_OUTPUT_SIZE, preexec_fn=confine,
+                    on_start=self.sessions.add,
+                )
+
+    async def read_file(self, file: str, text: bool = True) -> Any:
+        path = self.resolve(file)
+        size = path.stat().st_size
+        if size > SandboxEnvironmentLimits.MAX_READ_FILE_SIZE:
+            raise OutputLimitExceededError(size_text(SandboxEnvironmentLimits.MAX_READ_FILE_SIZE), None)
+        data = await anyio.to_thread.run_sync(path.read_bytes)
+        return data.decode("utf-8") if text else data
+
+    async def write_file(self, file: str, contents: str | bytes) -> None:
+        path = self.resolve(file)
+        data = contents.encode() if isinstance(contents, str) else contents
+
+        def write() -> None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+
+        await anyio.to_thread.run_sync(write)
+
+    async def cleanup(self) -> None:
+        self.remove()
+
+    def remove(self) -> None:
+        """Kill every process the sandbox started (those that left its sessions too) and delete the folder."""
+        _live.discard(self)
+        _kill_all(self.sessions, self.marker)
+        if self.cgroup is not None:
+            self.cgroup.remove()
+        _remove_tree(self.folder)
+
+    def resolve(self, file: str) -> Path:
+        """`file` (relative to the folder, or absolute) as a path inside the folder; anything
+        that leads outside it, through `..` or a link, raises PermissionError."""
+        path = (self.folder / file).resolve()
+        if path != self.folder and not path.is_relative_to(self.folder):
+            raise PermissionError(f"{file!r} is outside the sandbox folder")
+        return path
+
+    def _environment(self, extra: dict[str, str] | None) -> dict[str, str]:
+        """A small environment: nothing of the parent's beyond PATH and locale (no credentials)."""
+        path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", os.defpath)])
+        base = {"PATH": path, "HOME": str(self.folder), "TMPDIR": str(self.folder), "LANG": "C.UTF-8",
+                "PYTHONNOUSERSITE": "1", _MARKER: self.marker}
+        base.update({name: os.environ[name] for name in _PASSED_ON if name in os.environ})
+        return {**base, **(extra or {})}
+
+
+def _limiter(size: int) -> asyncio.Semaphore:
+    """The running loop's bound on commands run at once (created on first use)."""
+    loop = asyncio.get_running_loop()
+    if loop not in _limiters:
+        _limiters[loop] = asyncio.Semaphore(size or os.cpu_count() or 1)
+    return _limiters[loop]
+
+
+def _kill_all(sessions: set[int], marker: str) -> None:
+    """SIGKILL the sessions' process groups, then any process still found in a session or
+    carrying the marker, until none is left (a fork bomb needs a few rounds)."""
+    for session in sessions:
+        kill_group(session)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        left = processes_of(sessions, f"{_MARKER}={marker}")
+        if not left:
+            return
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.01)
+
+
+def _remove_tree(folder: Path) -> None:
+    """Delete the folder, whatever permissions the command left on what is inside."""
+
+    def unlock(function: Any, path: str, _: Any) -> None:
+        os.chmod(os.path.dirname(path), stat.S_IRWXU)
+        if os.path.isdir(path) and not os.path.islink(path):
+            os.chmod(path, stat.S_IRWXU)
+        function(path)
+
+    if folder.exists():
+        shutil.rmtree(folder, onerror=unlock)
+
+
+@atexit.register
+def _remove_leftovers() -> None:
+    """Sandboxes a crash or a hard exit left behind."""
+    for sandbox in list(_live):
+        sandbox.remove()
