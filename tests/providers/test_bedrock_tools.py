@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 
 from evalkit import (
     ChatMessageAssistant,
+    ChatMessageSystem,
     ChatMessageTool,
     ChatMessageUser,
     GenerateConfig,
@@ -29,7 +30,8 @@ from evalkit.scorer import includes
 from evalkit.solver import basic_agent, generate, use_tools
 from evalkit.tool import ToolCall, ToolCallError, ToolError, ToolFunction, tool
 from tests.providers.helpers import generate_once, set_fake_aws_env
-from tests.servers.converse_server import ScriptedConverse, converse_blocks, converse_reply, tool_use
+from tests.conftest import REPO, run_cli
+from tests.servers.converse_server import ScriptedConverse, calculator_model, converse_blocks, converse_reply, tool_use
 from tests.servers.http import RecordingServer
 
 MODEL_ID = "anthropic.claude-3-7-sonnet-20250219-v1:0"
@@ -139,6 +141,19 @@ def test_tool_loop_sends_specs_parallel_calls_and_results_and_the_log_keeps_them
     assert log.footer["usage"][f"bedrock/{MODEL_ID}"]["total_tokens"] == 14 + 45
 
 
+def test_cli_tool_use_task(tmp_path: Path) -> None:
+    with RecordingServer(calculator_model) as server:
+        result = run_cli("eval", str(REPO / "tasks" / "tool_use.py"), "--model", f"bedrock/{MODEL_ID}", "-T", "n=4",
+                         "--log-dir", str(tmp_path / "logs"), env={"BEDROCK_BASE_URL": server.url})
+    assert result.returncode == 0, result.stderr
+    assert len(server.requests) == 8 and all(r.json()["toolConfig"]["tools"][0]["toolSpec"]["name"] == "calculator"
+                                             for r in server.requests)
+    [path] = (tmp_path / "logs").glob("*.jsonl")
+    log = read_eval_log(path)
+    assert log.status == "success" and log.footer["results"]["match"]["accuracy"] == 1.0
+    assert all([m.role for m in s.chat_messages] == ["system", "user", "assistant", "tool", "assistant"] for s in log.samples)
+
+
 def test_malformed_tool_input_is_shown_to_the_model_as_an_error(monkeypatch: pytest.MonkeyPatch, log_dir: Path) -> None:
     script = ScriptedConverse(converse_blocks([tool_use("tu_1", "add", [1, 2])], "tool_use"), converse_reply("3"))
     with RecordingServer(script) as server:
@@ -216,11 +231,17 @@ def test_images_are_sent_as_bytes_in_messages_and_tool_results(tmp_path: Path) -
     assert output.completion == "A dot."
 
 
-def test_an_image_format_converse_does_not_take_fails_in_one_line() -> None:
-    bmp = f"data:image/bmp;base64,{base64.b64encode(b'BM').decode()}"
+BMP = f"data:image/bmp;base64,{base64.b64encode(b'BM').decode()}"
+
+
+@pytest.mark.parametrize(("messages", "error"), [
+    ([ChatMessageUser([ContentText("Hi"), ContentImage(BMP)])], "takes png, jpeg, gif or webp images, not image/bmp"),
+    ([ChatMessageSystem([ContentText("Look:"), ContentImage(BMP)]), ChatMessageUser("Hi")], "no images in system messages"),
+])
+def test_images_converse_cannot_take_fail_in_one_line(messages: list[Any], error: str) -> None:
     with RecordingServer(ScriptedConverse(converse_reply("never"))) as server:
-        with pytest.raises(ImagesUnsupportedError, match=r"takes png, jpeg, gif or webp images, not image/bmp") as raised:
-            generate_once(f"bedrock/{MODEL_ID}", [ChatMessageUser([ContentText("Hi"), ContentImage(bmp)])], base_url=server.url)
+        with pytest.raises(ImagesUnsupportedError, match=error) as raised:
+            generate_once(f"bedrock/{MODEL_ID}", messages, base_url=server.url)
     assert "\n" not in str(raised.value) and server.requests == []
 
 

@@ -3,6 +3,7 @@ and a scripted Converse endpoint that checks requests the way Bedrock does."""
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import Any
 
@@ -77,3 +78,23 @@ class ScriptedConverse:
             if not self.replies:
                 return aws_error(500, "InternalServerException", "the script has no reply left")
             return self.replies.pop(0)
+
+
+QUESTION = re.compile(r"What is (?P<expression>.+)\?")
+
+
+def calculator_model(request: Request) -> Reply:
+    """A stateless Converse "model" for tasks/tool_use.py: asked "What is A op B?" it calls the
+    `calculator` tool with "A op B"; shown the tool's result, it answers with it."""
+    body = request.json() or {}
+    problem = converse_problem(body)
+    if problem is not None:
+        return aws_error(400, "ValidationException", problem)
+    last = body["messages"][-1]["content"]
+    results = [block["toolResult"] for block in last if "toolResult" in block]
+    if results:
+        return converse_reply(results[-1]["content"][0]["text"])
+    question = QUESTION.search(" ".join(block.get("text", "") for block in last))
+    if question is None:
+        return converse_reply("I only do arithmetic.")
+    return converse_blocks([tool_use(f"tu_{len(body['messages'])}", "calculator", {"expression": question["expression"]})], "tool_use")

@@ -98,7 +98,7 @@ async def converse_request(
         "modelId": model_id,
         "messages": await converse_messages([m for m in messages if m.role != "system"], offer_tools),
     }
-    system = [{"text": m.text} for m in messages if m.role == "system"]
+    system = [{"text": system_text(m)} for m in messages if m.role == "system"]
     if system:
         request["system"] = system
     if offer_tools:
@@ -116,6 +116,14 @@ async def converse_request(
         request["additionalModelRequestFields"] = fields
     warn_dropped(config)
     return request
+
+
+def system_text(message: ChatMessage) -> str:
+    """A system message's text; Converse system prompts take no images."""
+    if not isinstance(message.content, str) and any(isinstance(p, ContentImage) for p in message.content):
+        raise ImagesUnsupportedError("provider 'bedrock' takes no images in system messages (Converse `system` is text "
+                                     "only); move the image to a user message")
+    return message.text
 
 
 def tool_config(tools: list[ToolInfo], tool_choice: ToolChoice | None) -> dict[str, Any]:
@@ -182,7 +190,8 @@ async def message_blocks(message: ChatMessage, offer_tools: bool) -> list[dict[s
     """The content blocks of one message; tool calls and results as text when no tools are offered."""
     if isinstance(message, ChatMessageTool):
         if not offer_tools:
-            return [{"text": f"{message.function} {'error' if message.error else 'result'}: {result_text(message)}"}]
+            outcome = "error" if message.error else "result"
+            return [{"text": f"{message.function or 'tool'} {outcome}: {result_text(message)}"}]
         return [{"toolResult": await tool_result(message)}]
     blocks = await content_blocks(message.content)
     for call in (message.tool_calls or []) if isinstance(message, ChatMessageAssistant) else []:
