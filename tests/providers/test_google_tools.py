@@ -18,6 +18,7 @@ from evalkit import (
 from evalkit.scorer import includes
 from evalkit.solver import basic_agent, generate, use_tools
 from evalkit.tool import ToolCall, ToolCallError, ToolError, ToolFunction, tool
+from tests.conftest import run_cli
 from tests.providers.helpers import generate_and_close
 from tests.servers.gemini_server import function_call, gemini_parts, gemini_reply, scripted, thought
 from tests.servers.http import RecordingServer, Reply
@@ -319,3 +320,45 @@ def test_tool_choice_is_function_calling_mode(choice: Any, expected: dict[str, A
         output = generate_with_tools(get_model(f"google/{MODEL}", base_url=server.url), [ChatMessageUser("Time?")], choice)
     assert camel(server.requests[0].json()["toolConfig"]) == {"functionCallingConfig": expected}
     assert output.stop_reason == "tool_calls" and output.message.tool_calls == [ToolCall("evalkit-call-0", "now")]
+
+
+CITY_TASK = '''
+from evalkit import Sample, Task, task
+from evalkit.scorer import includes
+from evalkit.solver import generate, use_tools
+from evalkit.tool import tool
+
+@tool
+def population():
+    async def execute(city: str) -> int:
+        """How many people live in a city.
+
+        Args:
+            city: The city's name.
+        """
+        return {"Oslo": 717710}[city]
+    return execute
+
+@task
+def cities():
+    return Task(dataset=[Sample(input="How many people live in Oslo?", target="717710")],
+                solver=[use_tools(population()), generate()], scorer=includes())
+'''
+
+
+def test_cli_eval_with_tools_and_reasoning_tokens(tmp_path: Path) -> None:
+    (tmp_path / "cities.py").write_text(CITY_TASK, encoding="utf-8")
+    replies = scripted(gemini_parts(function_call("population", {"city": "Oslo"})), gemini_reply("717710 people."))
+    with RecordingServer(replies) as server:
+        result = run_cli("eval", str(tmp_path / "cities.py"), "--model", f"google/{MODEL}", "--reasoning-tokens", "1024",
+                         "--log-dir", str(tmp_path / "logs"), env={"GOOGLE_BASE_URL": server.url})
+    assert result.returncode == 0, result.stderr
+    first, second = (r.json() for r in server.requests)
+    assert [d["name"] for d in declarations(first)] == ["population"]
+    assert camel(first["generationConfig"]["thinkingConfig"]) == {"thinkingBudget": 1024, "includeThoughts": True}
+    assert second["contents"][2] == {"role": "user", "parts": [
+        {"functionResponse": {"name": "population", "response": {"content": "717710"}}}]}
+    [path] = (tmp_path / "logs").glob("*.jsonl")
+    sample = read_eval_log(path).samples[0]
+    assert [m.role for m in sample.chat_messages] == ["user", "assistant", "tool", "assistant"]
+    assert sample.scores["includes"]["value"] == "C"
