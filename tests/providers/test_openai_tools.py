@@ -32,11 +32,11 @@ from evalkit.solver import generate, use_tools
 from evalkit.tool import ToolCall, ToolCallError, ToolFunction, tool
 from tests.providers.helpers import generate_and_close, isolate_env
 from tests.servers.http import RecordingServer, Request, Reply
-from tests.servers.openai_server import chat_reply, completion, tool_call
+from tests.servers.openai_server import chat_reply, completion, openai_reply, tool_call
 
 KEY = "sk-test-openai-0123456789"
 ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "TOGETHER_API_KEY", "TOGETHER_BASE_URL", "DEEPSEEK_API_KEY",
-       "DEEPSEEK_BASE_URL", "VLLM_API_KEY", "VLLM_BASE_URL")
+       "DEEPSEEK_BASE_URL", "VLLM_API_KEY", "VLLM_BASE_URL", "OLLAMA_API_KEY", "OLLAMA_BASE_URL")
 
 ADD_TOOL = {
     "type": "function",
@@ -196,6 +196,18 @@ def test_generate_maps_tool_choice_and_reads_tool_calls_back(choice: Any, sent: 
     assert output.stop_reason == "tool_calls" and output.completion == ""
 
 
+def test_object_arguments_and_missing_ids_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = [{"type": "function", "function": {"name": "add", "arguments": {"x": 1, "y": 2}}},
+             {"type": "function", "function": {"name": "add", "arguments": "[1, 2]"}}]
+    with RecordingServer(lambda request: completion({"content": "", "tool_calls": calls}, "stop")) as server:
+        monkeypatch.setenv("OLLAMA_BASE_URL", f"{server.url}/v1")
+        output = ask(evalkit.get_model("ollama/llama3.2"), "Add 1 and 2.", tools=[add()])
+    first, second = output.message.tool_calls or []
+    assert first == ToolCall("call_0", "add", {"x": 1, "y": 2})
+    assert second.id == "call_1" and second.parse_error == "the arguments must be a JSON object, not list: [1, 2]"
+    assert output.stop_reason == "tool_calls"  # the server said "stop", but the turn asks for tools
+
+
 def test_no_tools_sends_no_tool_fields() -> None:
     with RecordingServer(chat_reply) as server:
         model = evalkit.get_model("openai/gpt-4o", base_url=f"{server.url}/v1")
@@ -209,6 +221,17 @@ def test_the_completions_api_refuses_tools_with_one_line() -> None:
     with pytest.raises(ToolsUnsupportedError, match="^provider 'openai' cannot call tools") as raised:
         ask(model, "Add 1 and 2.", tools=[add()])  # refused before any request
     assert "\n" not in str(raised.value)
+
+
+def test_the_completions_api_drops_reasoning_and_structured_output_with_a_warning() -> None:
+    config = GenerateConfig(reasoning_effort="low", response_schema=ResponseSchema("answer", {"type": "string"}))
+    with RecordingServer(openai_reply) as server:
+        model = evalkit.get_model("openai/davinci-002", base_url=f"{server.url}/v1")
+        with pytest.warns(UserWarning, match="'openai' does not support reasoning_effort"), \
+                pytest.warns(UserWarning, match="'openai' does not support response_schema"):
+            output = generate_and_close(model, "ANSWER: plain", config)
+    assert server.requests[0].json() == {"model": "davinci-002", "prompt": "ANSWER: plain"}
+    assert output.completion == "plain"
 
 
 def test_images_are_image_url_parts_with_files_read_into_data_uris(tmp_path: Path) -> None:

@@ -129,7 +129,8 @@ class OpenAIAPI(SDKModelAPI):
             body.update(output_params(config, self.service.name))
         else:
             path, parse = "/completions", _completion_choice
-            body = self._request(config, "prompt", "\n\n".join(text_prompt(m, f"{self.label} (completions API)") for m in input))
+            label = f"{self.label} (completions API)"
+            body = self._request(config, "prompt", "\n\n".join(text_prompt(m, label) for m in input))
             for field in (*OUTPUT_PARAMS, "reasoning_tokens"):
                 if getattr(config, field) is not None:
                     warn_unsupported(self.service.name, field, "the completions API has no such parameter")
