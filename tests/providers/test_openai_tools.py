@@ -28,11 +28,11 @@ from evalkit import (
 )
 from evalkit.errors import ImagesUnsupportedError, ToolsUnsupportedError
 from evalkit.scorer import includes
-from evalkit.solver import generate, use_tools
+from evalkit.solver import basic_agent, generate, use_tools
 from evalkit.tool import ToolCall, ToolCallError, ToolFunction, tool
 from tests.providers.helpers import generate_and_close, isolate_env
 from tests.servers.http import RecordingServer, Request, Reply
-from tests.servers.openai_server import chat_reply, completion, openai_reply, tool_call
+from tests.servers.openai_server import chat_reply, completion, message_text, openai_reply, tool_call
 
 KEY = "sk-test-openai-0123456789"
 ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "TOGETHER_API_KEY", "TOGETHER_BASE_URL", "DEEPSEEK_API_KEY",
@@ -306,3 +306,30 @@ def test_reasoning_returned_by_compatible_servers_is_content_reasoning(
     [sample] = evalkit.read_eval_log(next((tmp_path / "logs").glob("*.jsonl"))).samples
     assert sample.chat_messages[-1] == ChatMessageAssistant([ContentReasoning("Six times seven is 42."), ContentText("The answer is 42.")])
     assert sample.output["completion"] == "The answer is 42." and log.footer["results"]["includes"]["accuracy"] == 1.0
+
+
+def test_basic_agent_works_through_openai_until_submit(tmp_path: Path) -> None:
+    def agent_model(request: Request) -> Reply:
+        last = request.json()["messages"][-1]
+        if last["role"] == "tool":
+            return completion({"content": f"add gave {last['content']}."})  # no call: the agent asks it to go on
+        if "ANSWER" in message_text(last):
+            return completion({"tool_calls": [tool_call("call_add", "add", '{"x": 20, "y": 22}')]}, "tool_calls")
+        return completion({"tool_calls": [tool_call("call_submit", "submit", '{"answer": "42"}')]}, "tool_calls")
+
+    task = Task(dataset=[Sample(input="What is 20 + 22? ANSWER with submit().", target="42")],
+                solver=basic_agent(tools=[add()]), scorer=includes())
+    with RecordingServer(agent_model) as server:
+        [log] = evalkit.eval(task, model="openai/gpt-4o", model_args={"base_url": f"{server.url}/v1"},
+                             log_dir=tmp_path / "logs", display="none")
+    bodies = [r.json() for r in server.requests]
+    assert len(bodies) == 3
+    assert all([t["function"]["name"] for t in b["tools"]] == ["add", "submit"] and b["tool_choice"] == "auto" for b in bodies)
+    submit_params = bodies[0]["tools"][1]["function"]["parameters"]
+    assert submit_params["properties"]["answer"]["type"] == "string" and submit_params["required"] == ["answer"]
+    assert bodies[0]["messages"][0]["role"] == "system" and "submit()" in bodies[0]["messages"][0]["content"]
+    assert bodies[1]["messages"][-1] == {"role": "tool", "tool_call_id": "call_add", "content": "42"}
+    assert bodies[2]["messages"][-1]["role"] == "user" and "submit()" in bodies[2]["messages"][-1]["content"]
+    [sample] = log.samples
+    assert sample.output["completion"] == "42" and log.footer["results"]["includes"]["accuracy"] == 1.0
+    assert sample.chat_messages[-1] == ChatMessageTool("42", tool_call_id="call_submit", function="submit")
