@@ -200,10 +200,12 @@ def test_without_tools_offered_the_tool_history_goes_as_text(tools: dict[str, An
 
 
 def test_with_tools_offered_the_same_history_goes_as_tool_blocks() -> None:
+    unsigned = ChatMessageAssistant([ContentReasoning("another provider's thoughts"), ContentText("Adding.")],
+                                    tool_calls=HISTORY[1].tool_calls)
     with RecordingServer(ScriptedConverse(converse_reply("It is 3."))) as server:
-        generate_with(server, [*HISTORY, ChatMessageUser("Say it in words.")], tools=[add()])
+        generate_with(server, [HISTORY[0], unsigned, *HISTORY[2:], ChatMessageUser("Say it in words.")], tools=[add()])
     assert server.requests[0].json()["messages"][1:] == [
-        {"role": "assistant", "content": [tool_use("tu_1", "add", {"x": 1, "y": 2}), tool_use("tu_2", "add", {})]},
+        {"role": "assistant", "content": [{"text": "Adding."}, tool_use("tu_1", "add", {"x": 1, "y": 2}), tool_use("tu_2", "add", {})]},
         {"role": "user", "content": [
             {"toolResult": {"toolUseId": "tu_1", "content": [{"text": "3"}]}},
             {"toolResult": {"toolUseId": "tu_2", "content": [{"text": "bad input"}], "status": "error"}},
@@ -265,11 +267,12 @@ def test_reasoning_round_trip_through_the_tool_loop(monkeypatch: pytest.MonkeyPa
         converse_blocks([{"reasoningContent": {"reasoningText": {"text": "It returned 3.", "signature": "sig-def"}}},
                          {"text": "3"}]),
     )
-    with RecordingServer(script) as server:
-        log = run_eval(server, [use_tools(add()), generate()], monkeypatch, log_dir, reasoning_tokens=2048, max_tokens=4096)
+    with RecordingServer(script) as server, pytest.warns(UserWarning, match="temperature; it is dropped .not allowed with extended thinking"):
+        log = run_eval(server, [use_tools(add()), generate()], monkeypatch, log_dir,
+                       reasoning_tokens=2048, max_tokens=500, temperature=0.0)
     first, second = (r.json() for r in server.requests)
     assert first["additionalModelRequestFields"] == {"thinking": {"type": "enabled", "budget_tokens": 2048}}
-    assert first["inferenceConfig"] == {"maxTokens": 4096}
+    assert first["inferenceConfig"] == {"maxTokens": 2548}  # Claude counts thinking in maxTokens
     assert second["messages"][1]["content"] == [*thinking, tool_use("tu_1", "add", {"x": 1, "y": 2})]  # unchanged
     messages = log.samples[0].chat_messages
     assert messages[1].content == [ContentReasoning("1 + 2: use the tool.", signature="sig-abc"),
@@ -292,18 +295,23 @@ def test_basic_agent_submits_through_converse(monkeypatch: pytest.MonkeyPatch, l
 
 
 def test_reasoning_effort_goes_to_nova_and_what_converse_lacks_warns() -> None:
-    with RecordingServer(ScriptedConverse(*[converse_reply("ok")] * 2)) as server:
-        generate_once("bedrock/us.amazon.nova-2-lite-v1:0", "hi", GenerateConfig(max_retries=0, reasoning_effort="minimal"),
-                      base_url=server.url)
+    nova = "bedrock/us.amazon.nova-2-lite-v1:0"
+    with RecordingServer(ScriptedConverse(*[converse_reply("ok")] * 3)) as server:
         with pytest.warns(UserWarning) as warned:
+            generate_once(nova, "hi", GenerateConfig(max_retries=0, reasoning_effort="minimal", reasoning_tokens=100),
+                          base_url=server.url)
             generate_once(f"bedrock/{MODEL_ID}", "hi", base_url=server.url, gen=GenerateConfig(
                 max_retries=0, reasoning_effort="high", parallel_tool_calls=False,
                 response_schema={"type": "object", "properties": {"answer": {"type": "string"}}}))
-    nova, claude = (r.json() for r in server.requests)
-    assert nova["additionalModelRequestFields"] == {"reasoningConfig": {"type": "enabled", "maxReasoningEffort": "low"}}
+            generate_once(f"bedrock/{MODEL_ID}", "hi", GenerateConfig(max_retries=0, reasoning_tokens=1024, top_k=5),
+                          base_url=server.url)
+    nova_body, claude, thinking = (r.json() for r in server.requests)
+    assert nova_body["additionalModelRequestFields"] == {"reasoningConfig": {"type": "enabled", "maxReasoningEffort": "low"}}
     assert "additionalModelRequestFields" not in claude
+    assert thinking["additionalModelRequestFields"] == {"thinking": {"type": "enabled", "budget_tokens": 1024}}
+    assert thinking["inferenceConfig"] == {"maxTokens": 4096 + 1024}
     texts = {str(w.message) for w in warned}
-    for field in ("reasoning_effort", "response_schema", "parallel_tool_calls"):
+    for field in ("reasoning_tokens", "reasoning_effort", "response_schema", "parallel_tool_calls", "top_k"):
         assert any(f"'bedrock' does not support {field}" in t for t in texts), texts
 
 

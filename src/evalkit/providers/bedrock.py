@@ -14,9 +14,10 @@ max_tokens/temperature/top_p/stop_seqs as `inferenceConfig` maxTokens/temperatur
 stopSequences and top_k as `additionalModelRequestFields.top_k`. seed, penalties, num_choices
 and logprobs are dropped with a warning.
 
-Content: text as `text` blocks, images as `image` blocks (png, jpeg, gif or webp bytes), a
-model's reasoning as `reasoningContent` blocks sent back unchanged (`reasoningText` with its
-signature, or `redactedContent`, kept in the log as base64).
+Content: text as `text` blocks, images as `image` blocks (png, jpeg, gif or webp bytes; other
+formats, and images in system messages, fail in one line), a model's reasoning as
+`reasoningContent` blocks sent back unchanged (`reasoningText` with its signature, or
+`redactedContent`, kept in the log as base64; reasoning without a signature is left out).
 
 Tools: `toolConfig.tools` of `toolSpec`s, `toolChoice` auto/any/tool; the reply's `toolUse`
 blocks become tool calls and tool results go back as `toolResult` blocks (`status: "error"`
@@ -26,10 +27,12 @@ those calls earlier tool calls and results are sent as text. parallel_tool_calls
 asked for and warns.
 
 Reasoning: reasoning_tokens as `additionalModelRequestFields.thinking` (Claude's extended
-thinking: `{"type": "enabled", "budget_tokens": N}`); reasoning_effort as
-`additionalModelRequestFields.reasoningConfig.maxReasoningEffort` for Amazon Nova models
-(`amazon.nova` in the id; "minimal" is sent as "low"). Each warns for the other family.
-response_schema warns: Converse (bedrock-runtime 2023-09-30) has no structured-output field.
+thinking: `{"type": "enabled", "budget_tokens": N}`), with the budget added to max_tokens (or
+to 4096) and temperature, top_p and top_k dropped with a warning, as Claude requires;
+reasoning_effort as `additionalModelRequestFields.reasoningConfig.maxReasoningEffort` for
+Amazon Nova models (`amazon.nova` in the id; "minimal" is sent as "low"). Each warns for the
+other family. response_schema warns: Converse (bedrock-runtime 2023-09-30) has no
+structured-output field.
 
 stopReason end_turn/stop_sequence -> stop, tool_use -> tool_calls, max_tokens -> max_tokens,
 model_context_window_exceeded -> model_length, content_filtered/guardrail_intervened ->
@@ -71,6 +74,10 @@ STOP_REASONS: dict[str, StopReason] = {
 
 IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg", "image/gif": "gif", "image/webp": "webp"}
 
+THINKING_ANSWER_TOKENS = 4096
+"""maxTokens for the answer when thinking is on and max_tokens is not set: Claude counts its
+thinking in maxTokens and requires maxTokens above the budget, so the budget is added."""
+
 UNSUPPORTED = ("seed", "frequency_penalty", "presence_penalty", "num_choices", "logprobs", "top_logprobs")
 
 
@@ -103,16 +110,10 @@ async def converse_request(
         request["system"] = system
     if offer_tools:
         request["toolConfig"] = tool_config(tools, tool_choice)
-    inference = {
-        "maxTokens": config.max_tokens,
-        "temperature": config.temperature,
-        "topP": config.top_p,
-        "stopSequences": list(config.stop_seqs) if config.stop_seqs is not None else None,
-    }
-    inference = {key: value for key, value in inference.items() if value is not None}
-    if inference:
+    budget = thinking_budget(model_id, config)
+    if inference := inference_config(config, budget):
         request["inferenceConfig"] = inference
-    if fields := model_request_fields(model_id, config):
+    if fields := model_request_fields(model_id, config, budget):
         request["additionalModelRequestFields"] = fields
     warn_dropped(config)
     return request
@@ -141,19 +142,48 @@ def tool_config(tools: list[ToolInfo], tool_choice: ToolChoice | None) -> dict[s
     return {"tools": specs, "toolChoice": choice}
 
 
-def model_request_fields(model_id: str, config: GenerateConfig) -> dict[str, Any]:
+def thinking_budget(model_id: str, config: GenerateConfig) -> int | None:
+    """The extended-thinking budget: reasoning_tokens, except for Amazon Nova models."""
+    if config.reasoning_tokens is not None and is_nova(model_id):
+        warn_unsupported("bedrock", "reasoning_tokens", "Amazon Nova models take reasoning_effort")
+        return None
+    return config.reasoning_tokens
+
+
+def is_nova(model_id: str) -> bool:
+    """Whether the model (or inference profile) is an Amazon Nova model."""
+    return "amazon.nova" in model_id
+
+
+def inference_config(config: GenerateConfig, budget: int | None) -> dict[str, Any]:
+    """`inferenceConfig`; with thinking on, the budget is added to max_tokens and temperature
+    and top_p are dropped with a warning (Claude refuses them with thinking)."""
+    inference = {
+        "maxTokens": config.max_tokens,
+        "temperature": config.temperature,
+        "topP": config.top_p,
+        "stopSequences": list(config.stop_seqs) if config.stop_seqs is not None else None,
+    }
+    if budget is not None:
+        inference["maxTokens"] = (config.max_tokens or THINKING_ANSWER_TOKENS) + budget
+        for field, key in (("temperature", "temperature"), ("top_p", "topP")):
+            if inference.pop(key) is not None:
+                warn_unsupported("bedrock", field, "not allowed with extended thinking")
+    return {key: value for key, value in inference.items() if value is not None}
+
+
+def model_request_fields(model_id: str, config: GenerateConfig, budget: int | None) -> dict[str, Any]:
     """`additionalModelRequestFields`: top_k and the reasoning settings the model family takes."""
     fields: dict[str, Any] = {}
     if config.top_k is not None:
-        fields["top_k"] = config.top_k
-    nova = "amazon.nova" in model_id
-    if config.reasoning_tokens is not None:
-        if nova:
-            warn_unsupported("bedrock", "reasoning_tokens", "Amazon Nova models take reasoning_effort")
+        if budget is None:
+            fields["top_k"] = config.top_k
         else:
-            fields["thinking"] = {"type": "enabled", "budget_tokens": config.reasoning_tokens}
+            warn_unsupported("bedrock", "top_k", "not allowed with extended thinking")
+    if budget is not None:
+        fields["thinking"] = {"type": "enabled", "budget_tokens": budget}
     if config.reasoning_effort is not None:
-        if nova:
+        if is_nova(model_id):
             effort = "low" if config.reasoning_effort == "minimal" else config.reasoning_effort
             fields["reasoningConfig"] = {"type": "enabled", "maxReasoningEffort": effort}
         else:
@@ -216,7 +246,8 @@ def result_text(message: ChatMessageTool) -> str:
 
 
 async def content_blocks(content: str | list[Content]) -> list[dict[str, Any]]:
-    """Converse content blocks for message content (blank text left out: Converse refuses it)."""
+    """Converse content blocks for message content. Blank text is left out (Converse refuses
+    it), and so is reasoning without a signature (another provider's, which Claude refuses)."""
     parts = [ContentText(content)] if isinstance(content, str) else content
     blocks = []
     for part in parts:
@@ -225,7 +256,7 @@ async def content_blocks(content: str | list[Content]) -> list[dict[str, Any]]:
                 blocks.append({"text": part.text})
         elif isinstance(part, ContentImage):
             blocks.append({"image": await image_block(part)})
-        else:
+        elif part.redacted or part.signature is not None:
             blocks.append({"reasoningContent": reasoning_block(part)})
     return blocks
 
