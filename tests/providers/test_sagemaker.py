@@ -158,5 +158,6 @@ def test_messages_are_sent_as_text_and_an_image_fails_the_sample_in_one_line(tmp
     assert server.requests[0].json()["inputs"] == "User: Capital of Japan?\nOne word.\n\nAssistant: Tokyo\n\nUser: Again?\n\nAssistant:"
     assert output.completion == "Tokyo" and len(server.requests) == 1
     first_line = read_eval_log(log.location).samples[0].error.splitlines()[0]
-    assert first_line.startswith("ImagesUnsupportedError: provider 'sagemaker' sends text only and the user message holds an image")
+    assert first_line == (f"ImagesUnsupportedError: sagemaker/{ENDPOINT} takes text only, but a user message holds an image; "
+                          "use a model and API that accept images")
     assert log.status == "error" and log.error == f"sample 1 (epoch 1) failed: {first_line}"

@@ -37,13 +37,12 @@ from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
-from evalkit.errors import ImagesUnsupportedError, ModelArgsError
+from evalkit.errors import ModelArgsError
 from evalkit.model.api import warn_unsupported
-from evalkit.model.content import ContentImage
 from evalkit.model.types import ChatMessage, GenerateConfig, ModelOutput, ModelUsage, StopReason
 from evalkit.providers.aws import AWSAPI
 from evalkit.providers.http_errors import MalformedResponseError, is_retryable_status
-from evalkit.providers.openai_format import chat_output, chat_request
+from evalkit.providers.openai_format import chat_output, chat_request, text_prompt
 from evalkit.secrets import excerpt
 
 Api = Literal["tgi", "messages"]
@@ -79,11 +78,11 @@ class SageMakerAPI(AWSAPI):
         self.api = api
 
     async def generate(self, messages: list[ChatMessage], config: GenerateConfig) -> ModelOutput:
-        refuse_images(messages, self.label)
+        plain = [replace(m, content=text_prompt(m, self.label)) for m in messages]
         if self.api == "messages":
-            body: Any = await chat_request(self.model_name, [replace(m, content=m.text) for m in messages], config)
+            body: Any = await chat_request(self.model_name, plain, config)
         else:
-            body = tgi_request(messages, config)
+            body = tgi_request(plain, config)
         response = await self.call(
             "invoke_endpoint",
             EndpointName=self.model_name,
@@ -102,15 +101,6 @@ class SageMakerAPI(AWSAPI):
         if isinstance(error, ClientError) and error.response.get("Error", {}).get("Code") == "ModelError":
             return is_retryable_status(error.response.get("OriginalStatusCode"))
         return super().is_retryable(error)
-
-
-def refuse_images(messages: list[ChatMessage], model: str) -> None:
-    """Fail with one line when a message holds an image: the endpoint takes text only."""
-    for message in messages:
-        if not isinstance(message.content, str) and any(isinstance(p, ContentImage) for p in message.content):
-            raise ImagesUnsupportedError(
-                f"provider 'sagemaker' sends text only and the {message.role} message holds an image ({model}); "
-                "evaluate a model whose provider takes images (openai, anthropic, google, bedrock) or drop the image")
 
 
 def tgi_prompt(messages: list[ChatMessage]) -> str:
