@@ -52,3 +52,7 @@ class SecretsFileError(EvalkitError):
 
 class ToolsUnsupportedError(EvalkitError):
     """Tools offered to a model whose provider cannot call them (the run stops)."""
+
+
+class ImagesUnsupportedError(EvalkitError):
+    """An image sent to a text-only model (the sample fails instead of dropping it)."""
