@@ -294,6 +294,28 @@ def test_basic_agent_submits_through_converse(monkeypatch: pytest.MonkeyPatch, l
     assert log.samples[0].output["completion"] == "3" and log.samples[0].scores["includes"]["value"] == "C"
 
 
+def test_empty_tool_output_and_an_empty_reply_go_as_placeholder_text(monkeypatch: pytest.MonkeyPatch, log_dir: Path) -> None:
+    @tool
+    def silent() -> Any:
+        async def execute() -> str:
+            """Do something quietly."""
+            return ""
+
+        return execute
+
+    script = ScriptedConverse(
+        converse_blocks([tool_use("tu_1", "silent", {})], "tool_use"),
+        converse_reply(""),  # neither text nor a tool call: basic_agent asks it to go on
+        converse_blocks([tool_use("tu_2", "submit", {"answer": "3"})], "tool_use"),
+    )
+    with RecordingServer(script) as server:  # the server refuses blank text, as Bedrock does
+        log = run_eval(server, basic_agent(tools=[silent()]), monkeypatch, log_dir)
+    last = server.requests[2].json()["messages"]
+    assert last[2]["content"][0] == {"toolResult": {"toolUseId": "tu_1", "content": [{"text": "(empty)"}]}}
+    assert last[3] == {"role": "assistant", "content": [{"text": "(empty)"}]}
+    assert log.samples[0].chat_messages[4].text == "" and log.samples[0].output["completion"] == "3"
+
+
 def test_reasoning_effort_goes_to_nova_and_what_converse_lacks_warns() -> None:
     nova = "bedrock/us.amazon.nova-2-lite-v1:0"
     with RecordingServer(ScriptedConverse(*[converse_reply("ok")] * 3)) as server:

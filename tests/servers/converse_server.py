@@ -37,7 +37,7 @@ def aws_error(status: int, code: str, message: str = "failed", headers: dict[str
 
 def converse_problem(body: dict[str, Any]) -> str | None:
     """What Bedrock would refuse in a Converse request body (a ValidationException), or None:
-    turns that do not alternate from user, blank text, toolUse/toolResult blocks without a
+    turns that do not alternate from user, blank text (in tool results too), toolUse/toolResult blocks without a
     toolConfig, and tool calls not answered by toolResults in the next user turn."""
     messages = body.get("messages") or []
     tool_blocks = False
@@ -46,7 +46,8 @@ def converse_problem(body: dict[str, Any]) -> str | None:
         if message.get("role") != expected:
             return f"A conversation must alternate between user and assistant roles (messages.{index} is {message.get('role')!r})"
         for position, block in enumerate(message.get("content") or []):
-            if "text" in block and not block["text"].strip():
+            nested = block["toolResult"]["content"] if "toolResult" in block else [block]
+            if any("text" in each and not each["text"].strip() for each in nested):
                 return f"The text field in the ContentBlock object at messages.{index}.content.{position} is blank."
             tool_blocks = tool_blocks or "toolUse" in block or "toolResult" in block
         asked = [b["toolUse"]["toolUseId"] for b in message.get("content") or [] if "toolUse" in b]

@@ -14,7 +14,8 @@ max_tokens/temperature/top_p/stop_seqs as `inferenceConfig` maxTokens/temperatur
 stopSequences and top_k as `additionalModelRequestFields.top_k`. seed, penalties, num_choices
 and logprobs are dropped with a warning.
 
-Content: text as `text` blocks, images as `image` blocks (png, jpeg, gif or webp bytes; other
+Content: text as `text` blocks (a message or tool result with no content as "(empty)", since
+Converse refuses blank text), images as `image` blocks (png, jpeg, gif or webp bytes; other
 formats, and images in system messages, fail in one line), a model's reasoning as
 `reasoningContent` blocks sent back unchanged (`reasoningText` with its signature, or
 `redactedContent`, kept in the log as base64; reasoning without a signature is left out).
@@ -77,6 +78,9 @@ IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg", 
 THINKING_ANSWER_TOKENS = 4096
 """maxTokens for the answer when thinking is on and max_tokens is not set: Claude counts its
 thinking in maxTokens and requires maxTokens above the budget, so the budget is added."""
+
+EMPTY_TEXT = {"text": "(empty)"}
+"""Sent for a message or tool result with no content: Converse refuses blank text blocks."""
 
 UNSUPPORTED = ("seed", "frequency_penalty", "presence_penalty", "num_choices", "logprobs", "top_logprobs")
 
@@ -229,7 +233,7 @@ async def message_blocks(message: ChatMessage, offer_tools: bool) -> list[dict[s
             blocks.append({"toolUse": {"toolUseId": call.id, "name": call.function, "input": call.arguments}})
         else:
             blocks.append({"text": f"called {call.function} with {json.dumps(call.arguments)}"})
-    return blocks or [{"text": message.text}]
+    return blocks or [EMPTY_TEXT]
 
 
 async def tool_result(message: ChatMessageTool) -> dict[str, Any]:
@@ -237,7 +241,7 @@ async def tool_result(message: ChatMessageTool) -> dict[str, Any]:
     result: dict[str, Any] = {"toolUseId": message.tool_call_id or ""}
     if message.error is not None:
         return {**result, "content": [{"text": message.error.message}], "status": "error"}
-    return {**result, "content": await content_blocks(message.content) or [{"text": message.text}]}
+    return {**result, "content": await content_blocks(message.content) or [EMPTY_TEXT]}
 
 
 def result_text(message: ChatMessageTool) -> str:
