@@ -240,3 +240,31 @@ def test_weights_name_and_hash(tiny_llama: Path, tmp_path: Path, monkeypatch: py
 def test_unknown_task_is_a_model_args_error(tiny_llama: Path) -> None:
     with pytest.raises(ModelArgsError, match="must be <task>/<model>"):
         get_model("hf-pipeline/image-classification/local", model_path=str(tiny_llama))
+
+
+def test_tools_fail_with_one_line_and_images_fail_their_request(tiny_llama: Path, tmp_path: Path) -> None:
+    from evalkit.errors import ImagesUnsupportedError, ToolsUnsupportedError
+    from evalkit.model.content import ContentImage, ContentText
+    from evalkit.solver import generate as generate_solver, use_tools
+    from evalkit.tool import ToolDef
+
+    async def echo(text: str) -> str:
+        """Echo the text.
+
+        Args:
+            text: The text.
+        """
+        return text
+
+    pipeline = get_model("hf-pipeline/text-generation/local", model_path=str(tiny_llama))
+    task = Task(dataset=[Sample(input="Hi", target="x")], solver=[use_tools(ToolDef.of(echo)), generate_solver()],
+                scorer=choice(), name="pipeline-tools")
+    log = evalkit.eval(task, pipeline, log_dir=tmp_path, display="none")[0]
+    assert log.footer["status"] == "error"
+    assert f"{ToolsUnsupportedError.__name__}: provider 'hf-pipeline' cannot call tools" in log.footer["error"]
+    greedy = GenerateConfig(temperature=0, max_tokens=4)
+    parts = [ContentText("What is the capital of Japan?")]
+    text_parts, plain = generate(pipeline, [ChatMessageUser(parts)], "What is the capital of Japan?", config=greedy)
+    assert text_parts.completion == plain.completion and text_parts.usage == plain.usage
+    with pytest.raises(ImagesUnsupportedError, match="provider 'hf-pipeline' runs text-only models"):
+        anyio.run(pipeline.generate, [ChatMessageUser([*parts, ContentImage("data:image/png;base64,iVBORw0KGgo=")])])

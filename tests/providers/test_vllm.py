@@ -85,3 +85,38 @@ def test_vllm_stop_sequences_and_logprobs() -> None:
     logprobs = output.choices[0].logprobs
     assert logprobs and len(logprobs) == output.usage.output_tokens
     assert all(len(lp.top_logprobs) >= 2 for lp in logprobs)
+
+
+@pytest.mark.gpu
+def test_vllm_response_schema_is_guided_decoding() -> None:
+    _gpu()
+    import json
+
+    import anyio
+
+    model = get_model("vllm/bundled", gpu_memory_utilization=0.3, max_model_len=2048)
+    schema = {"type": "object", "properties": {"capital": {"type": "string"}}, "required": ["capital"]}
+    config = GenerateConfig(temperature=0, max_tokens=40, response_schema=schema)
+    output = anyio.run(model.generate, "What is the capital of Japan? Answer in JSON.", config)
+    assert isinstance(json.loads(output.completion)["capital"], str)
+
+
+@pytest.mark.gpu
+def test_vllm_tools_through_the_template_and_the_parser(tmp_path: Path) -> None:
+    _gpu()
+    from evalkit import ChatMessageUser, Sample, Task
+    from evalkit.providers.hf import ChatRequest
+    from evalkit.scorer import includes
+    from evalkit.solver import generate, use_tools
+    from tests.providers.test_hf_tools import ADD, FEW_SHOT, add
+
+    model = get_model("vllm/bundled", gpu_memory_utilization=0.3, max_model_len=2048)
+    question = [*FEW_SHOT, ChatMessageUser("Add 3 and 4.")]
+    task = Task(dataset=[Sample(input=question, target="7")], solver=[use_tools(add()), generate()], scorer=includes(),
+                config={"temperature": 0.0, "max_tokens": 40}, name="vllm-tools")
+    sample = evalkit.read_eval_log(evalkit.eval(task, model, log_dir=tmp_path, display="none")[0].location).samples[0]
+    reply = sample.chat_messages[len(question)]
+    assert reply.tool_calls and (reply.tool_calls[0].function, reply.tool_calls[0].arguments) == ("add", {"x": 3, "y": 4})
+    prompts = [ChatRequest(tuple(question), (ADD,)), ChatRequest(tuple(sample.chat_messages[:-1]), (ADD,))]
+    counted = sum(len(model.api.prompt_ids(p)) for p in prompts)
+    assert sample.usage["input_tokens"] == counted

@@ -22,6 +22,9 @@ those tasks with the model classes directly. Own model args: `model_path`, `toke
 `device`, `dtype`, `batch_size`, `batch_wait`, `candidate_labels`, `hypothesis_template`,
 `aggregation_strategy` (ner, default "simple"), `top_k` (fill-mask candidates kept, default 5);
 every other `-M` goes to `from_pretrained`.
+
+No tools (the older `generate(messages, config)` form): a tool request fails with one line;
+chat models that call tools run on the `hf` provider. Images fail the request with one line.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from evalkit.model.types import (
 from evalkit.providers.batching import DEFAULT_MAX_WAIT, Batcher, Cancellation, batch_limit, settings_key
 from evalkit.providers.hf import (
     DEFAULT_MAX_CONNECTIONS, decode_generated, eos_ids, generation_kwargs, load_pretrained,
-    load_tokenizer, parse_dtype, resolve_source, select_device, stop_when_cancelled, trim_at_stop,
+    load_tokenizer, parse_dtype, refuse_images, resolve_source, select_device, stop_when_cancelled, trim_at_stop,
 )
 from evalkit.providers.weights import weights_identity
 
@@ -128,9 +131,10 @@ class HFPipelineAPI(ModelAPI):
         return weights_identity(self.source.weights)
 
     async def generate(self, messages: list[ChatMessage], config: GenerateConfig) -> ModelOutput:
+        refuse_images("hf-pipeline", messages)
         inputs, extra = self._prepare(list(messages))
         limit = batch_limit(config, self.max_connections(), self.batch_size)
-        length = sum(len(m.content) for m in messages)
+        length = sum(len(m.text) for m in messages)
         answer = await self.batcher.submit(inputs, key=(settings_key(config), extra), length=length, limit=limit)
         usage = ModelUsage(answer.input_tokens, answer.output_tokens, answer.input_tokens + answer.output_tokens)
         choice = ChatCompletionChoice(ChatMessageAssistant(answer.text), stop_reason=answer.stop_reason)
@@ -158,7 +162,7 @@ class HFPipelineAPI(ModelAPI):
         return input_text(messages), None
 
     def _prepare_text_generation(self, messages: list[ChatMessage]) -> tuple[Any, Hashable]:
-        return tuple((m.role, m.content) for m in messages), None
+        return tuple((m.role, m.text) for m in messages), None
 
     def _prepare_zero_shot_classification(self, messages: list[ChatMessage]) -> tuple[Any, Hashable]:
         text = input_text(messages)
@@ -174,7 +178,7 @@ class HFPipelineAPI(ModelAPI):
 
     def _prepare_question_answering(self, messages: list[ChatMessage]) -> tuple[Any, Hashable]:
         question = input_text(messages)
-        context = "\n".join(m.content for m in messages if m.role == "system")
+        context = "\n".join(m.text for m in messages if m.role == "system")
         if not context:
             parts = dict(zip(*[iter(_SECTION.split(question)[1:])] * 2))  # {"context": ..., "question": ...}
             sections = {name.lower(): value.strip() for name, value in parts.items()}

@@ -5,6 +5,9 @@ SmolLM2 GGUF, converted once to a cached folder). The provider's own model args:
 `model_path`, `tokenizer_path`, `gguf_file`, `chat_template` (false: plain prompt),
 `batch_size`, `batch_wait`; every other `-M` is an engine argument of `vllm.LLM`
 (tensor_parallel_size, gpu_memory_utilization, max_model_len, dtype, quantization, device...).
+
+Prompts, tools and reply parsing as in the `hf` provider; `response_schema` becomes vLLM's
+structured output (guided decoding) with the schema. Text-only: images fail with one line.
 """
 
 from __future__ import annotations
@@ -12,14 +15,18 @@ from __future__ import annotations
 from typing import Any
 
 from evalkit.errors import ModelNotFoundError
-from evalkit.model.api import ModelAPI
+from evalkit.model.api import ModelAPI, warn_unsupported
 from evalkit.model.types import (
-    ChatCompletionChoice, ChatMessage, ChatMessageAssistant, GenerateConfig, Logprob, ModelOutput, ModelUsage,
-    StopReason, TopLogprob,
+    ChatCompletionChoice, ChatMessage, GenerateConfig, Logprob, ModelOutput, ModelUsage, ResponseSchema, StopReason,
+    TopLogprob,
 )
 from evalkit.providers.batching import DEFAULT_MAX_WAIT, Batcher, Cancellation, batch_limit, settings_key
-from evalkit.providers.hf import DEFAULT_MAX_TOKENS, is_sampling, parse_dtype, resolve_source
+from evalkit.providers.hf import (
+    DEFAULT_MAX_TOKENS, ChatRequest, chat_request, is_sampling, parse_dtype, render_prompt, reply_choice,
+    resolve_source, template_takes_tools,
+)
 from evalkit.providers.weights import weights_identity
+from evalkit.tool.types import ToolChoice, ToolInfo
 
 DEFAULT_MAX_CONNECTIONS = 64
 BUNDLED_DTYPE = "bfloat16"
@@ -47,6 +54,18 @@ def sampling_kwargs(config: GenerateConfig) -> dict[str, Any]:
     if config.logprobs or config.top_logprobs:
         kwargs["logprobs"] = config.top_logprobs or 0  # 0: only the chosen token's logprob
     return kwargs
+
+
+def structured_output_kwargs(vllm: Any, schema: ResponseSchema | None) -> dict[str, Any]:
+    """`SamplingParams` keyword arguments that constrain the reply to `schema`'s JSON:
+    `structured_outputs=StructuredOutputsParams(json=...)` where vLLM has it (the guided_*
+    names were removed in 0.12), else the older `guided_decoding=GuidedDecodingParams(json=...)`."""
+    if schema is None:
+        return {}
+    params = vllm.sampling_params
+    if hasattr(params, "StructuredOutputsParams"):
+        return {"structured_outputs": params.StructuredOutputsParams(json=schema.json_schema)}
+    return {"guided_decoding": params.GuidedDecodingParams(json=schema.json_schema)}
 
 
 class VLLMAPI(ModelAPI):
@@ -84,8 +103,9 @@ class VLLMAPI(ModelAPI):
         self.llm = vllm.LLM(model=source.model, tokenizer=source.tokenizer, **engine_args)
         self.tokenizer = self.llm.get_tokenizer()
         self.use_chat_template = bool(chat_template) and getattr(self.tokenizer, "chat_template", None) is not None
+        self.template_tools = self.use_chat_template and template_takes_tools(self.tokenizer)
         self.batch_size = int(batch_size) if batch_size else None
-        self.batcher: Batcher[list[ChatMessage], ModelOutput] = Batcher(
+        self.batcher: Batcher[ChatRequest, ModelOutput] = Batcher(
             self._generate_batch, self.activity, max_wait=float(batch_wait), thread_name="evalkit-vllm"
         )
 
@@ -95,41 +115,43 @@ class VLLMAPI(ModelAPI):
     def weights(self) -> dict[str, str] | None:
         return weights_identity(self.source.weights)
 
-    async def generate(self, messages: list[ChatMessage], config: GenerateConfig) -> ModelOutput:
+    async def generate(
+        self, input: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice | None, config: GenerateConfig
+    ) -> ModelOutput:
+        for name in ("reasoning_effort", "reasoning_tokens"):
+            if getattr(config, name):
+                warn_unsupported("vllm", name)
+        request = chat_request("vllm", input, tools, tool_choice)
         limit = batch_limit(config, self.max_connections(), self.batch_size)
-        length = sum(len(m.content) for m in messages)
-        return await self.batcher.submit(list(messages), key=settings_key(config), length=length, limit=limit)
+        return await self.batcher.submit(request, key=settings_key(config), length=request.length, limit=limit)
 
     async def aclose(self) -> None:
         self.batcher.close()
 
-    def _prompt(self, messages: list[ChatMessage]) -> dict[str, list[int]]:
-        """The prompt as token ids (so a template's own BOS is not doubled)."""
-        if self.use_chat_template:
-            chat = [{"role": m.role, "content": m.content} for m in messages]
-            text = self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
-            return {"prompt_token_ids": self.tokenizer(text, add_special_tokens=False)["input_ids"]}
-        text = "\n\n".join(m.content for m in messages)
-        return {"prompt_token_ids": self.tokenizer(text)["input_ids"]}
+    def prompt_ids(self, request: ChatRequest) -> list[int]:
+        """The prompt as token ids (so a template's own BOS is not doubled), rendered as by `hf`."""
+        text = render_prompt(self.tokenizer, request, self.use_chat_template, self.template_tools)
+        ids: list[int] = self.tokenizer(text, add_special_tokens=not self.use_chat_template)["input_ids"]
+        return ids
 
     def _generate_batch(
-        self, settings: GenerateConfig, batch: list[list[ChatMessage]], cancellation: Cancellation
+        self, settings: GenerateConfig, batch: list[ChatRequest], cancellation: Cancellation
     ) -> list[ModelOutput]:
         """Runs in the worker thread: one `LLM.generate` call for the whole batch (which runs
         to its end: `LLM` offers no way to stop it from another thread)."""
-        params = self._vllm.SamplingParams(**sampling_kwargs(settings))
-        results = self.llm.generate([self._prompt(messages) for messages in batch], params, use_tqdm=False)
-        return [self._output(result) for result in results]
+        structured = structured_output_kwargs(self._vllm, settings.response_schema)
+        params = self._vllm.SamplingParams(**sampling_kwargs(settings), **structured)
+        results = self.llm.generate(
+            [{"prompt_token_ids": self.prompt_ids(request)} for request in batch], params, use_tqdm=False
+        )
+        return [self._output(result, bool(request.tools)) for request, result in zip(batch, results)]
 
-    def _output(self, result: Any) -> ModelOutput:
-        choices = [
-            ChatCompletionChoice(
-                ChatMessageAssistant(completion.text),
-                stop_reason=_FINISH.get(completion.finish_reason, "unknown"),
-                logprobs=self._logprobs(completion) if completion.logprobs else None,
-            )
-            for completion in result.outputs
-        ]
+    def _output(self, result: Any, tools_offered: bool) -> ModelOutput:
+        choices = []
+        for completion in result.outputs:
+            choice = reply_choice(completion.text, _FINISH.get(completion.finish_reason, "unknown"), tools_offered)
+            logprobs = self._logprobs(completion) if completion.logprobs else None
+            choices.append(ChatCompletionChoice(choice.message, choice.stop_reason, logprobs))
         input_tokens = len(result.prompt_token_ids or [])
         output_tokens = sum(len(completion.token_ids) for completion in result.outputs)
         usage = ModelUsage(input_tokens, output_tokens, input_tokens + output_tokens)
