@@ -25,8 +25,9 @@ def _register_commands() -> None:
     from evalkit.cli.providers_cmd import providers_group
     from evalkit.cli.retry_cmd import eval_retry_command
     from evalkit.cli.secrets_cmd import secrets_group
+    from evalkit.cli.view_cmd import view_command
 
-    for command in (eval_command, eval_retry_command, list_group, log_group, providers_group, secrets_group):
+    for command in (eval_command, eval_retry_command, list_group, log_group, providers_group, secrets_group, view_command):
         cli.add_command(command)
 
 

@@ -1,0 +1,249 @@
+"""`evalkit view`'s JSON API, through HTTP against the real server: runs, one run, paged,
+filtered, sorted and searched samples, one transcript, compare, a log that grows or is
+replaced while the server runs, path traversal, the access token and bad input."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import run_cli
+from tests.core.view_logs import LONG, ViewServer, make_runs
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("view")
+    runs = make_runs(root / "logs")
+    (root / "logs" / "broken.jsonl").write_text("this is not an evalkit log\n")
+    (root / "secret.jsonl").write_bytes(runs["a"].read_bytes())  # outside the log folder
+    os.symlink(root / "secret.jsonl", root / "logs" / "escape.jsonl")
+    return runs
+
+
+@pytest.fixture(scope="module")
+def server(logs: dict[str, Path]) -> Iterator[ViewServer]:
+    running = ViewServer(logs["a"].parent)
+    yield running
+    running.close()
+
+
+def name(path: Path) -> str:
+    return path.name
+
+
+def get_json(server: ViewServer, path: str, status: int = 200, **params: Any) -> Any:
+    response = server.get(path, params=params)
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+def test_runs_lists_every_log_with_its_summary(server: ViewServer, logs: dict[str, Path]) -> None:
+    runs = {run["log"]: run for run in get_json(server, "/api/runs")["runs"]}
+    a = runs[name(logs["a"])]
+    assert (a["task"], a["model"], a["status"], a["samples"], a["total"], a["errors"]) == ("quiz", "mockllm/first", "success", 6, 6, 1)
+    assert a["metrics"]["match"]["accuracy"] == pytest.approx(0.8) and a["tokens"] > 0 and a["started"]
+    assert runs[name(logs["b"])]["metrics"]["match"]["accuracy"] == 1.0
+    assert runs["broken.jsonl"]["status"] == "unreadable" and "not valid JSON" in runs["broken.jsonl"]["error"]
+    assert "escape.jsonl" not in runs  # a link to a log outside the folder
+
+
+def test_run_has_metrics_settings_and_score_values(server: ViewServer, logs: dict[str, Path]) -> None:
+    run = get_json(server, "/api/run", log=name(logs["a"]))
+    assert run["metrics"]["match"]["accuracy"] == pytest.approx(0.8)
+    assert run["settings"]["model_args"] == {"error_on": "boom"} and run["settings"]["dataset"]["samples"] == 6
+    assert run["scorers"] == ["match"]
+    assert dict(map(tuple, run["score_values"]["match"])) == {"C": 4, "I": 1}
+
+
+def test_samples_page_has_excerpts_and_paging(server: ViewServer, logs: dict[str, Path]) -> None:
+    page = get_json(server, "/api/samples", log=name(logs["a"]), sort="id", size=2, offset=0)
+    assert (page["total"], page["samples"], [r["id"] for r in page["rows"]]) == (6, 6, [1, 2])
+    first = page["rows"][0]
+    assert first["input"].endswith("…") and len(first["input"]) == 301 and first["input"].startswith(LONG[:50])
+    assert (first["target"], first["answer"], first["scores"], first["error"]) == ("1", "1", {"match": "C"}, None)
+    assert first["total_tokens"] > 0 and "metadata" not in first and "messages" not in first
+    assert [r["id"] for r in get_json(server, "/api/samples", log=name(logs["a"]), sort="id", size=2, offset=4)["rows"]] == [5, 6]
+
+
+def test_samples_sort_filter_and_search(server: ViewServer, logs: dict[str, Path]) -> None:
+    log = name(logs["a"])
+    ids = lambda **query: [r["id"] for r in get_json(server, "/api/samples", log=log, **query)["rows"]]  # noqa: E731
+    assert ids(sort="id", desc="1") == [6, 5, 4, 3, 2, 1]
+    assert ids(sort="score:match")[:4] == sorted(ids(sort="score:match")[:4]) and ids(sort="score:match")[4] == 5
+    assert ids(errors="only") == [6]
+    assert sorted(ids(errors="none")) == [1, 2, 3, 4, 5]
+    assert ids(score="match=I") == [5]
+    assert ids(q="WITHOUT an answer") == [5]  # search ignores case
+    assert ids(q="boom") == [6]
+    assert ids(q="question", score="match=C", sort="id") == [1, 2, 3, 4]
+    assert ids(q="nothing like this") == []
+    error_row = get_json(server, "/api/samples", log=log, errors="only")["rows"][0]
+    assert "boom" in error_row["error"] and "\n" not in error_row["error"]
+
+
+def test_sample_has_the_whole_transcript(server: ViewServer, logs: dict[str, Path]) -> None:
+    log = name(logs["tools"])
+    rows = get_json(server, "/api/samples", log=log)["rows"]
+    record = get_json(server, "/api/sample", log=log, position=rows[0]["position"])["record"]
+    roles = [m["role"] for m in record["messages"]]
+    assert roles[:2] == ["user", "assistant"] and "tool" in roles and roles[-1] == "assistant"
+    user, assistant = record["messages"][0], record["messages"][1]
+    assert [p["type"] for p in user["content"]] == ["text", "image"] and user["content"][1]["image"].startswith("data:image/png")
+    assert [p["type"] for p in assistant["content"]] == ["reasoning", "text"]
+    assert [c["function"] for c in assistant["tool_calls"]] == ["add", "nope"] and assistant["tool_calls"][1]["parse_error"]
+    failed = next(m for m in record["messages"] if m["role"] == "tool" and m.get("error"))
+    assert failed["function"] == "nope" and failed["error"]["message"]
+    assert record["scores"]["match"]["value"] == "C" and record["usage"]["total_tokens"] > 0
+    assert get_json(server, "/api/sample", 404, log=log, position=99)["error"].startswith("the log has 3 samples")
+
+
+def test_compare_shows_metrics_and_the_sample_that_flipped(server: ViewServer, logs: dict[str, Path]) -> None:
+    data = get_json(server, "/api/compare", log=[name(logs["a"]), name(logs["b"])])
+    accuracy = next(m for m in data["metrics"] if m["metric"] == "accuracy")
+    assert accuracy["values"] == [pytest.approx(0.8), 1.0]
+    assert data["total"] == 1
+    [row] = data["rows"]
+    assert (row["id"], row["epoch"], row["scores"]) == (5, 1, [{"match": "I"}, {"match": "C"}])
+    assert None not in row["positions"]
+    wrong = get_json(server, "/api/compare", 400, log=[name(logs["a"]), name(logs["tools"])])
+    assert "different tasks" in wrong["error"]
+    assert "two or more" in get_json(server, "/api/compare", 400, log=[name(logs["a"])])["error"]
+
+
+@pytest.mark.parametrize("path", ["../secret.jsonl", "escape.jsonl", "/etc/passwd", "%2e%2e/secret.jsonl",
+                                  "..%2fsecret.jsonl", "../../../../../../etc/hostname", "", "broken.txt"])
+def test_nothing_outside_the_log_folder_is_served(server: ViewServer, path: str) -> None:
+    for endpoint in ("/api/run", "/api/samples", "/api/sample"):
+        response = server.get(f"{endpoint}?log={path}")
+        assert response.status_code == 404, (endpoint, path, response.text)
+        assert "quiz" not in response.text
+
+
+@pytest.mark.parametrize("path", ["/static/../../secret.jsonl", "/static/%2e%2e/%2e%2e/secret.jsonl", "/static/..%2f..%2fsecret.jsonl",
+                                  "/static/../server.py", "/static/%2e%2e/server.py", "/static//etc/passwd", "/../secret.jsonl"])
+def test_static_files_cannot_be_climbed_out_of(server: ViewServer, path: str) -> None:
+    """Sent as is (an HTTP client would tidy the dots away first)."""
+    host, port = server.base.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    connection.request("GET", path)
+    response = connection.getresponse()
+    body = response.read()
+    assert response.status in (400, 404), (path, response.status)
+    assert b"quiz" not in body and b"import" not in body and b"root:" not in body
+
+
+def test_page_and_assets_are_served_with_a_strict_policy(server: ViewServer) -> None:
+    page = server.get("/")
+    assert page.status_code == 200 and '<script src="/static/app.js"' in page.text
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    for asset in ("app.js", "style.css"):
+        body = server.get(f"/static/{asset}").text
+        assert "http://" not in body and "https://" not in body  # nothing fetched from elsewhere
+
+
+def test_a_request_naming_another_host_is_refused(server: ViewServer) -> None:
+    """A page on another site that rebinds its name to 127.0.0.1 cannot read the logs."""
+    assert server.get("/api/runs", headers={"Host": "attacker.example"}).status_code == 400
+
+
+def test_a_growing_log_is_read_as_it_grows_and_a_replaced_one_again(tmp_path: Path, logs: dict[str, Path]) -> None:
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    lines = logs["a"].read_bytes().splitlines(keepends=True)
+    live = folder / "live.jsonl"
+    live.write_bytes(b"".join(lines[:3]))  # the header and two samples: the run is still going
+    running = ViewServer(folder)
+    try:
+        assert get_json(running, "/api/samples", log="live.jsonl")["samples"] == 2
+        [run] = get_json(running, "/api/runs")["runs"]
+        assert (run["status"], run["samples"]) == ("started", 2)
+        with live.open("ab") as handle:
+            handle.write(b"".join(lines[3:5]) + lines[5][:20])  # two more and half of a line
+        assert get_json(running, "/api/samples", log="live.jsonl")["samples"] == 4
+        with live.open("ab") as handle:
+            handle.write(lines[5][20:] + b"".join(lines[6:]))
+        page = get_json(running, "/api/samples", log="live.jsonl")
+        assert page["samples"] == 6 and get_json(running, "/api/run", log="live.jsonl")["status"] == "success"
+        replacement = folder / "new.tmp"
+        replacement.write_bytes(b"".join(lines[:2]))  # a resume rewrites the log with fewer samples
+        os.replace(replacement, live)
+        assert get_json(running, "/api/samples", log="live.jsonl")["samples"] == 1
+        assert get_json(running, "/api/runs")["runs"][0]["status"] == "started"
+    finally:
+        running.close()
+
+
+def test_a_token_is_required_when_set(logs: dict[str, Path]) -> None:
+    running = ViewServer(logs["a"].parent, "--token", "s3cret-token")
+    try:
+        assert running.token == "s3cret-token"
+        assert running.get("/api/runs").status_code == 401
+        assert running.get("/").status_code == 401
+        assert running.get("/api/runs", params={"token": "wrong"}).status_code == 401
+        opened = running.get("/", params={"token": "s3cret-token"})
+        assert opened.status_code == 200 and "HttpOnly" in opened.headers["set-cookie"]
+        assert running.get("/api/runs", cookies=dict(opened.cookies)).status_code == 200
+        assert running.get("/api/runs", headers={"Authorization": "Bearer s3cret-token"}).status_code == 200
+    finally:
+        running.close()
+
+
+def test_bound_to_another_host_a_token_is_made_and_required(logs: dict[str, Path]) -> None:
+    running = ViewServer(logs["a"].parent, "--host", "0.0.0.0")
+    try:
+        assert running.token and len(running.token) >= 20
+        assert running.get("/api/runs").status_code == 401
+        assert running.get("/api/runs", headers={"Authorization": f"Bearer {running.token}"}).status_code == 200
+    finally:
+        running.close()
+
+
+def assert_one_line(result: Any, *parts: str) -> None:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: ") and "Traceback" not in result.stderr
+    for part in parts:
+        assert part in line, line
+
+
+def test_a_missing_log_folder_is_one_line(tmp_path: Path) -> None:
+    assert_one_line(run_cli("view", "--log-dir", str(tmp_path / "nope")), "does not exist", "--log-dir")
+    (tmp_path / "file").write_text("")
+    assert_one_line(run_cli("view", "--log-dir", str(tmp_path / "file")), "is a file")
+
+
+def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        assert_one_line(run_cli("view", "--log-dir", str(tmp_path), "--port", str(port)), f"port {port} is in use", "--port")
+
+
+def test_an_unreadable_log_or_bad_query_is_an_error_not_a_crash(server: ViewServer, logs: dict[str, Path]) -> None:
+    assert "no evalkit log header" in get_json(server, "/api/run", 422, log="broken.jsonl")["error"]
+    assert get_json(server, "/api/samples", 400, log=name(logs["a"]), offset="x")["error"] == "offset must be a whole number"
+    assert get_json(server, "/api/runs")["runs"]  # the server is still up
+
+
+def test_view_shows_a_copy_of_a_log_dir_with_nested_folders(tmp_path: Path, logs: dict[str, Path]) -> None:
+    nested = tmp_path / "logs" / "day1"
+    nested.mkdir(parents=True)
+    shutil.copy(logs["tools"], nested / logs["tools"].name)
+    running = ViewServer(tmp_path / "logs")
+    try:
+        [run] = get_json(running, "/api/runs")["runs"]
+        assert run["log"] == f"day1/{logs['tools'].name}"
+        assert get_json(running, "/api/samples", log=run["log"])["samples"] == 3
+        assert json.loads(running.get("/api/run", params={"log": run["log"]}).text)["task"] == "tools"
+    finally:
+        running.close()
