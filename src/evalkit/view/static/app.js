@@ -17,7 +17,7 @@ function el(tag, attrs, ...children) {
     else if (key === "class") node.className = value;
     else node.setAttribute(key, value === true ? "" : value);
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -352,7 +352,7 @@ async function showCompare(params) {
         el("td", {}, `[${i + 1}]`), el("td", {}, run.model), el("td", {}, badge(run.status)), el("td", { class: "num" }, fmtNumber(run.samples ?? 0)), el("td", { class: "muted" }, run.log))))),
     el("h2", {}, "Metrics"),
     el("table", { id: "compare-metrics" }, el("thead", {}, el("tr", {}, el("th", {}, "metric"), runHeads)), el("tbody", {}, metricRows)),
-    el("h2", { id: "differing-title" }, `${data.total.toLocaleString()} samples score differently`),
+    el("h2", { id: "differing-title" }, data.total === 1 ? "1 sample scores differently" : `${data.total.toLocaleString()} samples score differently`),
     el("table", { id: "compare-samples" }, el("thead", {}, el("tr", {}, el("th", {}, "id"), el("th", {}, "epoch"), el("th", {}, "input"), el("th", {}, "target"), runHeads.map((h) => h.cloneNode(true)))),
       el("tbody", {}, sampleRows)),
     el("div", { class: "pager" },
