@@ -31,7 +31,7 @@ from evalkit.model.types import (
 )
 from evalkit.providers.batching import DEFAULT_MAX_WAIT, Batcher, Cancellation, batch_limit, settings_key
 from evalkit.providers.bundled import bundled_gguf, convert_gguf
-from evalkit.providers.tool_parsing import parse_reply
+from evalkit.providers.tool_parsing import TOOL_MARKERS, parse_reply
 from evalkit.providers.weights import weights_identity
 from evalkit.secrets import get_secret
 from evalkit.tool.types import ToolChoice, ToolInfo
@@ -211,6 +211,7 @@ class HuggingFaceAPI(ModelAPI):
         self.model = load_pretrained(AutoModelForCausalLM, source.model, self.device, self.dtype, model_args)
         self.use_chat_template = bool(chat_template) and self.tokenizer.chat_template is not None
         self.template_tools = self.use_chat_template and template_takes_tools(self.tokenizer)
+        self.markers = marker_ids(self.tokenizer)
         self.batch_size = int(batch_size) if batch_size else None
         self.batcher: Batcher[ChatRequest, ModelOutput] = Batcher(
             self._generate_batch, self.activity, max_wait=float(batch_wait), thread_name="evalkit-hf"
@@ -263,7 +264,8 @@ class HuggingFaceAPI(ModelAPI):
         outputs = []
         for row, (request, mask) in enumerate(zip(batch, encoded["attention_mask"])):
             rows = new_tokens[row * per_prompt : (row + 1) * per_prompt]
-            decoded = [decode_generated(self.tokenizer, tokens, ends, settings.stop_seqs) for tokens in rows]
+            keep = self.markers if request.tools else None
+            decoded = [decode_generated(self.tokenizer, tokens, ends, settings.stop_seqs, keep) for tokens in rows]
             input_tokens = int(mask.sum())
             output_tokens = sum(count for _, count, _ in decoded)
             choices = [reply_choice(text, reason, bool(request.tools)) for text, _, reason in decoded]
@@ -428,16 +430,37 @@ def _cancelled_rows_criterion() -> type:
 
 
 def decode_generated(
-    tokenizer: Any, tokens: list[int], eos: set[int], stop_seqs: tuple[str, ...] | None
+    tokenizer: Any, tokens: list[int], eos: set[int], stop_seqs: tuple[str, ...] | None,
+    keep: dict[int, str] | None = None,
 ) -> tuple[str, int, StopReason]:
-    """(text, tokens generated without padding, stop reason) of one generated row."""
+    """(text, tokens generated without padding, stop reason) of one generated row; special
+    tokens are left out except those in `keep` (id -> text: the tool-call markers)."""
     end = next((i for i, token in enumerate(tokens) if token in eos or token == tokenizer.pad_token_id), len(tokens))
-    text, stopped = trim_at_stop(tokenizer.decode(tokens[:end], skip_special_tokens=True), stop_seqs)
+    text, stopped = trim_at_stop(decode_keeping(tokenizer, tokens[:end], keep or {}), stop_seqs)
     if stopped:  # generation ended on a stop sequence: what follows it is padding
         return text, end, "stop"
     if end < len(tokens):
         return text, end + 1 if tokens[end] in eos else end, "stop"
     return text, end, "max_tokens"
+
+
+def decode_keeping(tokenizer: Any, tokens: list[int], keep: dict[int, str]) -> str:
+    """`tokens` as text without special tokens, except the ones in `keep` (id -> text)."""
+    if keep.keys().isdisjoint(tokens):
+        return str(tokenizer.decode(tokens, skip_special_tokens=True))
+    parts, start = [], 0
+    for index, token in enumerate(tokens):
+        if token in keep:
+            parts += [tokenizer.decode(tokens[start:index], skip_special_tokens=True), keep[token]]
+            start = index + 1
+    parts.append(tokenizer.decode(tokens[start:], skip_special_tokens=True))
+    return "".join(parts)
+
+
+def marker_ids(tokenizer: Any) -> dict[int, str]:
+    """The tool-call marker tokens (`<|python_tag|>`, `[TOOL_CALLS]`) the tokenizer has, by id."""
+    vocab = tokenizer.get_vocab()
+    return {vocab[marker]: marker for marker in TOOL_MARKERS if marker in vocab}
 
 
 def trim_at_stop(text: str, stop_seqs: tuple[str, ...] | None) -> tuple[str, bool]:
