@@ -53,12 +53,14 @@ class PidsCgroup:
         return []
 
     def remove(self) -> None:
-        """Kill every process in the cgroup, then delete it."""
+        """Kill every process in the cgroup, then delete it. Each round stops them all first,
+        so that none forks a replacement while the others are killed."""
         deadline = time.monotonic() + 10
         while (left := self.pids()) and time.monotonic() < deadline:
-            for pid in left:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
+            for sig in (signal.SIGSTOP, signal.SIGKILL):
+                for pid in left:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(pid, sig)
             time.sleep(0.01)
         with contextlib.suppress(OSError):
             self.path.rmdir()

@@ -35,13 +35,15 @@ _WRITABLE_DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/tty")
 @dataclass(frozen=True)
 class Limits:
     """Per-command limits: seconds of CPU, bytes of address space, processes (beyond those the
-    user already runs), bytes per file written, and whether TCP is allowed."""
+    user already runs), bytes per file written, whether TCP is allowed, and the niceness added
+    (so that busy commands leave the CPU to the eval that runs them)."""
 
     cpu_seconds: int
     memory_bytes: int
     max_processes: int
     max_file_bytes: int
     network: bool
+    nice: int
 
 
 @cache
@@ -121,6 +123,7 @@ def confinement(folder: str, limits: Limits, join: Callable[[], None] | None = N
     def confine() -> None:
         if join is not None:
             join()
+        os.nice(limits.nice)
         for kind, value in ((resource.RLIMIT_CPU, limits.cpu_seconds), (resource.RLIMIT_AS, limits.memory_bytes),
                             (resource.RLIMIT_NPROC, processes), (resource.RLIMIT_FSIZE, limits.max_file_bytes),
                             (resource.RLIMIT_CORE, 0)):

@@ -34,7 +34,7 @@ from evalkit.sandbox.environment import (
     config_from,
     size_text,
 )
-from evalkit.sandbox.process import kill_group, run_process
+from evalkit.sandbox.process import run_process
 from evalkit.sandbox.procs import processes_of
 
 _MARKER = "EVALKIT_SANDBOX"
@@ -45,8 +45,8 @@ _MIB = 1024 * 1024
 @dataclass(frozen=True)
 class LocalSandboxConfig:
     """Limits of every command: address space (MiB), CPU seconds, processes it may add, size of
-    any file it writes (MiB), TCP allowed (`network=False` needs Landlock ABI 4), and commands
-    run at once across all local sandboxes (default: the CPU count)."""
+    any file it writes (MiB), TCP allowed (`network=False` needs Landlock ABI 4), commands run
+    at once across all local sandboxes (default: the CPU count), and the niceness added to them."""
 
     memory_mb: int = 1024
     cpu_seconds: int = 60
@@ -54,6 +54,7 @@ class LocalSandboxConfig:
     max_file_mb: int = 256
     network: bool = True
     max_subprocesses: int = 0
+    nice: int = 10
 
 
 _live: weakref.WeakSet[LocalSandboxEnvironment] = weakref.WeakSet()
@@ -70,7 +71,7 @@ class LocalSandboxEnvironment(SandboxEnvironment):
         self.marker = uuid.uuid4().hex
         self.sessions: set[int] = set()
         self.limits = Limits(config.cpu_seconds, config.memory_mb * _MIB, config.max_processes,
-                             config.max_file_mb * _MIB, config.network)
+                             config.max_file_mb * _MIB, config.network, config.nice)
 
     @classmethod
     def parse_config(cls, config: Any) -> LocalSandboxConfig:
@@ -123,14 +124,15 @@ class LocalSandboxEnvironment(SandboxEnvironment):
         await anyio.to_thread.run_sync(write)
 
     async def cleanup(self) -> None:
-        self.remove()
+        await anyio.to_thread.run_sync(self.remove)
 
     def remove(self) -> None:
         """Kill every process the sandbox started (those that left its sessions too) and delete the folder."""
         _live.discard(self)
-        _kill_all(self.sessions, self.marker)
         if self.cgroup is not None:
             self.cgroup.remove()
+        else:
+            _kill_all(self.sessions, self.marker)
         _remove_tree(self.folder)
 
     def resolve(self, file: str) -> Path:
@@ -159,18 +161,17 @@ def _limiter(size: int) -> asyncio.Semaphore:
 
 
 def _kill_all(sessions: set[int], marker: str) -> None:
-    """SIGKILL the sessions' process groups, then any process still found in a session or
-    carrying the marker, until none is left (a fork bomb needs a few rounds)."""
-    for session in sessions:
-        kill_group(session)
+    """SIGKILL every process found in a session or carrying the marker, until none is left
+    (where no cgroup lists them)."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         left = processes_of(sessions, f"{_MARKER}={marker}")
         if not left:
             return
-        for pid in left:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
+        for sig in (signal.SIGSTOP, signal.SIGKILL):  # stopped first, so none forks a replacement
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, sig)
         time.sleep(0.01)
 
 

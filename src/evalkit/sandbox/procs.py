@@ -15,10 +15,12 @@ def _session_of(pid: str) -> int | None:
 
 
 def processes_of(sessions: set[int], marker: str) -> list[int]:
-    """Live processes in one of `sessions` or whose environment holds `marker` (NAME=VALUE)."""
+    """Live processes whose environment holds `marker` (NAME=VALUE), or that run in one of
+    `sessions` and hold no other sandbox's marker (a session id may be a reused pid)."""
     if not os.path.isdir("/proc"):
         return []
     wanted = marker.encode()
+    name = wanted.split(b"=")[0] + b"="
     found = []
     for pid in os.listdir("/proc"):
         if not pid.isdigit() or int(pid) == os.getpid():
@@ -27,10 +29,8 @@ def processes_of(sessions: set[int], marker: str) -> list[int]:
             session = _session_of(pid)
             if session is None:
                 continue
-            if session in sessions:
-                found.append(int(pid))
-                continue
             with open(f"/proc/{pid}/environ", "rb") as handle:
-                if wanted in handle.read().split(b"\0"):
-                    found.append(int(pid))
+                environment = handle.read().split(b"\0")
+            if wanted in environment or (session in sessions and not any(v.startswith(name) for v in environment)):
+                found.append(int(pid))
     return found
