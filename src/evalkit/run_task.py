@@ -8,7 +8,7 @@ import sys
 import time
 import traceback
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -146,16 +146,22 @@ class _Tally:
     traceback: str | None = None
 
 
-def _resume(task: Task, resume: EvalLog, work: Iterator[tuple[Sample, int]]) -> tuple[list[EvalSample], Iterator[tuple[Sample, int]], _Tally]:
-    """The log's finished samples (after compacting it), the work still to do, and the
-    retries and time spent so far."""
+def _resume(task: Task, resume: EvalLog, work: Iterator[tuple[Sample, int]],
+            keep: Callable[[EvalSample], None]) -> tuple[int, Iterator[tuple[Sample, int]], _Tally]:
+    """Compact the log, passing each finished sample to `keep` as it streams by; return how
+    many finished, the work still to do, and the retries and time spent so far."""
     check_same_task(resume.header, task.identity(), resume.location)
     before = resume.footer or {}
     tally = _Tally(retries=int(before.get("retries", 0)), duration=float(before.get("duration", 0.0)))
-    finished = compact_log(resume)
-    tally.limited = sum(s.limit is not None for s in finished)
-    done = {(s.id, s.epoch) for s in finished}
-    return finished, (pair for pair in work if (pair[0].id, pair[1]) not in done), tally
+    done: set[tuple[Any, int]] = set()
+
+    def finished(sample: EvalSample) -> None:
+        keep(sample)
+        done.add((sample.id, sample.epoch))
+        tally.limited += sample.limit is not None
+
+    count = compact_log(resume, finished)
+    return count, (pair for pair in work if (pair[0].id, pair[1]) not in done), tally
 
 
 def check_ids(task: Task) -> None:
@@ -186,26 +192,28 @@ async def run_task(task: Task, model: Model, options: RunOptions, resume: EvalLo
     work, total = _work(task, options.limit, epochs)
     book = ScoreBook(task, epochs)
     active = ActiveModels(model, options.roles)
-    finished: list[EvalSample] = []
+    finished = 0
     tally = _Tally()
+
+    def keep(sample: EvalSample) -> None:
+        book.add(sample.id, sample.metadata or NO_METADATA, sample.scores)
+        active.add_usage(model.name, _usage(sample.usage))
+
     if resume is None:
         header = _header(task, model, options, config, epochs, total // epochs, await _weights(model), limits)
         path = _log_path(options.log_dir, task.display_name, model.name, header["eval_id"])
     else:
         header, path = resume.header, resume.location
-        finished, work, tally = _resume(task, resume, work)
+        finished, work, tally = _resume(task, resume, work, keep)
     writer = LogWriter(path)
     if resume is None:
         writer.header(header)
-    for sample in finished:
-        book.add(sample.id, sample.metadata or NO_METADATA, sample.scores)
-        active.add_usage(model.name, _usage(sample.usage))
     if total == 0:
         tally.failure = _no_samples(task, options)
         print(f"warning: {tally.failure}", file=sys.stderr)
     status = "cancelled"
     started = time.monotonic()
-    progress = Progress(f"{task.display_name} · {model.name}", total, options.display, already_done=len(finished))
+    progress = Progress(f"{task.display_name} · {model.name}", total, options.display, already_done=finished)
 
     async def worker(cancel: anyio.CancelScope) -> None:
         for sample, epoch in work:
@@ -239,7 +247,7 @@ async def run_task(task: Task, model: Model, options: RunOptions, resume: EvalLo
         if not isinstance(error, EvalkitError):
             tally.traceback = scrub("".join(traceback.format_exception(error)))
     finally:
-        footer = _footer(status, book, tally, total, len(finished) + progress.done, active, started)
+        footer = _footer(status, book, tally, total, finished + progress.done, active, started)
         writer.footer(footer)
         writer.close()
         if footer["status"] == "cancelled":

@@ -15,7 +15,7 @@ import anyio
 from evalkit.display import DisplayMode, default_display, print_summary
 from evalkit.errors import ArgumentError, EvalkitError, LogFileError
 from evalkit.interrupts import sigterm_as_interrupt
-from evalkit.log.reader import read_eval_log
+from evalkit.log.reader import read_eval_log, read_eval_log_samples
 from evalkit.log.schema import EvalLog
 from evalkit.log.writer import REDACTED
 from evalkit.model.model import DEFAULT_MODEL, Model, create_model
@@ -291,9 +291,11 @@ async def eval_retry_async(
     display: DisplayMode | None = None,
 ) -> EvalLog:
     """`eval_retry()` for code that already runs an event loop."""
-    previous = log if isinstance(log, EvalLog) else read_eval_log(log)
+    previous = log if isinstance(log, EvalLog) else read_eval_log(log, header_only=True)  # samples stream in resume
     header = previous.header
     if previous.status == "success" and not previous.footer["counts"].get("errors"):  # type: ignore[index]
+        for _ in read_eval_log_samples(previous.location):  # a damaged line is the error to report
+            pass
         raise LogFileError(f"{previous.location}: every sample already finished without error; nothing to retry")
     resolved = _task_to_retry(previous, task)
     check_ids(resolved)

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
+from evalkit.log.reader import read_eval_log_samples
 from evalkit.log.schema import EvalLog, EvalSample
 from evalkit.log.writer import LogWriter, write_error
 
 
-def compact_log(log: EvalLog) -> list[EvalSample]:
-    """Replace `log`'s file with its header and its finished (error-free) samples, and return
-    those samples. The new file is written to `<log>.tmp` (emptied first: a stale one from an
-    earlier crash is never appended to), synced, renamed over the log, and the folder synced,
-    so a crash at any moment leaves either the old log or the new one whole."""
-    finished = [sample for sample in log.samples if sample.error is None]
+def compact_log(log: EvalLog, keep: Callable[[EvalSample], None]) -> int:
+    """Replace `log`'s file with its header and its finished (error-free) samples, passing
+    each of those to `keep` and returning how many there are. Samples stream from the old
+    file to the new one one at a time, so memory stays flat on a large log.
+
+    The new file is written to `<log>.tmp` (emptied first: a stale one from an earlier crash
+    is never appended to), synced, renamed over the log, and the folder synced, so a crash at
+    any moment leaves either the old log or the new one whole."""
     temporary = log.location.with_name(log.location.name + ".tmp")
     try:
-        _write(temporary, log, finished)
+        count = _write(temporary, log, keep)
         os.replace(temporary, log.location)
     except OSError as ex:
         temporary.unlink(missing_ok=True)
@@ -26,17 +30,23 @@ def compact_log(log: EvalLog) -> list[EvalSample]:
         temporary.unlink(missing_ok=True)
         raise
     _sync_folder(log.location.parent)
-    return finished
+    return count
 
 
-def _write(path: Path, log: EvalLog, samples: list[EvalSample]) -> None:
+def _write(path: Path, log: EvalLog, keep: Callable[[EvalSample], None]) -> int:
+    samples = read_eval_log_samples(log.location)  # checks the header before the new file is made
     writer = LogWriter(path, truncate=True)
+    count = 0
     try:
         writer.header(log.header)
         for sample in samples:
-            writer.sample(sample)
+            if sample.error is None:
+                writer.sample(sample)
+                keep(sample)
+                count += 1
     finally:
         writer.close()
+    return count
 
 
 def _sync_folder(folder: Path) -> None:

@@ -1,0 +1,195 @@
+"""Figures for `evalkit view`, the log CLI and eval-retry on a 100,000-sample log.
+
+    .venv/bin/python bench/view.py [--samples 100000] [--logs 1000] [--browser]
+
+The big log is made once under bench/.view-data/ (git-ignored): a real `evalkit eval` of the
+task below with mockllm on its first 10 samples gives the header and a real sample line; the
+other lines are written directly in the log format (each with its own id, input, answer and
+score), then the run's last 1,000 samples and footer are cut off as a kill would leave it.
+Prints: time to first rows of the run page through the API (a fresh server, so the index is
+built), the same in chromium (--browser), time to open a sample, the server's RSS, `evalkit
+log list` over 1,000 logs, and eval-retry's peak RSS finishing the cut log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "bench" / ".view-data"
+PYTHON = sys.executable
+TASK = '''
+from evalkit import Task, Sample, task
+from evalkit.scorer import match
+
+@task
+def big(n: int = 100000):
+    pad = "Please think about it carefully and reply with the number only. " * 3
+    return Task(dataset=[Sample(input=f"Question {i}: what is {i} + {i % 7}? {pad}ANSWER: {i + i % 7 if i % 5 else -1}",
+                                target=str(i + i % 7), id=i, metadata={"bucket": i % 10}) for i in range(1, n + 1)],
+                scorer=match(), name="big")
+'''
+
+
+def evalkit(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PYTHON, "-m", "evalkit", *args], capture_output=True, text=True, check=True, cwd=DATA, **kwargs)  # type: ignore[call-overload]
+
+
+def make_big_log(samples: int) -> Path:
+    """A `samples`-line log of the task above, made once."""
+    folder = DATA / f"big-{samples}"
+    done = folder / "complete.jsonl"
+    if done.exists():
+        return done
+    shutil.rmtree(folder, ignore_errors=True)
+    DATA.mkdir(parents=True, exist_ok=True)
+    (DATA / "big.py").write_text(TASK)
+    evalkit("eval", "big.py", "--model", "mockllm/m", "-T", f"n={samples}", "--limit", "10", "--log-dir", str(folder), "--display", "none")
+    [small] = folder.glob("*.jsonl")
+    lines = small.read_text().splitlines()
+    header = json.loads(lines[0])
+    header["header"]["limit"] = [0, samples]
+    template = json.loads(lines[1])
+    pad = "Please think about it carefully and reply with the number only. " * 3
+    start = time.perf_counter()
+    with done.open("w") as out:
+        out.write(json.dumps(header) + "\n")
+        correct = 0
+        for i in range(1, samples + 1):
+            answer = str(i + i % 7 if i % 5 else -1)
+            prompt = f"Question {i}: what is {i} + {i % 7}? {pad}ANSWER: {answer}"
+            record = {**template, "id": i, "input": prompt, "target": str(i + i % 7), "metadata": {"bucket": i % 10}}
+            record["messages"] = [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
+            record["output"] = {**template["output"], "completion": answer}
+            value = "C" if i % 5 else "I"
+            correct += value == "C"
+            record["scores"] = {"match": {"value": value, "answer": answer}}
+            out.write(json.dumps(record, separators=(",", ":")) + "\n")
+        footer = json.loads(lines[-1])
+        footer["footer"]["counts"] = {"total": samples, "completed": samples, "errors": 0}
+        footer["footer"]["results"] = {"match": {"accuracy": correct / samples, "stderr": 0.0}}
+        out.write(json.dumps(footer) + "\n")
+    small.unlink()
+    print(f"wrote {done} ({done.stat().st_size / 1e6:.0f} MB, {samples:,} samples) in {time.perf_counter() - start:.1f}s")
+    return done
+
+
+def first_rows(samples: int, browser: bool) -> None:
+    log = make_big_log(samples)
+    serve = DATA / "serve"
+    shutil.rmtree(serve, ignore_errors=True)
+    serve.mkdir()
+    os.link(log, serve / "big.jsonl")
+    server = subprocess.Popen([PYTHON, "-m", "evalkit", "view", "--log-dir", str(serve), "--port", "0"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        url = re.search(r"http://\S+/", server.stdout.readline()).group(0).rstrip("/")  # type: ignore[union-attr]
+        start = time.perf_counter()
+        run = httpx.get(f"{url}/api/run", params={"log": "big.jsonl"}, timeout=600).json()
+        page = httpx.get(f"{url}/api/samples", params={"log": "big.jsonl", "size": 50}, timeout=600).json()
+        first = time.perf_counter() - start
+        assert page["samples"] == samples and len(page["rows"]) == 50, page.get("error")
+        print(f"run page, first 50 rows via the API (index built): {first:.2f}s  [{run['samples']:,} samples]")
+        timed(url, "run page again (index cached)", "/api/samples", log="big.jsonl", size=50)
+        timed(url, "last page, sorted by score descending", "/api/samples", log="big.jsonl", size=50, sort="score:match", desc=1, offset=samples - 50)
+        timed(url, "filter score=I", "/api/samples", log="big.jsonl", size=50, score="match=I")
+        timed(url, "search 'Question 99999:' (first time)", "/api/samples", log="big.jsonl", size=50, q="Question 99999:")
+        timed(url, "open a sample (the last one)", "/api/sample", log="big.jsonl", position=samples - 1)
+        rss = psutil.Process(server.pid).memory_info().rss / 2**20
+        print(f"server RSS after all of the above: {rss:.0f} MiB")
+        if browser:
+            in_browser(url, samples)
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def timed(url: str, what: str, path: str, **params: object) -> None:
+    start = time.perf_counter()
+    response = httpx.get(url + path, params=params, timeout=600)
+    response.raise_for_status()
+    print(f"{what}: {(time.perf_counter() - start) * 1000:.0f} ms")
+
+
+def in_browser(url: str, samples: int) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        page = browser.new_page()
+        start = time.perf_counter()
+        page.goto(f"{url}/#/run?log=big.jsonl")
+        page.locator("#samples tbody tr[data-position]").first.wait_for(timeout=600_000)
+        print(f"browser: run page showing its first rows: {time.perf_counter() - start:.2f}s")
+        start = time.perf_counter()
+        page.locator("#samples tbody tr[data-position]").first.click()
+        page.locator("#transcript .message").first.wait_for()
+        print(f"browser: click a row until its transcript shows: {(time.perf_counter() - start) * 1000:.0f} ms")
+        expect(page.locator("#sample-title")).to_contain_text("Sample")
+        browser.close()
+
+
+def log_list(count: int) -> None:
+    folder = DATA / f"many-{count}"
+    if not folder.exists():
+        source = DATA / "many-source"
+        (DATA / "small.py").write_text(TASK.replace("def big(n: int = 100000)", "def small(n: int = 20)").replace('name="big"', 'name="small"'))
+        evalkit("eval", "small.py", "--model", "mockllm/m", "--log-dir", str(source), "--display", "none")
+        [one] = source.glob("*.jsonl")
+        folder.mkdir()
+        for i in range(count):
+            shutil.copy(one, folder / f"{i:04d}_{one.name}")
+    start = time.perf_counter()
+    out = evalkit("log", "list", str(folder)).stdout
+    print(f"evalkit log list over {count:,} logs: {time.perf_counter() - start:.2f}s  ({len(out.splitlines()) - 1} rows)")
+
+
+def retry_memory(samples: int, missing: int = 1000) -> None:
+    complete = make_big_log(samples)
+    folder = DATA / "retry"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    cut = folder / complete.name
+    with complete.open("rb") as source, cut.open("wb") as out:
+        for number, line in enumerate(source):
+            if number <= samples - missing:
+                out.write(line)
+    start = time.perf_counter()
+    measured = ("import resource, sys\nfrom evalkit.cli.main import main\ntry:\n    main(sys.argv[1:])\nfinally:\n"
+                "    print('peak', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)")
+    result = subprocess.run([PYTHON, "-c", measured, "eval-retry", str(cut), "--display", "none"], capture_output=True, text=True, cwd=DATA)
+    peak = int(re.search(r"peak (\d+)", result.stderr).group(1))  # type: ignore[union-attr]
+    assert result.returncode == 0, result.stderr
+    lines = sum(1 for _ in cut.open("rb"))
+    print(f"eval-retry of a {samples:,}-sample log missing {missing:,}: peak RSS {peak / 1024:.0f} MiB, "
+          f"{time.perf_counter() - start:.1f}s, {lines - 2:,} samples after")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--samples", type=int, default=100_000)
+    parser.add_argument("--logs", type=int, default=1000)
+    parser.add_argument("--browser", action="store_true")
+    parser.add_argument("--only", choices=["view", "list", "retry"])
+    args = parser.parse_args()
+    if args.only in (None, "view"):
+        first_rows(args.samples, args.browser)
+    if args.only in (None, "list"):
+        log_list(args.logs)
+    if args.only in (None, "retry"):
+        retry_memory(args.samples)
+
+
+if __name__ == "__main__":
+    main()
