@@ -118,15 +118,15 @@ def test_hostile_solutions_are_stopped_and_the_eval_goes_on(sandboxes: Path, tmp
     hostile = {RECORDS[i * 20]["task_id"]: code.format(outside=str(outside), marker=marker)
                for i, code in enumerate(HOSTILE.values())}
 
-    log = run(lambda record, _: hostile.get(record["task_id"], record["canonical_solution"]), log_dir, timeout=3)
+    log = run(lambda record, _: hostile.get(record["task_id"], record["canonical_solution"]), log_dir, timeout=8)
     scored = values(log)
     assert [s.error for s in log.samples] == [None] * 164
     assert {task_id: scored[task_id] for task_id in hostile} == {task_id: "I" for task_id in hostile}
     assert [v for task_id, v in scored.items() if task_id not in hostile] == ["C"] * (164 - len(hostile))
     explanations = dict(zip(HOSTILE, (next(s for s in log.samples if s.id == t).scores["verify"]["explanation"] for t in hostile)))
-    assert "did not finish within 3 seconds" in explanations["loops_forever"]
+    assert "did not finish within 8 seconds" in explanations["loops_forever"]
     assert "MemoryError" in explanations["allocates_without_bound"]
-    assert "did not finish within 3 seconds" in explanations["forks_without_end"]
+    assert "did not finish within 8 seconds" in explanations["forks_without_end"]
     assert "PermissionError" in explanations["writes_outside_its_folder"] and not outside.exists()
     assert "printed more than 10 MiB" in explanations["prints_gigabytes"]
     assert not [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", marker]]

@@ -58,7 +58,7 @@ class LocalSandboxConfig:
 
 
 _live: weakref.WeakSet[LocalSandboxEnvironment] = weakref.WeakSet()
-_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, asyncio.Semaphore]] = weakref.WeakKeyDictionary()
 
 
 class LocalSandboxEnvironment(SandboxEnvironment):
@@ -130,9 +130,8 @@ class LocalSandboxEnvironment(SandboxEnvironment):
         """Kill every process the sandbox started (those that left its sessions too) and delete the folder."""
         _live.discard(self)
         if self.cgroup is not None:
-            self.cgroup.remove()
-        else:
-            _kill_all(self.sessions, self.marker)
+            self.cgroup.remove()  # every process, however it left the session (the scan below is then quick)
+        _kill_all(self.sessions, self.marker)
         _remove_tree(self.folder)
 
     def resolve(self, file: str) -> Path:
@@ -153,11 +152,11 @@ class LocalSandboxEnvironment(SandboxEnvironment):
 
 
 def _limiter(size: int) -> asyncio.Semaphore:
-    """The running loop's bound on commands run at once (created on first use)."""
-    loop = asyncio.get_running_loop()
-    if loop not in _limiters:
-        _limiters[loop] = asyncio.Semaphore(size or os.cpu_count() or 1)
-    return _limiters[loop]
+    """The running loop's bound of `size` commands at once (0: the CPU count), made on first use."""
+    by_size = _limiters.setdefault(asyncio.get_running_loop(), {})
+    if size not in by_size:
+        by_size[size] = asyncio.Semaphore(size or os.cpu_count() or 1)
+    return by_size[size]
 
 
 def _kill_all(sessions: set[int], marker: str) -> None:

@@ -84,13 +84,15 @@ async def run_process(
     except TimeoutError:
         raise TimeoutError(f"the command did not finish within {timeout:g} seconds and was stopped") from None
     finally:
-        if process.returncode is None:
+        running = process.returncode is None
+        if running:
             kill_group(process.pid)
-            with contextlib.suppress(ProcessLookupError):
-                await asyncio.shield(process.wait())
         for transport, task in readers:
             task.cancel()
             transport.close()
+        if running:  # last: under cancellation this await may be interrupted too
+            with contextlib.suppress(ProcessLookupError):
+                await asyncio.shield(process.wait())
     for capped in (stdout, stderr):
         if capped.overflowed:
             raise OutputLimitExceededError(size_text(output_limit), capped.text)
