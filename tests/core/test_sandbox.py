@@ -328,6 +328,20 @@ def _docker_problem() -> str | None:
     return None if info.returncode == 0 else f"no Docker daemon: `docker info` said: {info.stderr.strip()[-200:]}"
 
 
+def test_docker_without_a_daemon_fails_the_sample_with_dockers_words(log_dir: Path) -> None:
+    problem = _docker_problem()
+    if problem is None:
+        pytest.skip("a Docker daemon runs here")
+
+    async def check(box: Any) -> Any:
+        return None
+
+    log = run(exec_solver(check), log_dir, sandbox=("docker", {"image": "python:3.12-slim"}))
+    error = log.samples[0].error
+    assert error.startswith("DockerSandboxError: ")
+    assert "docker run failed: " in error or "needs the docker command" in error
+
+
 def test_docker_sandbox_one_container_per_sample_without_network(log_dir: Path) -> None:
     problem = _docker_problem()
     if problem:
