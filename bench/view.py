@@ -34,8 +34,8 @@ from evalkit import Task, Sample, task
 from evalkit.scorer import match
 
 @task
-def big(n: int = 100000):
-    pad = "Please think about it carefully and reply with the number only. " * 3
+def big(n: int = 100000, pad: int = 3):
+    pad = "Please think about it carefully and reply with the number only. " * pad
     return Task(dataset=[Sample(input=f"Question {i}: what is {i} + {i % 7}? {pad}ANSWER: {i + i % 7 if i % 5 else -1}",
                                 target=str(i + i % 7), id=i, metadata={"bucket": i % 10}) for i in range(1, n + 1)],
                 scorer=match(), name="big")
@@ -46,29 +46,29 @@ def evalkit(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run([PYTHON, "-m", "evalkit", *args], capture_output=True, text=True, check=True, cwd=DATA, **kwargs)  # type: ignore[call-overload]
 
 
-def make_big_log(samples: int) -> Path:
-    """A `samples`-line log of the task above, made once."""
-    folder = DATA / f"big-{samples}"
+def make_big_log(samples: int, pad: int = 3) -> Path:
+    """A `samples`-line log of the task above, made once (`pad`: repeats of a sentence in each input)."""
+    folder = DATA / f"big-{samples}" if pad == 3 else DATA / f"big-{samples}-pad{pad}"
     done = folder / "complete.jsonl"
     if done.exists():
         return done
     shutil.rmtree(folder, ignore_errors=True)
     DATA.mkdir(parents=True, exist_ok=True)
     (DATA / "big.py").write_text(TASK)
-    evalkit("eval", "big.py", "--model", "mockllm/m", "-T", f"n={samples}", "--limit", "10", "--log-dir", str(folder), "--display", "none")
+    evalkit("eval", "big.py", "--model", "mockllm/m", "-T", f"n={samples}", "-T", f"pad={pad}", "--limit", "10", "--log-dir", str(folder), "--display", "none")
     [small] = folder.glob("*.jsonl")
     lines = small.read_text().splitlines()
     header = json.loads(lines[0])
     header["header"]["limit"] = [0, samples]
     template = json.loads(lines[1])
-    pad = "Please think about it carefully and reply with the number only. " * 3
+    padding = "Please think about it carefully and reply with the number only. " * pad
     start = time.perf_counter()
     with done.open("w") as out:
         out.write(json.dumps(header) + "\n")
         correct = 0
         for i in range(1, samples + 1):
             answer = str(i + i % 7 if i % 5 else -1)
-            prompt = f"Question {i}: what is {i} + {i % 7}? {pad}ANSWER: {answer}"
+            prompt = f"Question {i}: what is {i} + {i % 7}? {padding}ANSWER: {answer}"
             record = {**template, "id": i, "input": prompt, "target": str(i + i % 7), "metadata": {"bucket": i % 10}}
             record["messages"] = [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
             record["output"] = {**template["output"], "completion": answer}
@@ -85,34 +85,45 @@ def make_big_log(samples: int) -> Path:
     return done
 
 
+def start_server(folder: Path) -> tuple[subprocess.Popen[str], str]:
+    server = subprocess.Popen([PYTHON, "-m", "evalkit", "view", "--log-dir", str(folder), "--port", "0"],
+                              stdout=subprocess.PIPE, text=True)
+    url = re.search(r"http://\S+/", server.stdout.readline()).group(0).rstrip("/")  # type: ignore[union-attr]
+    return server, url
+
+
 def first_rows(samples: int, browser: bool) -> None:
     log = make_big_log(samples)
     serve = DATA / "serve"
     shutil.rmtree(serve, ignore_errors=True)
     serve.mkdir()
     os.link(log, serve / "big.jsonl")
-    server = subprocess.Popen([PYTHON, "-m", "evalkit", "view", "--log-dir", str(serve), "--port", "0"],
-                              stdout=subprocess.PIPE, text=True)
+    server, url = start_server(serve)
     try:
-        url = re.search(r"http://\S+/", server.stdout.readline()).group(0).rstrip("/")  # type: ignore[union-attr]
         start = time.perf_counter()
         run = httpx.get(f"{url}/api/run", params={"log": "big.jsonl"}, timeout=600).json()
         page = httpx.get(f"{url}/api/samples", params={"log": "big.jsonl", "size": 50}, timeout=600).json()
         first = time.perf_counter() - start
         assert page["samples"] == samples and len(page["rows"]) == 50, page.get("error")
-        print(f"run page, first 50 rows via the API (index built): {first:.2f}s  [{run['samples']:,} samples]")
+        print(f"run page, first 50 rows via the API (fresh server: index built): {first:.2f}s  [{run['samples']:,} samples]")
         timed(url, "run page again (index cached)", "/api/samples", log="big.jsonl", size=50)
         timed(url, "last page, sorted by score descending", "/api/samples", log="big.jsonl", size=50, sort="score:match", desc=1, offset=samples - 50)
         timed(url, "filter score=I", "/api/samples", log="big.jsonl", size=50, score="match=I")
-        timed(url, "search 'Question 99999:' (first time)", "/api/samples", log="big.jsonl", size=50, q="Question 99999:")
+        timed(url, "search 'Question 99999:' (one match)", "/api/samples", log="big.jsonl", size=50, q="Question 99999:")
+        timed(url, "search 'carefully' (every sample matches)", "/api/samples", log="big.jsonl", size=50, q="carefully")
         timed(url, "open a sample (the last one)", "/api/sample", log="big.jsonl", position=samples - 1)
         rss = psutil.Process(server.pid).memory_info().rss / 2**20
         print(f"server RSS after all of the above: {rss:.0f} MiB")
-        if browser:
-            in_browser(url, samples)
     finally:
         server.terminate()
         server.wait()
+    if browser:
+        server, url = start_server(serve)
+        try:
+            in_browser(url)
+        finally:
+            server.terminate()
+            server.wait()
 
 
 def timed(url: str, what: str, path: str, **params: object) -> None:
@@ -122,7 +133,7 @@ def timed(url: str, what: str, path: str, **params: object) -> None:
     print(f"{what}: {(time.perf_counter() - start) * 1000:.0f} ms")
 
 
-def in_browser(url: str, samples: int) -> None:
+def in_browser(url: str) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as playwright:
@@ -131,7 +142,7 @@ def in_browser(url: str, samples: int) -> None:
         start = time.perf_counter()
         page.goto(f"{url}/#/run?log=big.jsonl")
         page.locator("#samples tbody tr[data-position]").first.wait_for(timeout=600_000)
-        print(f"browser: run page showing its first rows: {time.perf_counter() - start:.2f}s")
+        print(f"browser: run page showing its first rows (fresh server): {time.perf_counter() - start:.2f}s")
         start = time.perf_counter()
         page.locator("#samples tbody tr[data-position]").first.click()
         page.locator("#transcript .message").first.wait_for()
@@ -155,8 +166,20 @@ def log_list(count: int) -> None:
     print(f"evalkit log list over {count:,} logs: {time.perf_counter() - start:.2f}s  ({len(out.splitlines()) - 1} rows)")
 
 
-def retry_memory(samples: int, missing: int = 1000) -> None:
-    complete = make_big_log(samples)
+def peak_rss_of_retry(log: Path) -> tuple[float, float]:
+    """eval-retry of `log` in a child that reports its own peak RSS: (MiB, seconds)."""
+    measured = ("import resource, sys\nfrom evalkit.cli.main import main\ntry:\n    main(sys.argv[1:])\nfinally:\n"
+                "    print('peak', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)")
+    start = time.perf_counter()
+    result = subprocess.run([PYTHON, "-c", measured, "eval-retry", str(log), "--display", "none"], capture_output=True, text=True, cwd=DATA)
+    assert result.returncode == 0, result.stderr
+    return int(re.search(r"peak (\d+)", result.stderr).group(1)) / 1024, time.perf_counter() - start  # type: ignore[union-attr]
+
+
+def retry_memory(samples: int, pad: int, missing: int = 1000) -> None:
+    """eval-retry of the big log cut short by `missing` samples, and of the same task's log
+    limited to 8 samples (the floor: the 100,000-sample dataset the task builds, the imports)."""
+    complete = make_big_log(samples, pad)
     folder = DATA / "retry"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir()
@@ -165,15 +188,17 @@ def retry_memory(samples: int, missing: int = 1000) -> None:
         for number, line in enumerate(source):
             if number <= samples - missing:
                 out.write(line)
-    start = time.perf_counter()
-    measured = ("import resource, sys\nfrom evalkit.cli.main import main\ntry:\n    main(sys.argv[1:])\nfinally:\n"
-                "    print('peak', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)")
-    result = subprocess.run([PYTHON, "-c", measured, "eval-retry", str(cut), "--display", "none"], capture_output=True, text=True, cwd=DATA)
-    peak = int(re.search(r"peak (\d+)", result.stderr).group(1))  # type: ignore[union-attr]
-    assert result.returncode == 0, result.stderr
+    peak, seconds = peak_rss_of_retry(cut)
     lines = sum(1 for _ in cut.open("rb"))
-    print(f"eval-retry of a {samples:,}-sample log missing {missing:,}: peak RSS {peak / 1024:.0f} MiB, "
-          f"{time.perf_counter() - start:.1f}s, {lines - 2:,} samples after")
+    print(f"eval-retry of a {samples:,}-sample log ({complete.stat().st_size / 1e6:.0f} MB) missing {missing:,}: peak RSS {peak:.0f} MiB, {seconds:.1f}s, "
+          f"{lines - 2:,} samples after")
+    small = folder / "eight.jsonl"
+    with complete.open("rb") as source:
+        header = json.loads(source.readline())
+        header["header"]["limit"] = [0, 8]
+        small.write_text(json.dumps(header) + "\n" + b"".join(source.readline() for _ in range(4)).decode())
+    floor, _ = peak_rss_of_retry(small)
+    print(f"  floor: eval-retry of the same task's log limited to 8 samples: peak RSS {floor:.0f} MiB")
 
 
 def main() -> None:
@@ -181,6 +206,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=100_000)
     parser.add_argument("--logs", type=int, default=1000)
     parser.add_argument("--browser", action="store_true")
+    parser.add_argument("--pad", type=int, default=3, help="eval-retry's task: repeats of a sentence in each input")
     parser.add_argument("--only", choices=["view", "list", "retry"])
     args = parser.parse_args()
     if args.only in (None, "view"):
@@ -188,7 +214,7 @@ def main() -> None:
     if args.only in (None, "list"):
         log_list(args.logs)
     if args.only in (None, "retry"):
-        retry_memory(args.samples)
+        retry_memory(args.samples, args.pad)
 
 
 if __name__ == "__main__":

@@ -182,6 +182,29 @@ def test_a_growing_log_is_read_as_it_grows_and_a_replaced_one_again(tmp_path: Pa
         running.close()
 
 
+def test_damaged_lines_are_left_out_or_shown_raw(tmp_path: Path, logs: dict[str, Path]) -> None:
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    lines = logs["a"].read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    records[1]["scores"] = ["not", "an", "object"]  # the table cannot use it: left out
+    records[2]["messages"] = "not a list"  # the table can: opened, it is shown raw with the problem
+    text = "\n".join([json.dumps(r) for r in records[:3]] + ["{cut sh", *lines[3:]]) + "\n"
+    (folder / "damaged.jsonl").write_text(text)
+    running = ViewServer(folder)
+    try:
+        run = get_json(running, "/api/run", log="damaged.jsonl")
+        assert run["problems"] == ["line 2: sample field 'scores' should be an object whose entries are objects with a 'value' (found a list) (left out)",
+                                   "line 4: not valid JSON (left out)"]
+        page = get_json(running, "/api/samples", log="damaged.jsonl", sort="id")
+        assert [row["id"] for row in page["rows"]] == sorted(r["id"] for r in records[2:-1])  # all but the first sample
+        position = next(row["position"] for row in page["rows"] if row["id"] == records[2]["id"])
+        opened = get_json(running, "/api/sample", log="damaged.jsonl", position=position)
+        assert "sample field 'messages' should be a list" in opened["problem"] and opened["record"]["messages"] == "not a list"
+    finally:
+        running.close()
+
+
 def test_a_token_is_required_when_set(logs: dict[str, Path]) -> None:
     running = ViewServer(logs["a"].parent, "--token", "s3cret-token")
     try:

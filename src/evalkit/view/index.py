@@ -9,9 +9,8 @@ import os
 import threading
 from array import array
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -21,8 +20,7 @@ from evalkit.log.validate import problem
 _CHUNK = 8 << 20
 
 
-@dataclass(slots=True, frozen=True)
-class Entry:
+class Entry(NamedTuple):
     """What the sample table sorts and filters on, for one sample line."""
 
     id: int | str
@@ -36,10 +34,15 @@ class Entry:
 
 
 def _entry(record: dict[str, Any]) -> Entry:
+    """The table's fields of a sample record; raises TypeError, ValueError, KeyError or
+    AttributeError when they have the wrong shape. (The whole record is checked when the
+    sample is opened: checking every field of every line here would double the indexing time.)"""
+    sample_id, epoch = record["id"], record.get("epoch", 1)
+    if not isinstance(sample_id, (int, str)) or isinstance(sample_id, bool) or not isinstance(epoch, int):
+        raise TypeError("id or epoch")
     usage = record.get("usage") or {}
     limit = record.get("limit")
-    return Entry(record["id"], record.get("epoch", 1),
-                 {name: score.get("value") for name, score in (record.get("scores") or {}).items()},
+    return Entry(sample_id, epoch, {name: score["value"] for name, score in (record.get("scores") or {}).items()},
                  bool(record.get("error")), len(record.get("retries") or ()), int(usage.get("total_tokens", 0)),
                  float(record.get("time", 0.0)), limit.get("type") if isinstance(limit, dict) else None)
 
@@ -117,15 +120,23 @@ class SampleIndex:
             self.header = self.header or record["header"]
         elif "footer" in record:
             self.footer = record["footer"]
-        elif (wrong := problem("sample", record)) is not None:
-            self.problems.append(f"line {self._lines}: {wrong} (left out)")
         else:
-            self.footer = None  # samples after a footer: a resumed run is writing again
-            self.positions[sample_key(record["id"], record.get("epoch", 1))] = len(self.entries)
-            self.entries.append(_entry(record))
-            self.starts.append(start)
-            self.ends.append(end)
-            self.scorers.update(dict.fromkeys(record.get("scores") or ()))
+            self._add_sample(record, start, end)
+
+    def _add_sample(self, record: dict[str, Any], start: int, end: int) -> None:
+        try:
+            entry = _entry(record)
+        except (TypeError, ValueError, KeyError, AttributeError):
+            self.problems.append(f"line {self._lines}: {problem('sample', record) or 'not a sample record'} (left out)")
+            return
+        self.footer = None  # samples after a footer: a resumed run is writing again
+        self.positions[sample_key(entry.id, entry.epoch)] = len(self.entries)
+        self.entries.append(entry)
+        self.starts.append(start)
+        self.ends.append(end)
+        for scorer in entry.scores:
+            if scorer not in self.scorers:
+                self.scorers[scorer] = None
 
     def records(self, positions: list[int]) -> Iterator[dict[str, Any]]:
         """The whole sample records at `positions`, read from the file."""

@@ -12,6 +12,7 @@ from typing import Any
 from evalkit.analysis.compare import metric_table, score_differences
 from evalkit.analysis.rows import content_text, input_text, run_row, sample_row, score_text, target_text
 from evalkit.log.schema import EvalLog
+from evalkit.log.validate import problem
 from evalkit.view.index import SampleIndex
 
 EXCERPT = 300
@@ -143,9 +144,10 @@ def sample_page(index: SampleIndex, positions: list[int], query: SampleQuery) ->
 
 
 def sample_detail(index: SampleIndex, position: int) -> dict[str, Any]:
-    """One whole sample record (transcript, scores with explanations, usage, retries, error)."""
+    """One whole sample record (transcript, scores with explanations, usage, retries, error),
+    and what is wrong with it if a field has the wrong type (the page then shows it raw)."""
     [record] = index.records([position])
-    return {"position": position, "count": len(index.entries), "record": record}
+    return {"position": position, "count": len(index.entries), "record": record, "problem": problem("sample", record)}
 
 
 def compare_runs(indexes: Sequence[SampleIndex], names: Sequence[str], offset: int, size: int) -> dict[str, Any]:

@@ -300,6 +300,11 @@ async function showSample(params) {
   const data = await api("sample", { log, position });
   const s = data.record;
   setCrumbs({ text: "runs", href: "#/" }, { text: log, href: runHref(log) }, { text: `sample ${s.id} · epoch ${s.epoch}` });
+  if (data.problem) {
+    fill(document.getElementById("app"), el("h1", { id: "sample-title" }, `Sample ${s.id} · epoch ${s.epoch}`),
+      el("div", { class: "errorbox", id: "sample-problem" }, `This line of the log is damaged (${data.problem}); shown as written:`), pretty(s));
+    return;
+  }
   const usage = s.usage || {};
   const info = [["target", Array.isArray(s.target) ? s.target.join(" | ") : s.target], ["time", `${fmtNumber(s.time, 3)}s`],
     ["tokens", Object.entries(usage).map(([k, v]) => `${k.replace("_tokens", "")} ${fmtNumber(v)}`).join(" · ") || "-"],
