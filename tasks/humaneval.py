@@ -30,6 +30,7 @@ INSTRUCTION = (
 )
 PASS_AT = (1, 2, 5, 10, 20, 50, 100)
 _BLOCK = re.compile(r"```(?:python|py|Python)?[ \t]*\n(.*?)```", re.DOTALL)
+_FENCE_LINE = re.compile(r"^\s*```[A-Za-z]*[ \t]*\n")
 _SHOWN_ERROR = 2000
 
 
@@ -54,10 +55,10 @@ def record_to_sample(record: dict[str, Any], instruction: str = INSTRUCTION) -> 
 
 
 def find_code(completion: str, entry_point: str) -> tuple[str, bool]:
-    """The code in a reply (its first ``` block, else the whole reply), and whether it defines
-    the function itself (else it is the function's body)."""
+    """The code in a reply (its first ``` block; else the reply up to a lone fence, an opening
+    fence line dropped), and whether it defines the function itself (else it is the body)."""
     blocks = _BLOCK.findall(completion)
-    code = blocks[0] if blocks else completion
+    code = blocks[0] if blocks else _FENCE_LINE.sub("", completion, count=1).split("```")[0]
     return code, re.search(rf"^def\s+{re.escape(entry_point)}\s*\(", code, re.MULTILINE) is not None
 
 

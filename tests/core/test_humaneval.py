@@ -81,9 +81,14 @@ def test_every_wrong_body_fails_with_the_reason(sandboxes: Path, log_dir: Path) 
                for s in log.samples)
 
 
-def test_whole_functions_in_a_fenced_block_are_extracted(sandboxes: Path, log_dir: Path) -> None:
+def test_whole_functions_in_fenced_blocks_are_extracted(sandboxes: Path, log_dir: Path) -> None:
+    styles = ["Here it is:\n```python\n{code}```\nDone.",  # a block
+              "```python\n{code}",  # a block the reply never closed (cut at max_tokens)
+              "{code}```\n\nThis function uses `sorted`."]  # a lone closing fence, then prose
+
     def fenced(record: dict[str, Any], _: int) -> str:
-        return f"Here it is:\n```python\n{record['prompt']}{record['canonical_solution']}```\nDone."
+        number = int(record["task_id"].split("/")[1])
+        return styles[number % 3].format(code=record["prompt"] + record["canonical_solution"])
 
     log = run(fenced, log_dir)
     assert set(values(log).values()) == {"C"}
