@@ -71,6 +71,7 @@ class SampleIndex:
         self.scorers: dict[str, None] = {}
         self.header, self.footer, self.problems = None, None, []
         self._searches: dict[str, list[int]] = {}
+        self._memo: dict[str, Any] = {}
         self.version += 1
 
     def refresh(self) -> SampleIndex:
@@ -98,6 +99,7 @@ class SampleIndex:
             self._scanned = offset
         self.version += 1
         self._searches.clear()
+        self._memo.clear()
 
     def _add_lines(self, data: bytes, offset: int) -> None:
         start = 0
@@ -137,6 +139,12 @@ class SampleIndex:
         for scorer in entry.scores:
             if scorer not in self.scorers:
                 self.scorers[scorer] = None
+
+    def memo(self, name: str, compute: Callable[[SampleIndex], Any]) -> Any:
+        """`compute(self)`, kept until the file changes."""
+        if name not in self._memo:
+            self._memo[name] = compute(self)
+        return self._memo[name]
 
     def records(self, positions: list[int]) -> Iterator[dict[str, Any]]:
         """The whole sample records at `positions`, read from the file."""

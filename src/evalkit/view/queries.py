@@ -53,7 +53,7 @@ def run_detail(index: SampleIndex, name: str) -> dict[str, Any]:
                                                  "sample_limits", "fail_on_error", "solver", "scorers", "task_origin",
                                                  "versions", "weights") if header.get(key) not in (None, {}, [])}
     return {**run_summary(index, name), "settings": settings, "footer": index.footer, "scorers": list(index.scorers),
-            "score_values": score_values(index), "problems": index.problems[:20]}
+            "score_values": index.memo("score_values", score_values), "problems": index.problems[:20]}
 
 
 def score_values(index: SampleIndex, most: int = 20) -> dict[str, list[tuple[str, int]]]:
