@@ -48,6 +48,19 @@ def test_samples_df_has_one_row_per_sample_and_epoch(logs: dict[str, Path]) -> N
     assert list(wide[wide["mockllm/first"] != wide["mockllm/second"]].dropna().index) == [5]
 
 
+def test_samples_df_has_a_row_per_epoch(tmp_path: Path) -> None:
+    from evalkit import eval
+    from evalkit.analysis import evals_df, samples_df
+    from tests.core.view_logs import quiz
+
+    [log] = eval(quiz(), model="mockllm/m", model_args={"error_on": "boom"}, epochs=2, log_dir=tmp_path,
+                 display="none", fail_on_error=False)
+    frame = samples_df(log.location)
+    assert len(frame) == 12 and sorted(frame.groupby("epoch").size().items()) == [(1, 6), (2, 6)]
+    assert set(frame[frame["id"] == 5]["score_match"]) == {"I"}
+    assert evals_df(tmp_path)["total_samples"].tolist() == [12]
+
+
 def test_frames_of_a_missing_path_are_a_clear_error(tmp_path: Path) -> None:
     from evalkit.analysis import evals_df
 

@@ -205,6 +205,21 @@ def test_damaged_lines_are_left_out_or_shown_raw(tmp_path: Path, logs: dict[str,
         running.close()
 
 
+def test_samples_ended_by_a_limit_can_be_picked_out(tmp_path: Path, logs: dict[str, Path]) -> None:
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    records = [json.loads(line) for line in logs["tools"].read_text().splitlines()]
+    records[2]["limit"] = {"type": "message", "limit": 4}  # as the tool loop writes it
+    (folder / "limited.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    running = ViewServer(folder)
+    try:
+        [row] = get_json(running, "/api/samples", log="limited.jsonl", limited="1")["rows"]
+        assert (row["id"], row["limit"]) == (records[2]["id"], "message")
+        assert get_json(running, "/api/samples", log="limited.jsonl")["total"] == 3
+    finally:
+        running.close()
+
+
 def test_a_token_is_required_when_set(logs: dict[str, Path]) -> None:
     running = ViewServer(logs["a"].parent, "--token", "s3cret-token")
     try:

@@ -154,6 +154,10 @@ def test_a_run_still_writing_refreshes(page: object, tmp_path: Path, logs: dict[
         with live.open("ab") as handle:
             handle.write(b"".join(lines[3:-1]))
         expect(page.locator("#range")).to_contain_text("1–6 of 6", timeout=15000)  # type: ignore[attr-defined]
+        with live.open("ab") as handle:
+            handle.write(lines[-1])  # the footer: the run finished
+        expect(page.locator("h1 .badge")).to_have_text("success", timeout=15000)  # type: ignore[attr-defined]
+        expect(page.locator(".card.metric").first).to_contain_text("0.8")  # type: ignore[attr-defined]
         assert "token" not in page.url  # type: ignore[attr-defined]
     finally:
         running.close()

@@ -234,6 +234,7 @@ async function showRun(params) {
       onclick: () => go("/sample", { log, position: row.position }) },
       columns.map((c) => {
         if (c.score) return el("td", {}, row.scores[c.score] === undefined ? "-" : badge(row.scores[c.score], row.scores[c.score]));
+        if (c.key === "error" && row.limit) return el("td", {}, badge(`${row.limit} limit`, "P"), row.error ? ` ${row.error}` : "");
         const value = c.key === "error" ? (row.error || "") : row[c.key];
         return el("td", { class: c.num ? "num" : c.text ? "text" : "", title: c.text ? String(value ?? "") : null },
           c.key === "time" ? `${fmtNumber(value, 2)}s` : c.num ? fmtNumber(value) : String(value ?? ""));
@@ -248,7 +249,15 @@ async function showRun(params) {
     setStatus(`${page.samples.toLocaleString()} samples · first rows in ${Math.round(performance.now() - started)} ms`);
   }
   await load();
-  if (run.status === "started") every(REFRESH_MS, () => load().catch(showError));
+  if (run.status === "started") {
+    every(REFRESH_MS, async () => {
+      try {
+        const now = await api("run", { log });
+        if (now.status !== "started") render();  // finished: show the final metrics
+        else await load();
+      } catch (error) { showError(error); }
+    });
+  }
 }
 
 // ---- one sample -----------------------------------------------------------------------
