@@ -237,7 +237,7 @@ async function showRun(params) {
         if (c.key === "error" && row.limit) return el("td", {}, badge(`${row.limit} limit`, "P"), row.error ? ` ${row.error}` : "");
         const value = c.key === "error" ? (row.error || "") : row[c.key];
         return el("td", { class: c.num ? "num" : c.text ? "text" : "", title: c.text ? String(value ?? "") : null },
-          c.key === "time" ? `${fmtNumber(value, 2)}s` : c.num ? fmtNumber(value) : String(value ?? ""));
+          c.key === "time" ? `${fmtNumber(value, 3)}s` : c.num ? fmtNumber(value) : String(value ?? ""));
       }))));
     if (!page.rows.length) fill(body, el("tr", {}, el("td", { colspan: columns.length, class: "muted" }, "No samples match.")));
     const last = Math.min(state.offset + PAGE_SIZE, page.total);
