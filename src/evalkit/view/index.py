@@ -33,7 +33,7 @@ class Entry(NamedTuple):
     limit: str | None
 
 
-def _entry(record: dict[str, Any]) -> Entry:
+def _entry(record: dict[str, Any], share: Callable[[dict[str, Any]], dict[str, Any]]) -> Entry:
     """The table's fields of a sample record; raises TypeError, ValueError, KeyError or
     AttributeError when they have the wrong shape. (The whole record is checked when the
     sample is opened: checking every field of every line here would double the indexing time.)"""
@@ -42,7 +42,7 @@ def _entry(record: dict[str, Any]) -> Entry:
         raise TypeError("id or epoch")
     usage = record.get("usage") or {}
     limit = record.get("limit")
-    return Entry(sample_id, epoch, {name: score["value"] for name, score in (record.get("scores") or {}).items()},
+    return Entry(sample_id, epoch, share({name: score["value"] for name, score in (record.get("scores") or {}).items()}),
                  bool(record.get("error")), len(record.get("retries") or ()), int(usage.get("total_tokens", 0)),
                  float(record.get("time", 0.0)), limit.get("type") if isinstance(limit, dict) else None)
 
@@ -72,6 +72,7 @@ class SampleIndex:
         self.header, self.footer, self.problems = None, None, []
         self._searches: dict[str, list[int]] = {}
         self._memo: dict[str, Any] = {}
+        self._scores: dict[tuple[tuple[str, type, Any], ...], dict[str, Any]] = {}
         self.version += 1
 
     def refresh(self) -> SampleIndex:
@@ -127,7 +128,7 @@ class SampleIndex:
 
     def _add_sample(self, record: dict[str, Any], start: int, end: int) -> None:
         try:
-            entry = _entry(record)
+            entry = _entry(record, self._shared)
         except (TypeError, ValueError, KeyError, AttributeError):
             self.problems.append(f"line {self._lines}: {problem('sample', record) or 'not a sample record'} (left out)")
             return
@@ -139,6 +140,13 @@ class SampleIndex:
         for scorer in entry.scores:
             if scorer not in self.scorers:
                 self.scorers[scorer] = None
+
+    def _shared(self, scores: dict[str, Any]) -> dict[str, Any]:
+        """One dict for all the samples with the same scores (most share a few), to keep the index small."""
+        try:
+            return self._scores.setdefault(tuple((k, type(v), v) for k, v in scores.items()), scores)  # 1 is not True
+        except TypeError:  # a value such as a dict or list cannot be a key
+            return scores
 
     def memo(self, name: str, compute: Callable[[SampleIndex], Any]) -> Any:
         """`compute(self)`, kept until the file changes."""
