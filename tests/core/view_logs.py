@@ -18,7 +18,7 @@ from evalkit.model.content import ContentImage, ContentText
 from evalkit.model.types import ChatMessageUser
 from evalkit.scorer import match
 from evalkit.solver import generate, use_tools
-from evalkit.tool import tool
+from tests.tools import add
 
 PIXEL = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQ"
          "GAhKmMIQAAAABJRU5ErkJggg==")
@@ -34,18 +34,6 @@ def quiz() -> Task:
     return Task(dataset=samples, scorer=match(), name="quiz")
 
 
-@tool
-def add():  # type: ignore[no-untyped-def]
-    async def execute(x: int, y: int) -> int:
-        """Add two numbers.
-
-        Args:
-            x: The first number.
-            y: The second number.
-        """
-        return x + y
-
-    return execute
 
 
 TURNS = [

@@ -27,6 +27,7 @@ from evalkit.model import api
 from evalkit.scorer import includes, match
 from evalkit.solver import basic_agent, generate, use_tools
 from evalkit.tool import ToolCall, ToolError, ToolFunction, tool
+from tests.tools import ADD_PARAMETERS, add
 from tests.providers.helpers import isolate_env, set_fake_aws_env
 from tests.providers.test_anthropic import ENV, KEY
 from tests.servers.anthropic_server import (
@@ -42,13 +43,6 @@ from tests.servers.http import RecordingServer
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 )
-ADD_SCHEMA = {
-    "type": "object",
-    "properties": {"x": {"type": "integer", "description": "The first number."},
-                   "y": {"type": "integer", "description": "The second number.", "default": 0}},
-    "required": ["x"],
-}
-
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -57,18 +51,6 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(api, "_warned", set())
 
 
-@tool
-def add() -> Any:
-    async def execute(x: int, y: int = 0) -> int:
-        """Add two whole numbers.
-
-        Args:
-            x: The first number.
-            y: The second number.
-        """
-        return x + y
-
-    return execute
 
 
 @tool
@@ -119,7 +101,7 @@ def test_tool_loop_parallel_calls_errors_and_unknown_tool_through_eval(log_dir: 
     with RecordingServer(scripted_turns(turns)) as server:
         log = run_eval(server, [use_tools(add(), divide(), tool_choice=ToolFunction("add")), generate()], log_dir)
     first, second = (r.json() for r in server.requests)
-    assert first["tools"][0] == {"name": "add", "description": "Add two whole numbers.", "input_schema": ADD_SCHEMA}
+    assert first["tools"][0] == {"name": "add", "description": "Add two whole numbers.", "input_schema": ADD_PARAMETERS}
     assert [t["name"] for t in first["tools"]] == ["add", "divide"]
     assert first["tool_choice"] == {"type": "tool", "name": "add"}
     assert second["tool_choice"] == {"type": "auto"}  # a forced choice applies to the first call only
@@ -297,7 +279,7 @@ def test_bedrock_variant_sends_tools_in_the_same_shape(monkeypatch: pytest.Monke
     assert first.path == "/model/anthropic.claude-sonnet-4-5-v1:0/invoke"
     body = first.json()
     assert body["anthropic_version"] and "model" not in body
-    assert body["tools"] == [{"name": "add", "description": "Add two whole numbers.", "input_schema": ADD_SCHEMA}]
+    assert body["tools"] == [{"name": "add", "description": "Add two whole numbers.", "input_schema": ADD_PARAMETERS}]
     assert body["tool_choice"] == {"type": "auto"} and body["thinking"]["budget_tokens"] == 1024
     assert second.json()["messages"][-1]["content"] == [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "3"}]
     assert evalkit.read_eval_log(log.location).samples[0].scores["match"]["value"] == "C"

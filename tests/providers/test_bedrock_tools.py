@@ -29,6 +29,7 @@ from evalkit.model.content import ContentImage, ContentReasoning, ContentText
 from evalkit.scorer import includes
 from evalkit.solver import basic_agent, generate, use_tools
 from evalkit.tool import ToolCall, ToolCallError, ToolError, ToolFunction, tool
+from tests.tools import ADD_PARAMETERS, add
 from tests.providers.helpers import generate_once, set_fake_aws_env
 from tests.conftest import REPO, run_cli
 from tests.servers.converse_server import ScriptedConverse, calculator_model, converse_blocks, converse_reply, tool_use
@@ -38,18 +39,6 @@ MODEL_ID = "anthropic.claude-3-7-sonnet-20250219-v1:0"
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
 
 
-@tool
-def add() -> Any:
-    async def execute(x: int, y: int = 0) -> int:
-        """Add two whole numbers.
-
-        Args:
-            x: The first number.
-            y: The second number.
-        """
-        return x + y
-
-    return execute
 
 
 @tool
@@ -67,12 +56,7 @@ def lookup() -> Any:
     return execute
 
 
-ADD_SPEC = {"toolSpec": {"name": "add", "description": "Add two whole numbers.", "inputSchema": {"json": {
-    "type": "object",
-    "properties": {"x": {"type": "integer", "description": "The first number."},
-                   "y": {"type": "integer", "description": "The second number.", "default": 0}},
-    "required": ["x"],
-}}}}
+ADD_SPEC = {"toolSpec": {"name": "add", "description": "Add two whole numbers.", "inputSchema": {"json": ADD_PARAMETERS}}}
 
 
 @pytest.fixture(autouse=True)

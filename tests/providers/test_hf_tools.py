@@ -20,6 +20,7 @@ from evalkit.providers.hf import ChatRequest
 from evalkit.scorer import includes
 from evalkit.solver import generate, use_tools
 from evalkit.tool import ToolCall, ToolCallError, ToolDef, ToolFunction, ToolInfo, tool
+from tests.tools import add
 
 TOOLS_TEMPLATE = (
     "{%- if tools %}<|im_start|>system\n"
@@ -38,18 +39,6 @@ TOOLS_TEMPLATE = (
 GREEDY = GenerateConfig(temperature=0.0, max_tokens=5)
 
 
-@tool
-def add() -> Any:
-    async def execute(x: int, y: int) -> int:
-        """Add two integers.
-
-        Args:
-            x: The first integer.
-            y: The second integer.
-        """
-        return x + y
-
-    return execute
 
 
 @tool
@@ -125,7 +114,7 @@ def test_the_chat_template_renders_the_tools_and_the_tool_history_through_eval(
     expected = tokenizer.apply_chat_template(
         HISTORY_AS_TEMPLATES_TAKE_IT, tools=[schema(ADD)], add_generation_prompt=True, tokenize=False
     )
-    assert '"description": "The first integer."' in expected and '"arguments": {"x": 1, "y": 2}' in expected
+    assert '"description": "The first number."' in expected and '"arguments": {"x": 1, "y": 2}' in expected
     assert "<|im_start|>tool add c2\nError: missing required argument(s): y" in expected
     assert tiny_tools.api.prompt(ChatRequest(tuple(HISTORY), (ADD,))) == expected
 

@@ -29,7 +29,8 @@ from evalkit import (
 from evalkit.errors import ImagesUnsupportedError, ToolsUnsupportedError
 from evalkit.scorer import includes
 from evalkit.solver import basic_agent, generate, use_tools
-from evalkit.tool import ToolCall, ToolCallError, ToolFunction, tool
+from evalkit.tool import ToolCall, ToolCallError, ToolFunction
+from tests.tools import ADD_PARAMETERS, add
 from tests.providers.helpers import generate_and_close, isolate_env
 from tests.servers.http import RecordingServer, Request, Reply
 from tests.servers.openai_server import chat_reply, completion, message_text, openai_reply, tool_call
@@ -43,29 +44,12 @@ ADD_TOOL = {
     "function": {
         "name": "add",
         "description": "Add two whole numbers.",
-        "parameters": {
-            "type": "object",
-            "properties": {"x": {"type": "integer", "description": "The first number."},
-                           "y": {"type": "integer", "description": "The second number."}},
-            "required": ["x", "y"],
-        },
+        "parameters": ADD_PARAMETERS,
     },
 }
 """What the openai provider must send for `add()`."""
 
 
-@tool
-def add():  # type: ignore[no-untyped-def]
-    async def execute(x: int, y: int) -> int:
-        """Add two whole numbers.
-
-        Args:
-            x: The first number.
-            y: The second number.
-        """
-        return x + y
-
-    return execute
 
 
 @pytest.fixture(autouse=True)
