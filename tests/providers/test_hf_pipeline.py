@@ -266,5 +266,5 @@ def test_tools_fail_with_one_line_and_images_fail_their_request(tiny_llama: Path
     parts = [ContentText("What is the capital of Japan?")]
     text_parts, plain = generate(pipeline, [ChatMessageUser(parts)], "What is the capital of Japan?", config=greedy)
     assert text_parts.completion == plain.completion and text_parts.usage == plain.usage
-    with pytest.raises(ImagesUnsupportedError, match="provider 'hf-pipeline' runs text-only models"):
+    with pytest.raises(ImagesUnsupportedError, match=r"provider 'hf-pipeline' \(a text-only local model\) takes text only"):
         anyio.run(pipeline.generate, [ChatMessageUser([*parts, ContentImage("data:image/png;base64,iVBORw0KGgo=")])])

@@ -16,7 +16,7 @@ from evalkit import ChatMessageSystem, ChatMessageUser, GenerateConfig, Model, S
 from evalkit.errors import ImagesUnsupportedError
 from evalkit.model.content import ContentImage, ContentText
 from evalkit.model.types import ChatMessage, ChatMessageAssistant, ChatMessageTool
-from evalkit.providers.hf import ChatRequest
+from evalkit.providers.chat_prompt import ChatRequest
 from evalkit.scorer import includes
 from evalkit.solver import generate, use_tools
 from evalkit.tool import ToolCall, ToolCallError, ToolDef, ToolFunction, ToolInfo, tool
@@ -198,7 +198,7 @@ IMAGE = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAAD
 
 
 def test_an_image_fails_its_sample_with_one_line(tiny_tools: Model, tmp_path: Path) -> None:
-    with pytest.raises(ImagesUnsupportedError, match="provider 'hf' runs text-only models"):
+    with pytest.raises(ImagesUnsupportedError, match=r"provider 'hf' \(a text-only local model\) takes text only, but a user message holds an image"):
         anyio.run(tiny_tools.generate, [ChatMessageUser([ContentText("What is this?"), ContentImage(IMAGE)])], GREEDY)
     dataset = [
         Sample(input=[ChatMessageUser([ContentText("What is this?"), ContentImage(IMAGE)])], target="x", id="image"),
@@ -208,7 +208,7 @@ def test_an_image_fails_its_sample_with_one_line(tiny_tools: Model, tmp_path: Pa
     log = evalkit.eval(task, tiny_tools, fail_on_error=False, log_dir=tmp_path, display="none")[0]
     samples = {s.id: s for s in evalkit.read_eval_log(log.location).samples}
     first_line = samples["image"].error.splitlines()[0]
-    assert first_line.startswith("ImagesUnsupportedError: provider 'hf' runs text-only models and cannot read the images")
+    assert first_line.startswith("ImagesUnsupportedError: provider 'hf' (a text-only local model) takes text only, but a user message holds an image")
     assert samples["text"].error is None
 
 

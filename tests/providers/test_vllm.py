@@ -105,7 +105,7 @@ def test_vllm_response_schema_is_guided_decoding() -> None:
 def test_vllm_tools_through_the_template_and_the_parser(tmp_path: Path) -> None:
     _gpu()
     from evalkit import ChatMessageUser, Sample, Task
-    from evalkit.providers.hf import ChatRequest
+    from evalkit.providers.chat_prompt import ChatRequest
     from evalkit.scorer import includes
     from evalkit.solver import generate, use_tools
     from tests.providers.test_hf_tools import ADD, FEW_SHOT, add

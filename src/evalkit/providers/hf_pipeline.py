@@ -41,9 +41,10 @@ from evalkit.model.types import (
     input_text,
 )
 from evalkit.providers.batching import DEFAULT_MAX_WAIT, Batcher, Cancellation, batch_limit, settings_key
+from evalkit.providers.chat_prompt import refuse_images
 from evalkit.providers.hf import (
     DEFAULT_MAX_CONNECTIONS, decode_generated, eos_ids, generation_kwargs, load_pretrained,
-    load_tokenizer, parse_dtype, refuse_images, resolve_source, select_device, stop_when_cancelled, trim_at_stop,
+    load_tokenizer, parse_dtype, resolve_source, select_device, stop_when_cancelled, trim_at_stop,
 )
 from evalkit.providers.weights import weights_identity
 

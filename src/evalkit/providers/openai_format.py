@@ -130,15 +130,18 @@ def tool_params(tools: Sequence[ToolInfo], tool_choice: ToolChoice | None, confi
     """`tools`, `tool_choice` and `parallel_tool_calls`; nothing when no tools are offered."""
     if not tools:
         return {}
-    params: dict[str, Any] = {"tools": [
-        {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
-        for t in tools
-    ]}
+    params: dict[str, Any] = {"tools": [function_tool(t) for t in tools]}
     if tool_choice is not None:
         params["tool_choice"] = _tool_choice(tool_choice)
     if config.parallel_tool_calls is not None:
         params["parallel_tool_calls"] = config.parallel_tool_calls
     return params
+
+
+def function_tool(tool: ToolInfo) -> dict[str, Any]:
+    """A tool in the chat-completions function shape (also what HF chat templates take)."""
+    return {"type": "function", "function": {"name": tool.name, "description": tool.description,
+                                             "parameters": tool.parameters}}
 
 
 def _tool_choice(choice: ToolChoice) -> Any:

@@ -21,10 +21,8 @@ from evalkit.model.types import (
     TopLogprob,
 )
 from evalkit.providers.batching import DEFAULT_MAX_WAIT, Batcher, Cancellation, batch_limit, settings_key
-from evalkit.providers.hf import (
-    DEFAULT_MAX_TOKENS, ChatRequest, chat_request, is_sampling, parse_dtype, render_prompt, reply_choice,
-    resolve_source, template_takes_tools,
-)
+from evalkit.providers.chat_prompt import ChatRequest, chat_request, render_prompt, reply_choice, template_takes_tools
+from evalkit.providers.hf import DEFAULT_MAX_TOKENS, is_sampling, parse_dtype, resolve_source
 from evalkit.providers.weights import weights_identity
 from evalkit.tool.types import ToolChoice, ToolInfo
 
