@@ -262,3 +262,39 @@ def test_eval_retry_keeps_the_sample_limits_and_their_count(log_dir: Path) -> No
     samples = {s.id: s for s in read_eval_log(retried.location).samples}
     assert samples[2].limit == {"type": "message", "limit": 5} and len(samples[2].messages) == 5
     assert retried.footer["counts"] == {"total": 2, "completed": 2, "errors": 0, "limited": 2}
+
+
+def test_a_limit_reached_inside_parallel_tool_calls_ends_the_sample_as_a_limit(log_dir: Path) -> None:
+    from evalkit.sample_limits import LimitExceededError
+
+    @tool
+    def budget() -> Any:
+        async def execute(cost: int) -> str:
+            """Spend from a budget shared by the sample's sub-agents.
+
+            Args:
+                cost: Tokens to spend.
+            """
+            raise LimitExceededError("token", 100, 100 + cost)
+
+        return execute
+
+    outputs = [{"tool_calls": [call("budget", {"cost": 5}), call("budget", {"cost": 7})]}, "done"]
+    log = run(outputs, [use_tools(budget()), generate()], log_dir)
+    sample = read_eval_log(log.location).samples[0]
+    assert sample.error is None and sample.limit == {"type": "token", "limit": 100}
+    assert log.footer["counts"]["limited"] == 1
+
+
+def test_a_bound_method_can_be_a_tool() -> None:
+    class Counter:
+        async def bump(self, by: int) -> int:
+            """Add to the count.
+
+            Args:
+                by: How much.
+            """
+            return by
+
+    counter = Counter()
+    assert ToolDef.of(counter.bump).info.name == "bump" and ToolDef.of(counter.bump).parameters["required"] == ["by"]

@@ -26,8 +26,9 @@ def test_hermes_qwen_tool_calls_several_and_the_text_around_them() -> None:
         ("get_time", {"city": "Tokyo"}, None),
     ]
     assert text == "I will look both up."
-    assert len({c.id for c in calls}) == 2
+    assert len({c.id for c in calls}) == 2 and all(len(c.id) == 9 and c.id.isalnum() for c in calls)  # Mistral's rule
     assert [c.id for c in parse_tool_calls(reply)[0]] == [c.id for c in calls]  # stable for the same reply
+    assert parse_tool_calls(reply, turn=4)[0][0].id != calls[0].id  # a repeated call in a later turn
 
 
 def test_ids_differ_between_replies() -> None:

@@ -45,9 +45,9 @@ def refuse_images(provider: str, messages: list[ChatMessage]) -> None:
         text_prompt(message, f"provider '{provider}' (a text-only local model)")
 
 
-def reply_choice(text: str, stop_reason: StopReason, tools_offered: bool) -> ChatCompletionChoice:
-    """One generated answer: reasoning and (when tools were offered) tool calls parsed out."""
-    message = parse_reply(text, tools_offered)
+def reply_choice(text: str, stop_reason: StopReason, request: ChatRequest) -> ChatCompletionChoice:
+    """One generated answer to `request`: reasoning and (when it offered tools) tool calls parsed out."""
+    message = parse_reply(text, bool(request.tools), len(request.messages))
     return ChatCompletionChoice(message, stop_reason="tool_calls" if message.tool_calls else stop_reason)
 
 

@@ -267,7 +267,7 @@ class HuggingFaceAPI(ModelAPI):
             decoded = [decode_generated(self.tokenizer, tokens, ends, settings.stop_seqs, keep) for tokens in rows]
             input_tokens = int(mask.sum())
             output_tokens = sum(count for _, count, _ in decoded)
-            choices = [reply_choice(text, reason, bool(request.tools)) for text, _, reason in decoded]
+            choices = [reply_choice(text, reason, request) for text, _, reason in decoded]
             usage = ModelUsage(input_tokens, output_tokens, input_tokens + output_tokens)
             outputs.append(ModelOutput(model=f"hf/{self.model_name}", choices=choices, usage=usage))
         return outputs

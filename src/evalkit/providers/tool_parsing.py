@@ -38,11 +38,12 @@ _Found = tuple[str, dict[str, Any], "str | None"]
 """A call before it gets its id: (function, arguments, parse error)."""
 
 
-def parse_reply(text: str, tools_offered: bool) -> ChatMessageAssistant:
+def parse_reply(text: str, tools_offered: bool, turn: int = 0) -> ChatMessageAssistant:
     """The assistant message for a model's raw `text`: reasoning split off, and, when tools
-    were offered, the tool calls taken out of the text."""
+    were offered, the tool calls taken out of the text (`turn`, the conversation's length,
+    keeps a repeated call's id distinct from the earlier one)."""
     reasoning, text = split_reasoning(text)
-    calls, text = parse_tool_calls(text) if tools_offered else ([], text)
+    calls, text = parse_tool_calls(text, turn) if tools_offered else ([], text)
     content: str | list[Content] = [ContentReasoning(reasoning), ContentText(text)] if reasoning is not None else text
     return ChatMessageAssistant(content=content, tool_calls=calls or None)
 
@@ -55,8 +56,9 @@ def split_reasoning(text: str) -> tuple[str | None, str]:
     return found.group(1).strip(), text[found.end() :]
 
 
-def parse_tool_calls(text: str) -> tuple[list[ToolCall], str]:
-    """The tool calls in a model's reply (ids stable and unique per reply) and the text left."""
+def parse_tool_calls(text: str, turn: int = 0) -> tuple[list[ToolCall], str]:
+    """The tool calls in a model's reply and the text left. Ids are 9 letters and digits (what
+    Mistral's templates demand), the same for the same reply at the same turn."""
     if "<tool_call>" in text:
         found = [call for body in _HERMES.findall(text) for call in _wrapped(body)]
         rest = _HERMES.sub("", text)
@@ -66,9 +68,12 @@ def parse_tool_calls(text: str) -> tuple[list[ToolCall], str]:
         rest = before
     else:
         found, rest = _bare(text)
-    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
-    calls = [ToolCall(f"call_{digest}_{index}", name, args, error) for index, (name, args, error) in enumerate(found)]
+    calls = [ToolCall(_call_id(text, turn, index), name, args, error) for index, (name, args, error) in enumerate(found)]
     return calls, rest.strip() if calls else text
+
+
+def _call_id(text: str, turn: int, index: int) -> str:
+    return hashlib.sha256(f"{turn}\n{index}\n{text}".encode()).hexdigest()[:9]
 
 
 def _wrapped(body: str) -> list[_Found]:

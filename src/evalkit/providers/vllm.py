@@ -138,16 +138,17 @@ class VLLMAPI(ModelAPI):
         """Runs in the worker thread: one `LLM.generate` call for the whole batch (which runs
         to its end: `LLM` offers no way to stop it from another thread)."""
         structured = structured_output_kwargs(self._vllm, settings.response_schema)
-        params = self._vllm.SamplingParams(**sampling_kwargs(settings), **structured)
+        params = [self._vllm.SamplingParams(**sampling_kwargs(settings), **structured,
+                                            skip_special_tokens=not request.tools) for request in batch]
         results = self.llm.generate(
             [{"prompt_token_ids": self.prompt_ids(request)} for request in batch], params, use_tqdm=False
         )
-        return [self._output(result, bool(request.tools)) for request, result in zip(batch, results)]
+        return [self._output(result, request) for request, result in zip(batch, results)]
 
-    def _output(self, result: Any, tools_offered: bool) -> ModelOutput:
+    def _output(self, result: Any, request: ChatRequest) -> ModelOutput:
         choices = []
         for completion in result.outputs:
-            choice = reply_choice(completion.text, _FINISH.get(completion.finish_reason, "unknown"), tools_offered)
+            choice = reply_choice(completion.text, _FINISH.get(completion.finish_reason, "unknown"), request)
             logprobs = self._logprobs(completion) if completion.logprobs else None
             choices.append(ChatCompletionChoice(choice.message, choice.stop_reason, logprobs))
         input_tokens = len(result.prompt_token_ids or [])

@@ -66,7 +66,10 @@ class ToolDef:
             return cached  # type: ignore[no-any-return]
         made = cls._build(tool, name, description)
         if name is None and description is None:
-            setattr(tool, _CACHE_ATTR, made)
+            try:
+                setattr(tool, _CACHE_ATTR, made)
+            except AttributeError:
+                pass  # a bound method takes no attributes: it is described again next time
         return made
 
     @classmethod

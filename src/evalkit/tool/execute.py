@@ -27,9 +27,12 @@ async def execute_tools(calls: list[ToolCall], tools: list[ToolDef], max_output:
         results[index] = await _execute(calls[index], by_name, max_output or DEFAULT_MAX_TOOL_OUTPUT)
 
     if len(calls) > 1 and all(by_name[c.function].parallel for c in calls if c.function in by_name):
-        async with anyio.create_task_group() as group:
-            for index in range(len(calls)):
-                group.start_soon(run, index)
+        try:
+            async with anyio.create_task_group() as group:
+                for index in range(len(calls)):
+                    group.start_soon(run, index)
+        except* LimitExceededError as reached:
+            raise reached.exceptions[0] from None  # the sample's limit, not wrapped in a group
     else:
         for index in range(len(calls)):
             await run(index)
