@@ -5,14 +5,18 @@ replaced while the server runs, path traversal, the access token and bad input."
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 import os
 import shutil
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import run_cli
@@ -178,6 +182,88 @@ def test_a_growing_log_is_read_as_it_grows_and_a_replaced_one_again(tmp_path: Pa
         os.replace(replacement, live)
         assert get_json(running, "/api/samples", log="live.jsonl")["samples"] == 1
         assert get_json(running, "/api/runs")["runs"][0]["status"] == "started"
+    finally:
+        running.close()
+
+
+def _version(template: dict[str, Any], prefix: str, count: int, padding: str) -> bytes:
+    """Sample lines whose id says which version of the log and which position they are."""
+    records = [{**template, "id": f"{prefix}{i}", "metadata": {"pad": padding * (i % 7)}} for i in range(count)]
+    return b"".join(json.dumps(record, ensure_ascii=False).encode() + b"\n" for record in records)
+
+
+def _check_answer(response: Any, counts: dict[str, int]) -> None:
+    """A 200 whose rows all come from one version of the log, each at its own position."""
+    assert response.status_code in (200, 404), response.text  # 404: a position past the end of that version
+    body = response.json()
+    if "settings" in body:  # a run: as many samples as one version of the log has
+        assert body["samples"] in counts.values()
+        return
+    if "runs" in body:  # a comparison: a row's id is the sample's position in each run that has it
+        assert body["runs"][0]["samples"] in counts.values()
+        for row in body["rows"]:
+            assert {p for p in row["positions"] if p is not None} == {int(row["id"][1:])}, row
+        return
+    rows = body.get("rows") or ([body["record"] | {"position": body["position"]}] if "record" in body else [])
+    prefixes = {str(row["id"])[0] for row in rows}
+    assert len(prefixes) <= 1, f"rows from two versions of the log: {prefixes}"
+    for row in rows:
+        assert str(row["id"]) == f"{str(row['id'])[0]}{row['position']}", row["id"]
+    if rows and "samples" in body:
+        assert body["samples"] == counts[rows[0]["id"][0]]
+    if "record" in body:
+        assert body["count"] == counts[body["record"]["id"][0]]
+
+
+def test_a_log_replaced_while_requests_run_never_gives_an_error_or_a_wrong_sample(tmp_path: Path, logs: dict[str, Path]) -> None:
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    header, template = logs["a"].read_bytes().splitlines()[:2]
+    counts = {"a": 1500, "b": 400}
+    versions = {prefix: header + b"\n" + _version(json.loads(template), prefix, count, "x" if prefix == "a" else "é·")
+                for prefix, count in counts.items()}
+    live = folder / "live.jsonl"
+    live.write_bytes(versions["a"])
+    (folder / "fixed.jsonl").write_bytes(versions["a"])
+    running = ViewServer(folder)
+    requests = [("/api/samples", {"offset": 350, "size": 100}), ("/api/samples", {"q": "é·", "size": 40}),
+                ("/api/samples", {"q": "question", "sort": "tokens", "offset": 380}), ("/api/sample", {"position": 399}),
+                ("/api/sample", {"position": 1200}), ("/api/run", {}), ("/api/compare", {"log": ["live.jsonl", "fixed.jsonl"]})]
+    stop = threading.Event()
+    failures: list[str] = []
+
+    def replace_again_and_again() -> None:
+        for turn in itertools.count():
+            if stop.is_set():
+                return
+            replacement = folder / "compacted.tmp"
+            replacement.write_bytes(versions["ab"[turn % 2]])
+            os.replace(replacement, live)  # as eval-retry's compaction does
+            time.sleep(0.002)  # leave the server some of the CPU
+
+    def ask(worker: int) -> None:
+        with httpx.Client(base_url=running.base, timeout=30) as client:
+            for turn in itertools.count(worker):
+                if stop.is_set():
+                    return
+                path, params = requests[turn % len(requests)]
+                response = client.get(path, params={"log": "live.jsonl", **params})
+                try:
+                    _check_answer(response, counts)
+                except (AssertionError, ValueError, KeyError) as ex:
+                    failures.append(f"{path} {params}: {response.status_code} {ex!r} {response.text[:300]}")
+                    stop.set()
+
+    try:
+        threads = [threading.Thread(target=replace_again_and_again)] + [threading.Thread(target=ask, args=(i,)) for i in range(6)]
+        for thread in threads:
+            thread.start()
+        stop.wait(4)
+        stop.set()
+        for thread in threads:
+            thread.join()
+        assert not failures, failures[0]
+        assert get_json(running, "/api/runs")["runs"]  # still serving
     finally:
         running.close()
 

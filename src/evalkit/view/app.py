@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from evalkit.analysis.compare import check_comparable
 from evalkit.errors import EvalkitError
 from evalkit.view.catalog import Catalog
-from evalkit.view.index import SampleIndex
+from evalkit.view.index import LogChangedError, Snapshot
 from evalkit.view.queries import SampleQuery, compare_runs, log_of, run_detail, sample_detail, sample_page, select
 
 STATIC = Path(__file__).parent / "static"
@@ -100,11 +100,11 @@ class ViewApi:
     def __init__(self, log_dir: Path) -> None:
         self.catalog = Catalog(log_dir)
 
-    def _index(self, request: Request) -> tuple[SampleIndex, str]:
+    def _index(self, request: Request) -> tuple[Snapshot, str]:
         name = request.query_params.get("log", "")
         return self._named(name), name
 
-    def _named(self, name: str) -> SampleIndex:
+    def _named(self, name: str) -> Snapshot:
         path = self.catalog.resolve(name)
         if path is None:
             raise HTTPException(404, f"no log named {name!r} in the log folder")
@@ -151,6 +151,10 @@ async def _http_error(request: Request, error: Exception) -> Response:
     return OrjsonResponse({"error": error.detail}, status_code=error.status_code)
 
 
+async def _log_changed(request: Request, error: Exception) -> Response:
+    return OrjsonResponse({"error": "the log was rewritten in place while it was read; try again"}, status_code=409)
+
+
 def create_app(log_dir: Path, *, token: str | None = None, loopback_only: bool = True) -> Starlette:
     """The viewer app over `log_dir`. With `token`, every request must carry it; bound to the
     loopback interface only, requests must name a loopback host (no DNS rebinding)."""
@@ -173,5 +177,5 @@ def create_app(log_dir: Path, *, token: str | None = None, loopback_only: bool =
         middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=LOOPBACK_HOSTS))
     if token:
         middleware.append(Middleware(TokenGate, token=token))
-    return Starlette(routes=routes, middleware=middleware, exception_handlers={HTTPException: _http_error})
+    return Starlette(routes=routes, middleware=middleware, exception_handlers={HTTPException: _http_error, LogChangedError: _log_changed})
 

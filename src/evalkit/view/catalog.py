@@ -12,14 +12,14 @@ from evalkit.analysis.paths import LOG_SUFFIX
 from evalkit.analysis.rows import count_lines, run_row
 from evalkit.errors import EvalkitError
 from evalkit.log.reader import read_eval_log
-from evalkit.view.index import IndexCache, SampleIndex, file_stamp
+from evalkit.view.index import IndexCache, Snapshot, file_stamp
 from evalkit.view.queries import SampleQuery, run_name, run_summary
 
 _SELECTIONS = 16
 
 
 class Catalog:
-    """Lists the runs under `log_dir` and hands out the `SampleIndex` of one by name."""
+    """Lists the runs under `log_dir` and hands out the index snapshot of one by name."""
 
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = log_dir
@@ -49,8 +49,9 @@ class Catalog:
         name = run_name(path, self.root)
         index = self.indexes.known(path)
         try:
-            if index is not None and index.refresh().header is not None:
-                return run_summary(index, name)
+            snapshot = index.refresh() if index is not None else None
+            if snapshot is not None and snapshot.header is not None:
+                return run_summary(snapshot, name)
             stamp = file_stamp(path)
             cached = self._rows.get(path)
             if cached is None or cached[0] != stamp:
@@ -60,8 +61,8 @@ class Catalog:
         except (EvalkitError, OSError) as ex:
             return {"log": name, "status": "unreadable", "error": str(ex), "task": None, "model": None, "metrics": {}}
 
-    def selection(self, index: SampleIndex, query: SampleQuery, select: Callable[[SampleIndex, SampleQuery], list[int]]) -> list[int]:
-        """`select(index, query)`, kept for the next pages of the same query until the file grows."""
+    def selection(self, index: Snapshot, query: SampleQuery, select: Callable[[Snapshot, SampleQuery], list[int]]) -> list[int]:
+        """`select(index, query)`, kept for the next pages of the same query on the same snapshot."""
         key = (index.path, index.version, query.q, query.errors, query.score, query.limited, query.sort, query.desc)
         with self._lock:
             if key in self._selections:

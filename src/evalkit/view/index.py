@@ -1,14 +1,17 @@
 """A per-file index of a log's samples: where each line starts and the few fields the sample
 table sorts and filters on. Built once per file, extended as the file grows, rebuilt when it
-is replaced (a resume rewrites it), so a 100,000-sample log is never held whole in memory."""
+is replaced (a resume or eval-retry's compaction renames a new file over it), so a 100,000-sample
+log is never held whole in memory. Each refresh hands out an immutable `Snapshot`; a request uses
+one snapshot throughout and reads lines through the file handle it was built from, so a log
+replaced or grown meanwhile never mixes two versions of the file in one answer."""
 
 from __future__ import annotations
 
-import mmap
 import os
 import threading
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -47,60 +50,150 @@ def _entry(record: dict[str, Any], share: Callable[[dict[str, Any]], dict[str, A
                  float(record.get("time", 0.0)), limit.get("type") if isinstance(limit, dict) else None)
 
 
+class LogChangedError(Exception):
+    """The log was changed in place (cut short or rewritten) while a request was reading it."""
+
+
+class LogFile:
+    """An open log file, read at byte offsets (no shared file position: safe from any thread).
+    It stays readable after another file is renamed over its path."""
+
+    def __init__(self, path: Path) -> None:
+        self._handle = path.open("rb", buffering=0)
+        status = os.fstat(self._handle.fileno())
+        self.identity = (status.st_dev, status.st_ino)
+
+    def size(self) -> int:
+        return os.fstat(self._handle.fileno()).st_size
+
+    def read(self, offset: int, size: int) -> bytes:
+        """Up to `size` bytes from `offset` (fewer only at the end of the file)."""
+        parts = []
+        while size > 0 and (part := os.pread(self._handle.fileno(), size, offset)):
+            parts.append(part)
+            offset, size = offset + len(part), size - len(part)
+        return b"".join(parts)
+
+
+@dataclass(frozen=True, eq=False)
+class Snapshot:
+    """One version of a log's index: its samples' byte offsets and `Entry`s in file order, the
+    header, footer and damaged lines, and the open file they were read from."""
+
+    path: Path
+    version: int
+    """Grows each time the index changes (a reset included), for caches of query results."""
+    file: LogFile
+    header: dict[str, Any] | None = None
+    footer: dict[str, Any] | None = None
+    problems: tuple[str, ...] = ()
+    scorers: tuple[str, ...] = ()
+    starts: array[int] = field(default_factory=lambda: array("q"))
+    ends: array[int] = field(default_factory=lambda: array("q"))
+    entries: tuple[Entry, ...] = ()
+    _memo: dict[str, Any] = field(default_factory=dict)
+
+    def memo(self, name: str, compute: Callable[[Snapshot], Any]) -> Any:
+        """`compute(self)`, kept with this snapshot."""
+        if name not in self._memo:
+            self._memo[name] = compute(self)
+        return self._memo[name]
+
+    @property
+    def positions(self) -> dict[SampleKey, int]:
+        """The position of each (id, epoch); the last line wins when one was written twice."""
+        return self.memo("positions", lambda s: {sample_key(e.id, e.epoch): p for p, e in enumerate(s.entries)})
+
+    def records(self, positions: Sequence[int]) -> Iterator[dict[str, Any]]:
+        """The whole sample records at `positions`, read from this snapshot's file."""
+        for position in positions:
+            yield self._record(self._line(position))
+
+    def search(self, text: str, matches: Callable[[dict[str, Any], str], bool]) -> list[int]:
+        """The positions of samples whose record `matches(record, text)`, trying only the
+        lines that hold `text` (any case) in their raw bytes when it is ASCII; kept with this snapshot."""
+        return self.memo(f"search:{text.lower()}", lambda snapshot: snapshot._search(text.lower(), matches))
+
+    def _search(self, needle: str, matches: Callable[[dict[str, Any], str], bool]) -> list[int]:
+        raw = orjson.dumps(needle)[1:-1]  # as JSON would escape it inside a string
+        return [position for position, line in self._lines()
+                if (not needle.isascii() or line.lower().find(raw) >= 0) and matches(self._record(line), needle)]
+
+    def _line(self, position: int) -> bytes:
+        start, end = self.starts[position], self.ends[position]
+        line = self.file.read(start, end - start)
+        if len(line) != end - start:
+            raise LogChangedError(self.path)
+        return line
+
+    def _lines(self) -> Iterator[tuple[int, bytes]]:
+        """Every sample line with its position, read in large chunks."""
+        position, count = 0, len(self.entries)
+        while position < count:
+            offset = self.starts[position]
+            chunk = self.file.read(offset, max(_CHUNK, self.ends[position] - offset))
+            if len(chunk) < self.ends[position] - offset:
+                raise LogChangedError(self.path)
+            while position < count and self.ends[position] - offset <= len(chunk):
+                yield position, chunk[self.starts[position] - offset:self.ends[position] - offset]
+                position += 1
+
+    def _record(self, line: bytes) -> dict[str, Any]:
+        try:
+            return orjson.loads(line)
+        except orjson.JSONDecodeError:
+            raise LogChangedError(self.path) from None
+
+
 class SampleIndex:
-    """The samples of one log file: byte offsets and `Entry`s, in file order."""
+    """The samples of one log file, kept up to date by `refresh()`, which hands out snapshots."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.header: dict[str, Any] | None = None
-        self.footer: dict[str, Any] | None = None
-        self.problems: list[str] = []
         self._lock = threading.Lock()
-        self.version = 0
-        """Grows each time the index changes (a reset included), for caches of query results."""
-        self._reset(None)
+        self._version = 0
+        self._file: LogFile | None = None
+        self._scanned = 0
 
-    def _reset(self, identity: tuple[int, int] | None) -> None:
-        self._identity = identity
+    def _start_over(self, file: LogFile) -> None:
+        self._file = file
         self._scanned = 0
         self._lines = 0
-        self.starts = array("q")
-        self.ends = array("q")
-        self.entries: list[Entry] = []
-        self.positions: dict[SampleKey, int] = {}
-        self.scorers: dict[str, None] = {}
-        self.header, self.footer, self.problems = None, None, []
-        self._searches: dict[str, list[int]] = {}
-        self._memo: dict[str, Any] = {}
+        self._header: dict[str, Any] | None = None
+        self._footer: dict[str, Any] | None = None
+        self._problems: list[str] = []
+        self._scorers: dict[str, None] = {}
         self._scores: dict[tuple[tuple[str, type, Any], ...], dict[str, Any]] = {}
-        self.version += 1
+        self._version += 1
+        self._snapshot = Snapshot(self.path, self._version, file)
 
-    def refresh(self) -> SampleIndex:
-        """Bring the index up to date with the file (cheap when it has not changed)."""
+    def refresh(self) -> Snapshot:
+        """The index brought up to date with the file (cheap when it has not changed)."""
         with self._lock:
             status = self.path.stat()
-            identity = (status.st_dev, status.st_ino)
-            if identity != self._identity or status.st_size < self._scanned:
-                self._reset(identity)
-            if status.st_size > self._scanned:
-                self._scan()
-        return self
+            if self._file is None or (status.st_dev, status.st_ino) != self._file.identity or status.st_size < self._scanned:
+                self._start_over(LogFile(self.path))
+            if self._snapshot.file.size() > self._scanned:
+                self._scan(self._snapshot.file)
+            return self._snapshot
 
-    def _scan(self) -> None:
-        with self.path.open("rb") as handle:
-            handle.seek(self._scanned)
-            rest = b""
-            offset = self._scanned
-            while chunk := handle.read(_CHUNK):
-                data = rest + chunk
-                end = data.rfind(b"\n") + 1  # only whole lines: the last may still be being written
-                self._add_lines(data[:end], offset)
-                offset += end
-                rest = data[end:]
+    def _scan(self, file: LogFile) -> None:
+        self._starts, self._ends, self._entries = array("q"), array("q"), []
+        rest = b""
+        offset = self._scanned
+        while chunk := file.read(offset + len(rest), _CHUNK):
+            data = rest + chunk
+            end = data.rfind(b"\n") + 1  # only whole lines: the last may still be being written
+            self._add_lines(data[:end], offset)
+            offset += end
+            rest = data[end:]
+        if offset > self._scanned:
             self._scanned = offset
-        self.version += 1
-        self._searches.clear()
-        self._memo.clear()
+            self._version += 1
+            old = self._snapshot
+            self._snapshot = Snapshot(self.path, self._version, file, self._header, self._footer, tuple(self._problems),
+                                      tuple(self._scorers), old.starts + self._starts, old.ends + self._ends,
+                                      old.entries + tuple(self._entries))
 
     def _add_lines(self, data: bytes, offset: int) -> None:
         start = 0
@@ -115,14 +208,14 @@ class SampleIndex:
         try:
             record = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            self.problems.append(f"line {self._lines}: not valid JSON (left out)")
+            self._problems.append(f"line {self._lines}: not valid JSON (left out)")
             return
         if not isinstance(record, dict):
-            self.problems.append(f"line {self._lines}: not a JSON object (left out)")
+            self._problems.append(f"line {self._lines}: not a JSON object (left out)")
         elif "header" in record:
-            self.header = self.header or record["header"]
+            self._header = self._header or record["header"]
         elif "footer" in record:
-            self.footer = record["footer"]
+            self._footer = record["footer"]
         else:
             self._add_sample(record, start, end)
 
@@ -130,16 +223,15 @@ class SampleIndex:
         try:
             entry = _entry(record, self._shared)
         except (TypeError, ValueError, KeyError, AttributeError):
-            self.problems.append(f"line {self._lines}: {problem('sample', record) or 'not a sample record'} (left out)")
+            self._problems.append(f"line {self._lines}: {problem('sample', record) or 'not a sample record'} (left out)")
             return
-        self.footer = None  # samples after a footer: a resumed run is writing again
-        self.positions[sample_key(entry.id, entry.epoch)] = len(self.entries)
-        self.entries.append(entry)
-        self.starts.append(start)
-        self.ends.append(end)
+        self._footer = None  # samples after a footer: a resumed run is writing again
+        self._entries.append(entry)
+        self._starts.append(start)
+        self._ends.append(end)
         for scorer in entry.scores:
-            if scorer not in self.scorers:
-                self.scorers[scorer] = None
+            if scorer not in self._scorers:
+                self._scorers[scorer] = None
 
     def _shared(self, scores: dict[str, Any]) -> dict[str, Any]:
         """One dict for all the samples with the same scores (most share a few), to keep the index small."""
@@ -147,36 +239,6 @@ class SampleIndex:
             return self._scores.setdefault(tuple((k, type(v), v) for k, v in scores.items()), scores)  # 1 is not True
         except TypeError:  # a value such as a dict or list cannot be a key
             return scores
-
-    def memo(self, name: str, compute: Callable[[SampleIndex], Any]) -> Any:
-        """`compute(self)`, kept until the file changes."""
-        if name not in self._memo:
-            self._memo[name] = compute(self)
-        return self._memo[name]
-
-    def records(self, positions: list[int]) -> Iterator[dict[str, Any]]:
-        """The whole sample records at `positions`, read from the file."""
-        with self.path.open("rb") as handle:
-            for position in positions:
-                handle.seek(self.starts[position])
-                yield orjson.loads(handle.read(self.ends[position] - self.starts[position]))
-
-    def search(self, text: str, matches: Callable[[dict[str, Any], str], bool]) -> list[int]:
-        """The positions of samples whose record `matches(record, text)`, trying only the
-        lines that hold `text` (any case) in their raw bytes when it is ASCII; cached until the
-        file grows."""
-        needle = text.lower()
-        if needle in self._searches:
-            return self._searches[needle]
-        raw = orjson.dumps(needle)[1:-1]  # as JSON would escape it inside a string
-        found: list[int] = []
-        if self.entries:
-            with self.path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view:
-                for position, (start, end) in enumerate(zip(self.starts, self.ends)):
-                    if (not needle.isascii() or view[start:end].lower().find(raw) >= 0) and matches(orjson.loads(view[start:end]), needle):
-                        found.append(position)
-        self._searches[needle] = found
-        return found
 
 
 class IndexCache:
@@ -186,7 +248,8 @@ class IndexCache:
         self._indexes: dict[Path, SampleIndex] = {}
         self._lock = threading.Lock()
 
-    def get(self, path: Path) -> SampleIndex:
+    def get(self, path: Path) -> Snapshot:
+        """The up-to-date snapshot of `path`'s index."""
         with self._lock:
             index = self._indexes.get(path)
             if index is None:

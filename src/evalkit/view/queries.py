@@ -1,5 +1,6 @@
 """What the viewer's JSON API answers: runs, one run, a page of its samples, one sample,
-and a comparison of runs. Pure functions over `SampleIndex`es and log headers."""
+and a comparison of runs. Pure functions over index `Snapshot`s: each answer is computed from
+the one snapshot of each log it was given, never from a newer state of the file."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from evalkit.analysis.compare import metric_table, score_differences
 from evalkit.analysis.rows import content_text, input_text, run_row, sample_row, score_text, target_text
 from evalkit.log.schema import EvalLog
 from evalkit.log.validate import problem
-from evalkit.view.index import SampleIndex
+from evalkit.view.index import Snapshot
 
 EXCERPT = 300
 MAX_PAGE = 500
@@ -36,17 +37,17 @@ class SampleQuery:
     size: int = 50
 
 
-def log_of(index: SampleIndex) -> EvalLog:
+def log_of(index: Snapshot) -> EvalLog:
     """The index's header and footer as an `EvalLog` (its samples are not loaded)."""
     return EvalLog(location=index.path, header=index.header or {}, footer=index.footer)
 
 
-def run_summary(index: SampleIndex, name: str) -> dict[str, Any]:
+def run_summary(index: Snapshot, name: str) -> dict[str, Any]:
     """A run's row for the runs table, named by its path under the log folder."""
     return {**run_row(log_of(index), len(index.entries)), "log": name}
 
 
-def run_detail(index: SampleIndex, name: str) -> dict[str, Any]:
+def run_detail(index: Snapshot, name: str) -> dict[str, Any]:
     """A run's metrics and settings, the scorers its samples use, and any lines left out."""
     header = index.header or {}
     settings = {key: header.get(key) for key in ("model_args", "model_roles", "config", "dataset", "epochs", "limit",
@@ -56,7 +57,7 @@ def run_detail(index: SampleIndex, name: str) -> dict[str, Any]:
             "score_values": index.memo("score_values", score_values), "problems": index.problems[:20]}
 
 
-def score_values(index: SampleIndex, most: int = 20) -> dict[str, list[tuple[str, int]]]:
+def score_values(index: Snapshot, most: int = 20) -> dict[str, list[tuple[str, int]]]:
     """For each scorer, its most frequent values (as the table shows them) and their counts."""
     counts: dict[str, Counter[str]] = {scorer: Counter() for scorer in index.scorers}
     for entry in index.entries:
@@ -105,7 +106,7 @@ def _keep(query: SampleQuery) -> Any:
     return (lambda e: all(test(e) for test in tests)) if tests else None
 
 
-def select(index: SampleIndex, query: SampleQuery) -> list[int]:
+def select(index: Snapshot, query: SampleQuery) -> list[int]:
     """The positions of the samples the query shows, in its order."""
     entries = index.entries
     positions = index.search(query.q, _matches) if query.q.strip() else range(len(entries))
@@ -135,7 +136,7 @@ def table_row(record: dict[str, Any], position: int) -> dict[str, Any]:
     return row
 
 
-def sample_page(index: SampleIndex, positions: list[int], query: SampleQuery) -> dict[str, Any]:
+def sample_page(index: Snapshot, positions: list[int], query: SampleQuery) -> dict[str, Any]:
     """One page of the table: its rows and how many samples match in all."""
     size = max(1, min(query.size, MAX_PAGE))
     page = positions[query.offset: query.offset + size]
@@ -143,14 +144,14 @@ def sample_page(index: SampleIndex, positions: list[int], query: SampleQuery) ->
     return {"total": len(positions), "samples": len(index.entries), "offset": query.offset, "rows": rows}
 
 
-def sample_detail(index: SampleIndex, position: int) -> dict[str, Any]:
+def sample_detail(index: Snapshot, position: int) -> dict[str, Any]:
     """One whole sample record (transcript, scores with explanations, usage, retries, error),
     and what is wrong with it if a field has the wrong type (the page then shows it raw)."""
     [record] = index.records([position])
     return {"position": position, "count": len(index.entries), "record": record, "problem": problem("sample", record)}
 
 
-def compare_runs(indexes: Sequence[SampleIndex], names: Sequence[str], offset: int, size: int) -> dict[str, Any]:
+def compare_runs(indexes: Sequence[Snapshot], names: Sequence[str], offset: int, size: int) -> dict[str, Any]:
     """Metrics side by side and a page of the samples whose scores differ between runs."""
     logs = [log_of(index) for index in indexes]
     differing = score_differences([{key: indexes[i].entries[p].scores for key, p in index.positions.items()}
