@@ -119,3 +119,40 @@ def test_log_export_bad_input_is_one_line(tmp_path: Path, logs: dict[str, Path])
     assert_one_line(run_cli("log", "export", str(bad), "--format", "jsonl", "-o", str(tmp_path / "y.jsonl")), "bad.jsonl", "line 1")
     result = run_cli("log", "export", str(logs["a"]), "--format", "xlsx", "-o", str(tmp_path / "x.xlsx"))
     assert result.returncode == 2 and "xlsx" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_log_export_of_a_folder_into_itself_skips_its_output_and_files_that_are_not_logs(tmp_path: Path, logs: dict[str, Path]) -> None:
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    for run in ("a", "tools"):
+        (folder / logs[run].name).write_bytes(logs[run].read_bytes())
+    (folder / "notes.jsonl").write_text('{"note": "not a log"}\n')
+    output = folder / "all.jsonl"
+    for _ in range(2):  # the second time, the first export is in the folder
+        result = run_cli("log", "export", str(folder), "--format", "jsonl", "--output", str(output))
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == f"wrote 9 samples to {output}"
+        [warning] = result.stderr.strip().splitlines()
+        assert warning.startswith("warning: skipped") and "notes.jsonl" in warning and "no evalkit log header" in warning
+        assert len(output.read_text().splitlines()) == 9
+    result = run_cli("log", "export", str(folder), "--format", "csv", "--output", str(folder / "all.csv"))
+    assert result.returncode == 0 and "wrote 9 samples" in result.stdout
+    warnings = result.stderr.strip().splitlines()  # the earlier JSON Lines export is not a log either
+    assert len(warnings) == 2 and "all.jsonl" in warnings[0] and "notes.jsonl" in warnings[1]
+    assert sorted(p.name for p in folder.iterdir()) == sorted([logs["a"].name, logs["tools"].name, "notes.jsonl", "all.jsonl", "all.csv"])
+
+
+def test_log_export_that_fails_leaves_the_output_as_it_was(tmp_path: Path, logs: dict[str, Path]) -> None:
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    lines = logs["a"].read_bytes().splitlines(keepends=True)
+    (folder / "damaged.jsonl").write_bytes(b"".join([*lines[:3], b"{garbage\n", *lines[3:]]))
+    output = tmp_path / "samples.jsonl"
+    for format_ in ("jsonl", "csv"):
+        output.write_text("the previous export\n")
+        assert_one_line(run_cli("log", "export", str(folder), "--format", format_, "-o", str(output)), "damaged.jsonl", "line 4")
+        assert output.read_text() == "the previous export\n"
+    assert [p.name for p in folder.iterdir()] == ["damaged.jsonl"]  # no temporary file left behind
+    (tmp_path / "empty").mkdir()
+    assert_one_line(run_cli("log", "export", str(tmp_path / "empty"), "-o", str(output)), "no evalkit logs to export", "empty")
+    assert output.read_text() == "the previous export\n"

@@ -21,6 +21,10 @@ def _echo(text: str) -> None:
     click.echo(scrub(text))
 
 
+def _warn(message: str) -> None:
+    click.echo(scrub(f"warning: {message}"), err=True)
+
+
 def _value(value: Any) -> str:
     return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
 
@@ -51,7 +55,7 @@ def list_logs(log_dir: str | None) -> None:
         try:
             log = read_eval_log(path, header_only=True)
         except LogFileError as ex:
-            click.echo(scrub(f"warning: skipped {ex}"), err=True)
+            _warn(f"skipped {ex}")
             continue
         rows.append(run_row(log, None if log.footer else count_lines(path)))
     if not rows:
@@ -170,8 +174,9 @@ def compare(files: tuple[str, ...], shown: int) -> None:
 @click.option("--format", "format_", type=click.Choice(["csv", "parquet", "jsonl"]), default="csv", show_default=True)
 @click.option("--output", "-o", required=True, help="The file to write.")
 def export(logs: tuple[str, ...], format_: str, output: str) -> None:
-    """One row per sample and epoch of LOGS (files or folders) as CSV, Parquet or JSON Lines."""
+    """One row per sample and epoch of LOGS (files or folders) as CSV, Parquet or JSON Lines.
+    Files in a folder that are not evalkit logs (an earlier export among them) are skipped."""
     from evalkit.analysis.export import export_samples
 
-    count = export_samples(logs, format_, output)  # type: ignore[arg-type]
+    count = export_samples(logs, format_, output, on_skip=_warn)  # type: ignore[arg-type]
     click.echo(f"wrote {count} samples to {output}")
