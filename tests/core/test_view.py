@@ -268,6 +268,24 @@ def test_a_log_replaced_while_requests_run_never_gives_an_error_or_a_wrong_sampl
         running.close()
 
 
+def test_a_server_that_opened_many_logs_keeps_only_some_open(tmp_path: Path, logs: dict[str, Path]) -> None:
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    for number in range(80):
+        (folder / f"run{number:02d}.jsonl").write_bytes(logs["a"].read_bytes())
+    running = ViewServer(folder)
+    try:
+        for number in range(80):
+            assert get_json(running, "/api/samples", log=f"run{number:02d}.jsonl")["samples"] == 6
+        descriptors = Path(f"/proc/{running.process.pid}/fd")
+        open_logs = [link for link in map(os.readlink, descriptors.iterdir()) if link.endswith(".jsonl")]
+        assert 0 < len(open_logs) <= 64
+        assert get_json(running, "/api/sample", log="run00.jsonl", position=5)["record"]["id"] == 6  # opened again
+        assert len(get_json(running, "/api/runs")["runs"]) == 80
+    finally:
+        running.close()
+
+
 def test_damaged_lines_are_left_out_or_shown_raw(tmp_path: Path, logs: dict[str, Path]) -> None:
     folder = tmp_path / "logs"
     folder.mkdir()

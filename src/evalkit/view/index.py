@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from array import array
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -242,10 +243,12 @@ class SampleIndex:
 
 
 class IndexCache:
-    """One `SampleIndex` per log file, kept while the server runs."""
+    """The `SampleIndex`es of the logs most recently asked for, kept while the server runs
+    (at most `kept`: each holds its log open and its entries in memory)."""
 
-    def __init__(self) -> None:
-        self._indexes: dict[Path, SampleIndex] = {}
+    def __init__(self, kept: int = 64) -> None:
+        self._indexes: OrderedDict[Path, SampleIndex] = OrderedDict()
+        self._kept = kept
         self._lock = threading.Lock()
 
     def get(self, path: Path) -> Snapshot:
@@ -254,6 +257,9 @@ class IndexCache:
             index = self._indexes.get(path)
             if index is None:
                 index = self._indexes[path] = SampleIndex(path)
+                while len(self._indexes) > self._kept:
+                    self._indexes.popitem(last=False)  # requests using its snapshots keep its file open
+            self._indexes.move_to_end(path)
         return index.refresh()
 
     def known(self, path: Path) -> SampleIndex | None:
