@@ -195,6 +195,7 @@ class SampleIndex:
             self._snapshot = Snapshot(self.path, self._version, file, self._header, self._footer, tuple(self._problems),
                                       tuple(self._scorers), old.starts + self._starts, old.ends + self._ends,
                                       old.entries + tuple(self._entries))
+        del self._starts, self._ends, self._entries
 
     def _add_lines(self, data: bytes, offset: int) -> None:
         start = 0
