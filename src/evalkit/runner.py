@@ -99,14 +99,15 @@ def _options(
     generate_config: dict[str, Any],
     limit: Limit,
     epochs: int | None,
-    max_connections: int | None,
+    max_connections: int | str | None,
     max_samples: int | None,
     log_dir: str | Path | None,
     fail_on_error: bool | float,
     display: DisplayMode | None,
     limits: SampleLimits = SampleLimits(),
 ) -> RunOptions:
-    checked = (("--epochs", epochs), ("--max-samples", max_samples), ("--max-connections", max_connections),
+    adaptive = isinstance(max_connections, str)  # "auto"; GenerateConfig refuses other text
+    checked = (("--epochs", epochs), ("--max-samples", max_samples), ("--max-connections", None if adaptive else max_connections),
                ("--message-limit", limits.messages), ("--token-limit", limits.tokens))
     for flag, value in checked:
         if value is not None and value < 1:
@@ -154,7 +155,8 @@ def eval(
     fraction (0-1) or a count stops past that many errors; failed samples are logged either way.
     `model_roles` maps role names to models (`{"grader": "openai/gpt-4o"}`) that solvers and
     scorers get with `get_model(role="grader")`. `message_limit` and `token_limit` bound each
-    sample (over the task's own limits).
+    sample (over the task's own limits). `max_connections="auto"` adapts the concurrency to
+    the server: it grows while requests succeed and backs off on rate limits and timeouts.
     `Model` objects passed in stay open for reuse; models created from names are closed.
     """
     return run_sync(

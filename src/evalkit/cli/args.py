@@ -154,8 +154,18 @@ class WholeNumber(click.ParamType):
         return number
 
 
+class ConnectionCount(WholeNumber):
+    """`--max-connections`: a whole number, or "auto" for adaptive concurrency."""
+
+    name = "integer|auto"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int | str:  # type: ignore[override]
+        return "auto" if str(value).strip().lower() == "auto" else super().convert(value, param, ctx)
+
+
 FINITE_FLOAT = FiniteFloat()
 WHOLE_NUMBER = WholeNumber()
+CONNECTION_COUNT = ConnectionCount()
 
 
 def parse_model_roles(items: tuple[str, ...] | list[str]) -> dict[str, str]:

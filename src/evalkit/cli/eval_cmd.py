@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from evalkit.cli.args import (
+    CONNECTION_COUNT,
     FINITE_FLOAT,
     WHOLE_NUMBER,
     generation_flag_hint,
@@ -32,7 +33,8 @@ from evalkit.errors import ArgumentError, ModelArgsError
 @click.option("-T", "--task-arg", "task_args", multiple=True, metavar="KEY=VALUE", help="Argument for the @task function (repeatable).")
 @click.option("--limit", type=str, help="Evaluate the first N samples, or samples M-N (1-based).")
 @click.option("--epochs", type=WHOLE_NUMBER, help="Run each sample this many times.")
-@click.option("--max-connections", type=WHOLE_NUMBER, help="Concurrent requests to the model (default: the provider's).")
+@click.option("--max-connections", type=CONNECTION_COUNT,
+              help="Concurrent requests to the model (default: the provider's); auto: grow until the server pushes back.")
 @click.option("--max-samples", type=WHOLE_NUMBER, help="Samples run at once (default: max connections).")
 @click.option("--message-limit", type=WHOLE_NUMBER, help="Most messages a sample's conversation may reach (tool loops end there).")
 @click.option("--token-limit", type=WHOLE_NUMBER, help="Most tokens a sample may use, over all its model calls.")
@@ -70,7 +72,7 @@ def eval_command(
     task_args: tuple[str, ...],
     limit: str | None,
     epochs: int | None,
-    max_connections: int | None,
+    max_connections: int | str | None,
     max_samples: int | None,
     message_limit: int | None,
     token_limit: int | None,

@@ -5,9 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from typing import Literal
 
 import anyio
+
+from evalkit.model.adaptive import AUTO, AdaptiveLimit
 
 
 class RateLimiter:
@@ -80,6 +85,7 @@ class EndpointLimits:
 
 
 _pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, int], anyio.Semaphore]] = weakref.WeakKeyDictionary()
+_adaptive: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AdaptiveLimit]] = weakref.WeakKeyDictionary()
 _endpoints: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, EndpointLimits]] = weakref.WeakKeyDictionary()
 
 
@@ -90,6 +96,25 @@ def connection_pool(key: str, max_connections: int) -> anyio.Semaphore:
     if pool is None:
         pool = per_loop[(key, max_connections)] = anyio.Semaphore(max_connections)
     return pool
+
+
+def connection_slot(
+    key: str, max_connections: int | Literal["auto"], overloaded: Callable[[BaseException], bool]
+) -> AbstractAsyncContextManager[object]:
+    """One connection of pool `key`: of a fixed `max_connections`, or of the pool's adaptive
+    limit when it is "auto" (`overloaded` tells which failures shrink it)."""
+    if max_connections == AUTO:
+        return adaptive_limit(key).slot(overloaded)
+    return connection_pool(key, max_connections)
+
+
+def adaptive_limit(key: str) -> AdaptiveLimit:
+    """The adaptive limit of connection `key` in the running event loop."""
+    per_loop = _adaptive.setdefault(asyncio.get_running_loop(), {})
+    limit = per_loop.get(key)
+    if limit is None:
+        limit = per_loop[key] = AdaptiveLimit()
+    return limit
 
 
 def endpoint_limits(key: str) -> EndpointLimits:

@@ -15,7 +15,8 @@ import anyio
 from evalkit.errors import ModelArgsError, ToolsUnsupportedError
 from evalkit.model.api import ModelAPI
 from evalkit.model.deadlines import AttemptTimedOut, attempt_deadline
-from evalkit.model.limits import connection_pool, endpoint_limits
+from evalkit.model.adaptive import pool_size
+from evalkit.model.limits import connection_slot, endpoint_limits
 from evalkit.model.retry import DEFAULT_MAX_RETRIES, RequestClock, RequestTimeoutError, backoff_delay, refused
 from evalkit.model.registry import provider_info, split_model_name
 from evalkit.model.roles import current, record_usage
@@ -78,9 +79,9 @@ class Model:
         return f"Model({self.name!r})"
 
     def max_connections(self, config: GenerateConfig | None = None) -> int:
-        """The pool size: the config's max_connections, else the provider's default."""
+        """The pool size: the config's max_connections (the adaptive ceiling for "auto"), else the provider's default."""
         merged = self.config.merge(config)
-        return merged.max_connections or self.api.max_connections()
+        return pool_size(merged.max_connections, self.api.max_connections())
 
     async def generate(
         self,
@@ -113,7 +114,7 @@ class Model:
                 output = await self._attempt(messages, infos, tool_choice, config, clock)
                 break
             except Exception as error:
-                retryable = isinstance(error, TimeoutError) or self.api.is_retryable(error)
+                retryable = self._transient(error)
                 if attempt >= max_retries or not retryable or clock.left() == 0:
                     clear = self._clear(error)
                     if clear is error:
@@ -136,7 +137,8 @@ class Model:
     ) -> ModelOutput:
         """One request: a connection from the pool, a rate-limit turn, then the provider's call."""
         rate_limits = endpoint_limits(self._rate_limit_key) if config.requests_per_sec or config.tokens_per_sec else None
-        async with connection_pool(self.api.connection_key(), config.max_connections or self.api.max_connections()):
+        connections = config.max_connections or self.api.max_connections()
+        async with connection_slot(self.api.connection_key(), connections, self._transient):
             guess = charged = 0.0
             if rate_limits is not None and config.requests_per_sec:
                 await rate_limits.requests.acquire(config.requests_per_sec)
@@ -157,6 +159,10 @@ class Model:
         if rate_limits is not None and config.tokens_per_sec and output.usage is not None:
             rate_limits.tokens.settle(config.tokens_per_sec, guess, charged, output.usage.total_tokens)
         return output
+
+    def _transient(self, error: BaseException) -> bool:
+        """Whether `error` is worth a retry: a timeout, a rate limit or another transient failure."""
+        return isinstance(error, TimeoutError) or self.api.is_rate_limit(error) or self.api.is_retryable(error)
 
     async def _wait_to_retry(self, attempt: int, error: Exception, clock: RequestClock) -> None:
         """Sleep before retry `attempt + 1`, or give up at once if the wait would outlast `timeout`."""

@@ -140,7 +140,8 @@ class GenerateConfig:
     attempt_timeout: float | None = None
     """Seconds one attempt may take before it is abandoned and retried (default 600)."""
     max_retries: int | None = None
-    max_connections: int | None = None
+    max_connections: int | Literal["auto"] | None = None
+    """Concurrent requests per connection pool; "auto" adapts it (grows on success, backs off on 429s)."""
     requests_per_sec: float | None = None
     tokens_per_sec: float | None = None
     reasoning_effort: ReasoningEffort | None = None
@@ -164,7 +165,7 @@ class GenerateConfig:
             raise ValueError(f"reasoning_effort must be one of {', '.join(_EFFORTS)} (got {self.reasoning_effort!r})")
         for name, kind in _FIELD_KINDS.items():
             value = getattr(self, name)
-            if value is None:
+            if value is None or (name == "max_connections" and value == "auto"):  # adaptive (model/adaptive.py)
                 continue
             if kind is bool:
                 ok = isinstance(value, bool)

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Generic, TypeVar
 
+from evalkit.model.adaptive import AUTO
 from evalkit.model.api import SampleActivity
 from evalkit.model.types import GenerateConfig
 
@@ -64,7 +65,7 @@ def settings_key(config: GenerateConfig) -> GenerateConfig:
 def batch_limit(config: GenerateConfig, default_connections: int, batch_size: int | None) -> int:
     """The most requests one batch may hold: max_connections (the config's, else the
     provider's default), capped by the provider's `batch_size` model arg."""
-    limit = config.max_connections or default_connections
+    limit = default_connections if config.max_connections == AUTO else config.max_connections or default_connections
     return min(limit, batch_size) if batch_size else limit
 
 

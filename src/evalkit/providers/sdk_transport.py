@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from evalkit.model.adaptive import pool_size
 from evalkit.model.api import ModelAPI
 from evalkit.providers.http_errors import (
     MalformedResponseError,
@@ -51,14 +52,14 @@ class SDKTransport:
         model: str,
         key_env: str | None,
         reset_headers: tuple[str, ...] = (),
-        connections: int = 0,
+        connections: int | str = 0,
     ) -> None:
         self._sdk = sdk
 
         def new_client() -> Any:
             return client_class(**{"timeout": None, **settings, "http_client": self._http_client(), **model_args})
 
-        self._pool = max(connections, POOL_SIZE)
+        self._pool = max(pool_size(connections, 0), POOL_SIZE)
         self.provider = provider
         self.model = model
         self.key_env = key_env
