@@ -13,6 +13,7 @@ import pytest
 import evalkit
 from evalkit import (
     ChatMessageAssistant,
+    ChatMessageSystem,
     ChatMessageTool,
     ChatMessageUser,
     ContentImage,
@@ -23,6 +24,7 @@ from evalkit import (
     Task,
     eval,
 )
+from evalkit.errors import ImagesUnsupportedError
 from evalkit.model import api
 from evalkit.scorer import includes, match
 from evalkit.solver import basic_agent, generate, use_tools
@@ -315,3 +317,82 @@ def test_vertex_variant_sends_tools_in_the_same_shape(monkeypatch: pytest.Monkey
     body = request.json()
     assert [t["name"] for t in body["tools"]] == ["divide"] and body["tool_choice"] == {"type": "any"}
     assert output.stop_reason == "tool_calls" and output.message.tool_calls[0].arguments == {"x": 6, "y": 3}
+
+
+@pytest.mark.parametrize("choice", ["any", ToolFunction("add")])
+def test_forced_tool_choice_with_thinking_sends_auto_and_warns(choice: Any, log_dir: Path) -> None:
+    """The API refuses forced tool use with extended thinking (the server does too): auto goes instead."""
+    turns = [[thinking("Use the tool.", "sig-1"), tool_use("toolu_1", "add", {"x": 1, "y": 2})], final_answer]
+    with RecordingServer(scripted_turns(turns)) as server:
+        with pytest.warns(UserWarning, match="'anthropic' does not support tool_choice; .*forced tool use is not allowed "
+                                             "with extended thinking"):
+            log = run_eval(server, [use_tools(add(), tool_choice=choice), generate()], log_dir, reasoning_tokens=2048)
+    first, second = (r.json() for r in server.requests)
+    assert first["tool_choice"] == second["tool_choice"] == {"type": "auto"}
+    assert first["thinking"] == {"type": "enabled", "budget_tokens": 2048}
+    assert log.samples[0].scores["includes"]["value"] == "C"
+
+
+def test_forced_tool_choice_is_sent_as_is_only_without_thinking() -> None:
+    with RecordingServer(scripted_turns([[tool_use("toolu_1", "add", {"x": 1})]])) as server:
+        with pytest.warns(UserWarning, match="'anthropic' does not support tool_choice"):
+            generate_once(server, "Add.", tools=[add()], tool_choice="any", config=GenerateConfig(reasoning_effort="low"))
+        generate_once(server, "Add.", tools=[add()], tool_choice="any")
+    assert [r.json().get("tool_choice") for r in server.requests] == [{"type": "auto"}, {"type": "any"}]
+
+
+def test_an_empty_reply_goes_back_as_no_content_when_basic_agent_continues(log_dir: Path) -> None:
+    """Claude may answer tool results with no content; basic_agent then asks it to go on, and the
+    next request must not hold an empty turn (the server refuses one, as the API does)."""
+    turns = [[tool_use("toolu_a", "add", {"x": 1, "y": 2})], [], [tool_use("toolu_s", "submit", {"answer": "3"})]]
+    with RecordingServer(scripted_turns(turns)) as server:
+        log = run_eval(server, basic_agent(tools=[add()]), log_dir)
+    assert len(server.requests) == 3
+    third = server.requests[2].json()["messages"]
+    assert third[3] == {"role": "assistant", "content": "(no content)"}
+    assert third[4]["role"] == "user" and "submit()" in third[4]["content"]
+    sample = log.samples[0]
+    assert sample.chat_messages[4] == ChatMessageAssistant("") and sample.scores["includes"]["value"] == "C"
+
+
+def test_empty_messages_and_tool_results_go_as_no_content() -> None:
+    history = [
+        ChatMessageUser("Add."),
+        ChatMessageAssistant([ContentReasoning("unsigned: left out")], tool_calls=None),
+        ChatMessageUser(""),
+        ChatMessageAssistant("", tool_calls=[ToolCall("c1", "add", {"x": 1}), ToolCall("c2", "add", {"x": 2})]),
+        ChatMessageTool("", tool_call_id="c1", function="add"),
+        ChatMessageTool([ContentText("  ")], tool_call_id="c2", function="add"),
+    ]
+    with RecordingServer(scripted_turns([[text("3")]])) as server:
+        assert generate_once(server, history, tools=[add()]).completion == "3"
+    assert server.requests[0].json()["messages"] == [
+        {"role": "user", "content": "Add."},
+        {"role": "assistant", "content": "(no content)"},
+        {"role": "user", "content": "(no content)"},
+        {"role": "assistant", "content": [tool_use("c1", "add", {"x": 1}), tool_use("c2", "add", {"x": 2})]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "c1", "content": "(no content)"},
+                                     {"type": "tool_result", "tool_use_id": "c2", "content": "(no content)"}]},
+    ]
+
+
+def test_tool_results_come_first_in_their_user_turn() -> None:
+    """A user message between the calls and their results: the results still open the turn."""
+    history = [
+        ChatMessageUser("Add."),
+        ChatMessageAssistant("Adding.", tool_calls=[ToolCall("c1", "add", {"x": 1})]),
+        ChatMessageUser("Be quick."),
+        ChatMessageTool("1", tool_call_id="c1", function="add"),
+    ]
+    with RecordingServer(scripted_turns([[text("1")]])) as server:
+        assert generate_once(server, history, tools=[add()]).completion == "1"
+    assert server.requests[0].json()["messages"][2] == {"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": "c1", "content": "1"}, text("Be quick.")]}
+
+
+def test_an_image_in_a_system_message_fails_in_one_line() -> None:
+    system = ChatMessageSystem([ContentText("Look:"), ContentImage("https://example.com/cat.png")])
+    with RecordingServer(scripted_turns([[text("never")]])) as server:
+        with pytest.raises(ImagesUnsupportedError, match="^provider 'anthropic' takes no images in system messages") as raised:
+            generate_once(server, [system, ChatMessageUser("Hi.")])
+    assert "\n" not in str(raised.value) and server.requests == []

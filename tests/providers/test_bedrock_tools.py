@@ -25,6 +25,7 @@ from evalkit import (
     read_eval_log,
 )
 from evalkit.errors import ImagesUnsupportedError
+from evalkit.model import api
 from evalkit.model.content import ContentImage, ContentReasoning, ContentText
 from evalkit.scorer import includes
 from evalkit.solver import basic_agent, generate, use_tools
@@ -342,3 +343,31 @@ def test_the_server_refuses_tool_blocks_without_a_tool_config() -> None:
         client = boto3.client("bedrock-runtime", endpoint_url=server.url)
         with pytest.raises(ClientError, match="toolConfig field must be defined"):
             client.converse(modelId=MODEL_ID, messages=messages)
+
+
+@pytest.mark.parametrize("choice", ["any", ToolFunction("add")])
+def test_forced_tool_choice_with_thinking_sends_auto_and_warns(
+    choice: Any, monkeypatch: pytest.MonkeyPatch, log_dir: Path
+) -> None:
+    """Claude refuses forced tool use with extended thinking (so does the local server): auto goes instead."""
+    monkeypatch.setattr(api, "_warned", set())
+    script = ScriptedConverse(converse_blocks([tool_use("tu_1", "add", {"x": 1, "y": 2})], "tool_use"), converse_reply("3"))
+    with RecordingServer(script) as server, pytest.warns(
+            UserWarning, match="'bedrock' does not support tool_choice; .*forced tool use is not allowed with extended thinking"):
+        log = run_eval(server, [use_tools(add(), tool_choice=choice), generate()], monkeypatch, log_dir, reasoning_tokens=1024)
+    first, second = (r.json() for r in server.requests)
+    assert first["toolConfig"]["toolChoice"] == second["toolConfig"]["toolChoice"] == {"auto": {}}
+    assert first["additionalModelRequestFields"] == {"thinking": {"type": "enabled", "budget_tokens": 1024}}
+    assert log.status == "success" and log.samples[0].scores["includes"]["value"] == "C"
+
+
+def test_the_server_refuses_thinking_with_a_forced_tool() -> None:
+    """What the test above leans on: the local server, like Bedrock, refuses the combination."""
+    import boto3
+
+    with RecordingServer(ScriptedConverse(converse_reply("never"))) as server:
+        client = boto3.client("bedrock-runtime", endpoint_url=server.url)
+        with pytest.raises(ClientError, match="Thinking may not be enabled when tool_choice forces tool use"):
+            client.converse(modelId=MODEL_ID, messages=[{"role": "user", "content": [{"text": "1 + 2?"}]}],
+                            toolConfig={"tools": [ADD_SPEC], "toolChoice": {"any": {}}},
+                            additionalModelRequestFields={"thinking": {"type": "enabled", "budget_tokens": 1024}})

@@ -12,15 +12,16 @@ import anyio
 import pytest
 
 from evalkit import (
-    ChatMessageAssistant, ChatMessageTool, ChatMessageUser, ContentImage, ContentReasoning, ContentText, GenerateConfig,
+    ChatMessageAssistant, ChatMessageSystem, ChatMessageTool, ChatMessageUser, ContentImage, ContentReasoning, ContentText, GenerateConfig,
     ResponseSchema, Sample, Task, eval, get_model, read_eval_log,
 )
+from evalkit.errors import ImagesUnsupportedError
 from evalkit.scorer import includes
 from evalkit.solver import basic_agent, generate, use_tools
 from evalkit.tool import ToolCall, ToolCallError, ToolError, ToolFunction, tool
 from tests.conftest import run_cli
 from tests.providers.helpers import generate_and_close
-from tests.servers.gemini_server import function_call, gemini_parts, gemini_reply, scripted, thought
+from tests.servers.gemini_server import function_call, function_results, gemini_parts, gemini_reply, scripted, thought
 from tests.servers.http import RecordingServer, Reply
 
 MODEL = "gemini-2.5-flash"
@@ -107,7 +108,11 @@ def run_eval(model: str, solver: list[Any], log_dir: Path, input: Any = "What is
 
 
 def test_tool_loop_sends_declarations_and_function_responses(monkeypatch: pytest.MonkeyPatch, log_dir: Path) -> None:
-    replies = scripted(gemini_parts(function_call("add", {"a": 1, "b": 2})), gemini_reply("The answer is 3."))
+    def answer(body: dict[str, Any]) -> Reply:  # the model reads the result under "output"
+        [(_, key, value)] = function_results(body)
+        return gemini_reply(f"The answer is {value}." if key == "output" else "I could not add.")
+
+    replies = scripted(gemini_parts(function_call("add", {"a": 1, "b": 2})), answer)
     with RecordingServer(replies) as server:
         monkeypatch.setenv("GOOGLE_BASE_URL", server.url)
         log = run_eval(f"google/{MODEL}", [use_tools(add()), generate()], log_dir)
@@ -117,7 +122,7 @@ def test_tool_loop_sends_declarations_and_function_responses(monkeypatch: pytest
     assert second["contents"] == [
         {"role": "user", "parts": [{"text": "What is 1 + 2?"}]},
         {"role": "model", "parts": [{"functionCall": {"name": "add", "args": {"a": 1, "b": 2}}}]},  # no id: Gemini gave none
-        {"role": "user", "parts": [{"functionResponse": {"name": "add", "response": {"content": "3"}}}]},
+        {"role": "user", "parts": [{"functionResponse": {"name": "add", "response": {"output": "3"}}}]},
     ]
     [sample] = log.samples
     assert sample.chat_messages == [
@@ -144,8 +149,8 @@ def test_parallel_calls_on_vertex_with_a_forced_function(monkeypatch: pytest.Mon
     assert model_turn["parts"] == [{"functionCall": {"id": "g-1", "name": "weather", "args": {"city": "Paris"}}},
                                    {"functionCall": {"id": "g-2", "name": "weather", "args": {"city": "Oslo"}}}]
     assert results == {"role": "user", "parts": [  # both results in one user turn
-        {"functionResponse": {"id": "g-1", "name": "weather", "response": {"content": "sunny in Paris"}}},
-        {"functionResponse": {"id": "g-2", "name": "weather", "response": {"content": "sunny in Oslo"}}},
+        {"functionResponse": {"id": "g-1", "name": "weather", "response": {"output": "sunny in Paris"}}},
+        {"functionResponse": {"id": "g-2", "name": "weather", "response": {"output": "sunny in Oslo"}}},
     ]}
     messages = log.samples[0].chat_messages
     assert [m.tool_call_id for m in messages if isinstance(m, ChatMessageTool)] == ["g-1", "g-2"]
@@ -156,7 +161,11 @@ def test_parallel_calls_on_vertex_with_a_forced_function(monkeypatch: pytest.Mon
 def test_tool_errors_reach_the_model_and_the_sample_goes_on(monkeypatch: pytest.MonkeyPatch, log_dir: Path) -> None:
     first_turn = gemini_parts(function_call("weather", {"city": "Atlantis"}), function_call("weather", {"city": "Nowhere"}),
                               function_call("forecast", {"city": "Oslo"}))
-    with RecordingServer(scripted(first_turn, gemini_reply("I could not find out."))) as server:
+    def answer(body: dict[str, Any]) -> Reply:  # the model reads each failure under "error"
+        errors = [key for _, key, _ in function_results(body)]
+        return gemini_reply("I could not find out." if errors == ["error"] * 3 else "All went well.")
+
+    with RecordingServer(scripted(first_turn, answer)) as server:
         monkeypatch.setenv("GOOGLE_BASE_URL", server.url)
         log = run_eval(f"google/{MODEL}", [use_tools(weather()), generate()], log_dir, input="Weather?", target="find")
     responses = [part["functionResponse"] for part in server.requests[1].json()["contents"][2]["parts"]]
@@ -220,7 +229,7 @@ def test_history_with_tool_calls_results_and_images(tmp_path: Path) -> None:
         {"role": "model", "parts": [{"text": "Plotting."}, {"functionCall": {"name": "plot", "args": {"n": 2}}},
                                     {"functionCall": {"id": "g-7", "name": "plot", "args": {"n": 3}}}]},
         {"role": "user", "parts": [
-            {"functionResponse": {"name": "plot", "response": {"content": "here"}}},
+            {"functionResponse": {"name": "plot", "response": {"output": "here"}}},
             {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(PNG).decode()}},
             {"functionResponse": {"id": "g-7", "name": "plot", "response": {"error": "plot timed out"}}},
         ]},
@@ -357,8 +366,20 @@ def test_cli_eval_with_tools_and_reasoning_tokens(tmp_path: Path) -> None:
     assert [d["name"] for d in declarations(first)] == ["population"]
     assert camel(first["generationConfig"]["thinkingConfig"]) == {"thinkingBudget": 1024, "includeThoughts": True}
     assert second["contents"][2] == {"role": "user", "parts": [
-        {"functionResponse": {"name": "population", "response": {"content": "717710"}}}]}
+        {"functionResponse": {"name": "population", "response": {"output": "717710"}}}]}
     [path] = (tmp_path / "logs").glob("*.jsonl")
     sample = read_eval_log(path).samples[0]
     assert [m.role for m in sample.chat_messages] == ["user", "assistant", "tool", "assistant"]
     assert sample.scores["includes"]["value"] == "C"
+
+
+@pytest.mark.parametrize("provider", ["google", "vertex"])
+def test_an_image_in_a_system_message_fails_in_one_line(provider: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "my-project")
+    system = ChatMessageSystem([ContentText("Look:"), ContentImage("https://example.com/cat.png")])
+    with RecordingServer(lambda r: gemini_reply("never")) as server:
+        model = get_model(f"{provider}/{MODEL}", base_url=server.url)
+        with pytest.raises(ImagesUnsupportedError, match=f"^provider '{provider}' takes no images in system messages "
+                                                         r"\(systemInstruction is text only\)") as raised:
+            generate_with_tools(model, [system, ChatMessageUser("Hi")], tool_choice="auto")
+    assert "\n" not in str(raised.value) and server.requests == []

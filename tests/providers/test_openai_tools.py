@@ -29,11 +29,11 @@ from evalkit import (
 from evalkit.errors import ImagesUnsupportedError, ToolsUnsupportedError
 from evalkit.scorer import includes
 from evalkit.solver import basic_agent, generate, use_tools
-from evalkit.tool import ToolCall, ToolCallError, ToolFunction
+from evalkit.tool import ToolCall, ToolCallError, ToolFunction, tool
 from tests.tools import ADD_PARAMETERS, add
 from tests.providers.helpers import generate_and_close, isolate_env
 from tests.servers.http import RecordingServer, Request, Reply
-from tests.servers.openai_server import chat_reply, completion, message_text, openai_reply, tool_call
+from tests.servers.openai_server import checked, chat_reply, completion, message_text, openai_reply, tool_call
 
 KEY = "sk-test-openai-0123456789"
 ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "TOGETHER_API_KEY", "TOGETHER_BASE_URL", "DEEPSEEK_API_KEY",
@@ -108,7 +108,7 @@ SENT_BACK = [
 
 
 def test_eval_runs_parallel_tool_calls_and_sends_both_results_back(tmp_path: Path) -> None:
-    with RecordingServer(two_sums) as server:
+    with RecordingServer(checked(two_sums)) as server:
         [log] = evalkit.eval(SUMS_TASK, model="openai/gpt-4o", model_args={"base_url": f"{server.url}/v1"},
                              log_dir=tmp_path / "logs", display="none", parallel_tool_calls=True)
     first, second = (r.json() for r in server.requests)
@@ -124,7 +124,7 @@ def test_eval_runs_parallel_tool_calls_and_sends_both_results_back(tmp_path: Pat
 
 def test_a_compatible_service_runs_the_same_tool_loop(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("TOGETHER_API_KEY", "together-key-0123456789")
-    with RecordingServer(two_sums) as server:
+    with RecordingServer(checked(two_sums)) as server:
         monkeypatch.setenv("TOGETHER_BASE_URL", f"{server.url}/v1")
         [log] = evalkit.eval(SUMS_TASK, model="together/meta-llama/Llama-3.3-70B-Instruct-Turbo",
                              log_dir=tmp_path / "logs", display="none")
@@ -317,3 +317,51 @@ def test_basic_agent_works_through_openai_until_submit(tmp_path: Path) -> None:
     [sample] = log.samples
     assert sample.output["completion"] == "42" and log.footer["results"]["includes"]["accuracy"] == 1.0
     assert sample.chat_messages[-1] == ChatMessageTool("42", tool_call_id="call_submit", function="submit")
+
+
+PICTURE = f"data:image/png;base64,{base64.b64encode(b'fake-png').decode()}"
+
+
+@tool
+def picture() -> Any:
+    async def execute() -> list[ContentText | ContentImage]:
+        """Take a picture."""
+        return [ContentText("a red dot"), ContentImage(PICTURE)]
+
+    return execute
+
+
+def test_images_in_tool_results_follow_the_tool_messages_in_a_user_message(tmp_path: Path) -> None:
+    """Tool messages take text only (the server refuses image parts there, as the API does): the
+    images of a turn's results go in one user message after its tool messages."""
+    def look(request: Request) -> Reply:
+        messages = request.json()["messages"]
+        if messages[-1]["role"] == "user" and isinstance(messages[-1]["content"], str):
+            return completion({"tool_calls": [tool_call("call_p", "picture", "{}"), tool_call("call_a", "add", '{"x": 1, "y": 2}')]},
+                              "tool_calls")
+        images = [p for p in messages[-1]["content"] if p["type"] == "image_url"]
+        return completion({"content": f"I see {len(images)} picture; the sum is 3."})
+
+    task = Task(dataset=[Sample(input="Look and add.", target="3")], solver=[use_tools(picture(), add()), generate()],
+                scorer=includes())
+    with RecordingServer(checked(look)) as server:
+        [log] = evalkit.eval(task, model="openai/gpt-4o", model_args={"base_url": f"{server.url}/v1"},
+                             log_dir=tmp_path / "logs", display="none")
+    assert log.status == "success" and len(server.requests) == 2
+    assert server.requests[1].json()["messages"][2:] == [
+        {"role": "tool", "tool_call_id": "call_p", "content": "a red dot"},
+        {"role": "tool", "tool_call_id": "call_a", "content": "3"},
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": PICTURE, "detail": "auto"}}]},
+    ]
+    [sample] = log.samples
+    assert sample.output["completion"] == "I see 1 picture; the sum is 3."
+    assert sample.chat_messages[2].content == [ContentText("a red dot"), ContentImage(PICTURE)]
+
+
+def test_an_image_in_a_system_message_fails_in_one_line() -> None:
+    system = ChatMessageSystem([ContentText("Look:"), ContentImage("https://example.com/cat.png")])
+    with RecordingServer(chat_reply) as server:
+        with pytest.raises(ImagesUnsupportedError, match="^a chat-completions system message takes text only, but a system "
+                                                         "message holds an image; move the image to a user message$") as raised:
+            generate_and_close(evalkit.get_model("openai/gpt-4o", base_url=f"{server.url}/v1"), [system, ChatMessageUser("Hi")])
+    assert "\n" not in str(raised.value) and server.requests == []

@@ -7,6 +7,8 @@ found in it stops there with "stop_sequence".
 `scripted_turns`: the model's turns in a conversation given in advance (tool calls, thinking),
 picked by how many assistant turns the request already holds, so concurrent samples each get
 the whole script.
+
+Both refuse, as the API does (HTTP 400, invalid_request_error), what `request_problem` finds.
 """
 
 from __future__ import annotations
@@ -28,9 +30,49 @@ def turn_text(content: str | Blocks) -> str:
     return "\n".join(block["text"] for block in content if block.get("type") == "text")
 
 
+def request_problem(body: dict[str, Any]) -> str | None:
+    """What the Messages API would refuse in a request body (its error message), or None:
+    thinking with a forced tool_choice, a message with empty content (but a final assistant
+    one), blank text blocks (in tool results too), and a turn after tool_use blocks that does
+    not begin with as many tool_result blocks."""
+    if body.get("thinking") and (body.get("tool_choice") or {}).get("type") in ("any", "tool"):
+        return "Thinking may not be enabled when tool_choice forces tool use."
+    messages = body.get("messages") or []
+    for index, message in enumerate(messages):
+        content = message.get("content")
+        final_assistant = index == len(messages) - 1 and message.get("role") == "assistant"
+        if not final_assistant and (not content or (isinstance(content, str) and not content.strip())):
+            return f"messages.{index}: all messages must have non-empty content except for the optional final assistant message"
+        if any(not str(block.get("text")).strip() for block in _text_blocks(content)):
+            return "messages: text content blocks must contain non-whitespace text"
+        asked = sum(1 for block in content if block.get("type") == "tool_use") if isinstance(content, list) else 0
+        following = messages[index + 1].get("content") if index + 1 < len(messages) else None
+        if asked and following is not None:
+            leading = following[:asked] if isinstance(following, list) else []
+            if len(leading) < asked or any(block.get("type") != "tool_result" for block in leading):
+                return (f"messages.{index + 1}: Did not find {asked} `tool_result` block(s) at the beginning of this message. "
+                        "Messages following `tool_use` blocks must begin with a matching number of `tool_result` blocks.")
+    return None
+
+
+def _text_blocks(content: Any) -> Blocks:
+    """The text blocks of a message's content, those inside tool_result blocks included."""
+    if not isinstance(content, list):
+        return []
+    nested = [_text_blocks(block.get("content")) for block in content if block.get("type") == "tool_result"]
+    return [block for block in content if block.get("type") == "text"] + [b for blocks in nested for b in blocks]
+
+
+def refusal(problem: str) -> Reply:
+    """The API's 400 for an invalid request."""
+    return Reply(400, {"type": "error", "error": {"type": "invalid_request_error", "message": problem}})
+
+
 def messages_reply(request: Request) -> Reply:
     """A Messages API reply answering the last user turn."""
     body = request.json()
+    if problem := request_problem(body):
+        return refusal(problem)
     prompt = next(turn_text(m["content"]) for m in reversed(body["messages"]) if m["role"] == "user")
     text, stop_reason, stop_sequence = answer(prompt), "end_turn", None
     for stop in body.get("stop_sequences") or ():
@@ -51,6 +93,8 @@ def scripted_turns(turns: list[Turn]) -> Handler:
 
     def handle(request: Request) -> Reply:
         body = request.json()
+        if problem := request_problem(body):
+            return refusal(problem)
         done = sum(1 for m in body["messages"] if m["role"] == "assistant")
         turn = turns[min(done, len(turns) - 1)]
         blocks = turn(body) if callable(turn) else turn

@@ -37,8 +37,11 @@ def aws_error(status: int, code: str, message: str = "failed", headers: dict[str
 
 def converse_problem(body: dict[str, Any]) -> str | None:
     """What Bedrock would refuse in a Converse request body (a ValidationException), or None:
-    turns that do not alternate from user, blank text (in tool results too), toolUse/toolResult blocks without a
+    Claude's thinking with a forced toolChoice, turns that do not alternate from user, blank text (in tool results too), toolUse/toolResult blocks without a
     toolConfig, and tool calls not answered by toolResults in the next user turn."""
+    forced = set((body.get("toolConfig") or {}).get("toolChoice") or {}) & {"any", "tool"}
+    if forced and (body.get("additionalModelRequestFields") or {}).get("thinking"):
+        return "The model returned the following errors: Thinking may not be enabled when tool_choice forces tool use."
     messages = body.get("messages") or []
     tool_blocks = False
     for index, message in enumerate(messages):

@@ -57,15 +57,35 @@ def thought(text: str, signature: str | None = None) -> dict[str, Any]:
     return part
 
 
-def scripted(*replies: Reply) -> Callable[[Request], Reply]:
+def function_results(body: dict[str, Any]) -> list[tuple[str, str, Any]]:
+    """The functionResponse parts of the request's last turn as the API reads them: (name,
+    "output" or "error", value) from the response's "output" and "error" keys; a response
+    with neither is the output as a whole."""
+    results = []
+    for part in body["contents"][-1]["parts"]:
+        response = (part.get("functionResponse") or part.get("function_response") or {})
+        if not response:
+            continue
+        value = response.get("response") or {}
+        keys = [key for key in ("output", "error") if key in value]
+        results += [(response["name"], key, value[key]) for key in keys] or [(response["name"], "output", value)]
+    return results
+
+
+Scripted = Reply | Callable[[dict[str, Any]], Reply]
+"""A scripted reply, or a function of the request body giving it."""
+
+
+def scripted(*replies: Scripted) -> Callable[[Request], Reply]:
     """A handler giving `replies` in order, then a 500 naming the extra request."""
     queue = list(replies)
     lock = threading.Lock()
 
     def handle(request: Request) -> Reply:
         with lock:
-            if queue:
-                return queue.pop(0)
-        return google_error(500, "INTERNAL", f"the script has no reply for request {request.path}")
+            reply = queue.pop(0) if queue else None
+        if reply is None:
+            return google_error(500, "INTERNAL", f"the script has no reply for request {request.path}")
+        return reply(request.json()) if callable(reply) else reply
 
     return handle

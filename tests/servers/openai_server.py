@@ -2,7 +2,8 @@
 
 The reply to a prompt containing `ANSWER: X` is `X`; `max_tokens` (or `max_completion_tokens`)
 of 1 stops with "length"; `n` gives that many choices; `logprobs` adds token log probabilities.
-`completion` and `tool_call` build scripted replies (tool calls, reasoning) for tool tests.
+`completion` and `tool_call` build scripted replies (tool calls, reasoning) for tool tests;
+`checked` puts a handler behind the API's checks on tool messages and image parts.
 """
 
 from __future__ import annotations
@@ -115,5 +116,37 @@ def scripted(first: list[Reply], then: Handler) -> Handler:
 
     def handle(request: Request) -> Reply:
         return queue.pop(0) if queue else then(request)
+
+    return handle
+
+
+def chat_problem(body: dict[str, Any]) -> str | None:
+    """What the chat-completions API would refuse in a request's messages (its error message),
+    or None: an image part outside a user message, and tool calls not answered by the tool
+    messages right after them."""
+    messages = body.get("messages") or []
+    for index, message in enumerate(messages):
+        content = message.get("content")
+        if message.get("role") != "user" and isinstance(content, list) and any(p.get("type") == "image_url" for p in content):
+            return f"Invalid 'messages[{index}]'. Image URLs are only allowed for messages with role 'user', but this message " \
+                   f"with role '{message.get('role')}' contains an image URL."
+        asked = [call["id"] for call in message.get("tool_calls") or []]
+        following = messages[index + 1:index + 1 + len(asked)]
+        answered = [m.get("tool_call_id") for m in following if m.get("role") == "tool"]
+        if sorted(answered) != sorted(asked):
+            missing = ", ".join(sorted(set(asked) - set(answered)))
+            return ("An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+                    f"'tool_call_id'. The following tool_call_ids did not have response messages: {missing}")
+    return None
+
+
+def checked(handler: Handler) -> Handler:
+    """`handler` behind the API's request checks: a 400 invalid_request_error for what `chat_problem` finds."""
+
+    def handle(request: Request) -> Reply:
+        problem = chat_problem(request.json() or {})
+        if problem is not None:
+            return Reply(400, {"error": {"message": problem, "type": "invalid_request_error", "param": "messages", "code": None}})
+        return handler(request)
 
     return handle

@@ -80,6 +80,11 @@ def text_of(content: str | list[Content]) -> str:
     return "\n".join(part.text for part in content if isinstance(part, ContentText))
 
 
+def has_image(content: str | list[Content]) -> bool:
+    """Whether message content holds an image."""
+    return not isinstance(content, str) and any(isinstance(part, ContentImage) for part in content)
+
+
 def with_text(content: str | list[Content], text: str) -> str | list[Content]:
     """`content` with its text replaced by `text` (images and reasoning kept, ahead of it)."""
     if isinstance(content, str):

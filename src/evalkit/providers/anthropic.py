@@ -25,9 +25,13 @@ from evalkit.model.types import (
 )
 from evalkit.providers.http_errors import MalformedResponseError, MissingCredentialsError
 from evalkit.providers.sdk_transport import SDKModelAPI, SDKTransport
-from evalkit.providers.turns import Turn, merge_turns
+from evalkit.providers.turns import Turn, merge_turns, system_text, unforced
 from evalkit.secrets import excerpt, get_secret
 from evalkit.tool.types import ToolCall, ToolChoice, ToolFunction, ToolInfo, parse_tool_arguments
+
+NO_CONTENT = "(no content)"
+"""Sent for a message or tool result with no content, as the API refuses empty turns (Inspect
+sends the same placeholder)."""
 
 DEFAULT_MAX_TOKENS = 4096
 """Sent when no max_tokens is set (the API requires one); every Claude model allows it.
@@ -64,6 +68,9 @@ class AnthropicAPI(SDKModelAPI):
     same way on all three: reasoning_tokens (or reasoning_effort, see THINKING_BUDGETS) turns
     thinking on, drops temperature, top_p and top_k with a warning, and adds the budget to
     max_tokens; thinking comes back as ContentReasoning and is sent back with its signature.
+    With thinking on, a forced tool_choice ("any" or a ToolFunction) is sent as auto with a
+    warning (the API refuses forced tool use with thinking). Empty messages and tool results go
+    as NO_CONTENT; images in system messages fail in one line (`system` is text only).
     """
 
     def __init__(
@@ -114,7 +121,7 @@ class AnthropicAPI(SDKModelAPI):
     async def _request(
         self, messages: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice | None, config: GenerateConfig
     ) -> dict[str, Any]:
-        system, turns = await _conversation(messages)
+        system, turns = await _conversation(messages, self.provider)
         body: dict[str, Any] = {
             "model": self.request_model,
             "max_tokens": config.max_tokens or DEFAULT_MAX_TOKENS,
@@ -138,7 +145,7 @@ class AnthropicAPI(SDKModelAPI):
             body["stop_sequences"] = list(config.stop_seqs)
         if tools:
             body["tools"] = [{"name": t.name, "description": t.description, "input_schema": t.parameters} for t in tools]
-            choice = _tool_choice(tool_choice, config.parallel_tool_calls)
+            choice = _tool_choice(unforced(tool_choice, budget, self.provider), config.parallel_tool_calls)
             if choice is not None:
                 body["tool_choice"] = choice
         self._warn_unsupported(config)
@@ -178,43 +185,56 @@ def _tool_choice(choice: ToolChoice | None, parallel: bool | None) -> dict[str, 
     return wire
 
 
-async def _conversation(messages: list[ChatMessage]) -> tuple[list[str], list[Turn]]:
+async def _conversation(messages: list[ChatMessage], provider: str) -> tuple[list[str], list[Turn]]:
     """The system prompts' texts, and the other messages as alternating Messages API turns
-    (tool results go in a user turn, consecutive ones merged as the API requires)."""
+    (tool results go in a user turn, consecutive ones merged and the results first, as the API
+    requires; empty content is sent as NO_CONTENT)."""
     system: list[str] = []
     turns: list[Turn] = []
     for message in messages:
         if isinstance(message, ChatMessageSystem):
-            system.append(message.text)
+            system.append(system_text(message, provider, "the Messages API `system`"))
         elif isinstance(message, ChatMessageTool):
             turns.append(("user", [await _tool_result(message)]))
         elif isinstance(message, ChatMessageAssistant) and message.tool_calls:
             calls = [{"type": "tool_use", "id": c.id, "name": c.function, "input": c.arguments} for c in message.tool_calls]
             turns.append(("assistant", [*await _blocks(message.content), *calls]))
         else:
-            content = message.content
-            turns.append((message.role, content if isinstance(content, str) else await _blocks(content)))
-    return system, merge_turns(turns, _text)
+            turns.append((message.role, await _content(message.content)))
+    return system, [(role, _results_first(content)) for role, content in merge_turns(turns, _text)]
 
 
 async def _tool_result(message: ChatMessageTool) -> dict[str, Any]:
     """A `tool_result` block: the tool's output, or its error flagged with is_error."""
     block: dict[str, Any] = {"type": "tool_result", "tool_use_id": message.tool_call_id}
     if message.error is not None:
-        return {**block, "content": message.error.message, "is_error": True}
-    content = message.content
-    return {**block, "content": content if isinstance(content, str) else await _blocks(content)}
+        return {**block, "content": message.error.message or NO_CONTENT, "is_error": True}
+    return {**block, "content": await _content(message.content)}
+
+
+async def _content(content: str | list[Content]) -> str | list[dict[str, Any]]:
+    """Message content as the API takes it: a string, or blocks; NO_CONTENT when empty."""
+    if isinstance(content, str):
+        return content if content.strip() else NO_CONTENT
+    return await _blocks(content) or NO_CONTENT
+
+
+def _results_first(content: str | list[Any]) -> str | list[Any]:
+    """A turn's blocks with its tool_result blocks first, as the API requires of a user turn."""
+    if isinstance(content, str):
+        return content
+    return sorted(content, key=lambda block: block.get("type") != "tool_result")
 
 
 async def _blocks(content: str | list[Content]) -> list[dict[str, Any]]:
-    """Message content as Messages API blocks (empty text left out, as the API refuses it).
+    """Message content as Messages API blocks (blank text left out, as the API refuses it).
     Reasoning goes back unchanged with its signature; reasoning without one (from another
     provider) is left out, as the API accepts only its own signed thinking."""
     if isinstance(content, str):
-        return [_text(content)] if content else []
+        return [_text(content)] if content.strip() else []
     blocks: list[dict[str, Any]] = []
     for part in content:
-        if isinstance(part, ContentText) and part.text:
+        if isinstance(part, ContentText) and part.text.strip():
             blocks.append(_text(part.text))
         elif isinstance(part, ContentImage):
             blocks.append(await _image(part.image))

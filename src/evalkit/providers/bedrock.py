@@ -25,7 +25,8 @@ blocks become tool calls and tool results go back as `toolResult` blocks (`statu
 for errors). Converse has no tool_choice "none": for it the tools are left out, and so are they
 when none are offered; Converse refuses toolUse/toolResult blocks without a toolConfig, so in
 those calls earlier tool calls and results are sent as text. parallel_tool_calls=False cannot be
-asked for and warns.
+asked for and warns. With Claude's thinking on, a forced choice ("any" or a ToolFunction) is
+sent as auto with a warning, as Claude refuses forced tool use with thinking.
 
 Reasoning: reasoning_tokens as `additionalModelRequestFields.thinking` (Claude's extended
 thinking: `{"type": "enabled", "budget_tokens": N}`), with the budget added to max_tokens (or
@@ -61,6 +62,7 @@ from evalkit.model.types import (
 )
 from evalkit.providers.aws import AWSAPI
 from evalkit.providers.http_errors import MalformedResponseError
+from evalkit.providers.turns import system_text, unforced
 from evalkit.tool.types import ToolCall, ToolChoice, ToolFunction, ToolInfo, parse_tool_arguments
 
 STOP_REASONS: dict[str, StopReason] = {
@@ -109,26 +111,18 @@ async def converse_request(
         "modelId": model_id,
         "messages": await converse_messages([m for m in messages if m.role != "system"], offer_tools),
     }
-    system = [{"text": system_text(m)} for m in messages if m.role == "system"]
+    system = [{"text": system_text(m, "bedrock", "Converse `system`")} for m in messages if m.role == "system"]
     if system:
         request["system"] = system
-    if offer_tools:
-        request["toolConfig"] = tool_config(tools, tool_choice)
     budget = thinking_budget(model_id, config)
+    if offer_tools:
+        request["toolConfig"] = tool_config(tools, unforced(tool_choice, budget, "bedrock"))
     if inference := inference_config(config, budget):
         request["inferenceConfig"] = inference
     if fields := model_request_fields(model_id, config, budget):
         request["additionalModelRequestFields"] = fields
     warn_dropped(config)
     return request
-
-
-def system_text(message: ChatMessage) -> str:
-    """A system message's text; Converse system prompts take no images."""
-    if not isinstance(message.content, str) and any(isinstance(p, ContentImage) for p in message.content):
-        raise ImagesUnsupportedError("provider 'bedrock' takes no images in system messages (Converse `system` is text "
-                                     "only); move the image to a user message")
-    return message.text
 
 
 def tool_config(tools: list[ToolInfo], tool_choice: ToolChoice | None) -> dict[str, Any]:

@@ -23,8 +23,9 @@ Tools: one Tool of functionDeclarations (parameters as parametersJsonSchema) and
 functionCallingConfig mode AUTO / ANY / NONE (ToolFunction: ANY with allowedFunctionNames). A
 reply's functionCall parts become ToolCalls (stop reason tool_calls); calls without an id get
 `evalkit-call-<n>`, n counting the conversation's calls, and are sent back without one. Tool
-results go back as functionResponse parts ({"content": text} or {"error": message}), the results
-of one turn in one user Content. Images are sent inline (URLs fetched first).
+results go back as functionResponse parts ({"output": text} or {"error": message}), the results
+of one turn in one user Content. Images are sent inline (URLs fetched first); an image in a
+system message fails in one line (systemInstruction is text only).
 
 Thinking: reasoning_tokens -> thinkingConfig.thinkingBudget; reasoning_effort -> thinkingLevel,
 or for gemini-1.x/2.x models a budget (minimal 512, low 1024, medium 8192, high 24576);
@@ -63,6 +64,7 @@ from evalkit.model.types import (
 from evalkit.tool.types import ToolCall, ToolChoice, ToolFunction, ToolInfo
 from evalkit.providers.per_loop import PerLoop
 from evalkit.providers.http_errors import MissingCredentialsError, is_retryable_status, retry_after_from_headers
+from evalkit.providers.turns import system_text
 from evalkit.secrets import get_secret
 
 try:
@@ -166,7 +168,7 @@ class GoogleAPI(ModelAPI):
         self, messages: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice | None, config: GenerateConfig
     ) -> types.GenerateContentConfig:
         """System instruction, safety settings, tools and every GenerateConfig field Gemini takes."""
-        system = [types.Part(text=text_of(m.content)) for m in messages if m.role == "system"]
+        system = [types.Part(text=system_text(m, self.provider, "systemInstruction")) for m in messages if m.role == "system"]
         if config.parallel_tool_calls is False:
             warn_unsupported(self.provider, "parallel_tool_calls", "Gemini has no switch for parallel function calls")
         schema = config.response_schema
@@ -336,8 +338,9 @@ async def _assistant_parts(message: ChatMessageAssistant) -> list[types.Part]:
 
 
 async def _tool_result_parts(message: ChatMessageTool, function: str) -> list[types.Part]:
-    """A functionResponse ({"content": text} or {"error": message}) and the result's images."""
-    response = {"error": message.error.message} if message.error else {"content": message.text}
+    """A functionResponse ({"output": text} or {"error": message}, the keys Gemini reads) and the
+    result's images."""
+    response = {"error": message.error.message} if message.error else {"output": message.text}
     function_response = types.FunctionResponse(id=_gemini_id(message.tool_call_id), name=function, response=response)
     images = [part for part in message.content if isinstance(part, ContentImage)] if isinstance(message.content, list) else []
     return [types.Part(function_response=function_response), *await _parts(images)]

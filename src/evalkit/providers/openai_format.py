@@ -9,7 +9,7 @@ from typing import Any
 
 from evalkit.errors import ImagesUnsupportedError
 from evalkit.model.api import warn_unsupported
-from evalkit.model.content import Content, ContentImage, ContentReasoning, ContentText, image_data_uri
+from evalkit.model.content import Content, ContentImage, ContentReasoning, ContentText, has_image, image_data_uri
 from evalkit.model.types import (
     ChatCompletionChoice,
     ChatMessage,
@@ -82,12 +82,25 @@ async def chat_request(
 
 async def chat_messages(messages: list[ChatMessage]) -> list[dict[str, Any]]:
     """Messages in the chat-completions form: images as `image_url` parts (files read into
-    data URIs), tool calls and tool results in their own fields, reasoning left out."""
-    return [await chat_message(m) for m in messages]
+    data URIs), tool calls and tool results in their own fields, reasoning left out. Tool
+    messages take text only, so the images of a run of tool results follow it in one user
+    message (as Inspect does); an image in a system message is an ImagesUnsupportedError."""
+    wire: list[dict[str, Any]] = []
+    tool_images: list[dict[str, Any]] = []
+    for message in messages:
+        if tool_images and not isinstance(message, ChatMessageTool):
+            wire.append({"role": "user", "content": tool_images})
+            tool_images = []
+        wire.append(await chat_message(message))
+        if isinstance(message, ChatMessageTool) and message.error is None and has_image(message.content):
+            tool_images += [await _content_part(p) for p in message.content if isinstance(p, ContentImage)]
+    if tool_images:
+        wire.append({"role": "user", "content": tool_images})
+    return wire
 
 
 async def chat_message(message: ChatMessage) -> dict[str, Any]:
-    """One message in the chat-completions form."""
+    """One message in the chat-completions form (a tool result's text only)."""
     if isinstance(message, ChatMessageTool):
         return {"role": "tool", "tool_call_id": message.tool_call_id, "content": tool_result_text(message)}
     if isinstance(message, ChatMessageAssistant):
@@ -95,7 +108,10 @@ async def chat_message(message: ChatMessage) -> dict[str, Any]:
         if message.tool_calls:
             data["tool_calls"] = [_tool_call_param(call) for call in message.tool_calls]
         return data
-    if isinstance(message.content, str) or message.role == "system":
+    if message.role == "system":
+        return {"role": "system", "content": text_prompt(message, "a chat-completions system message",
+                                                         "move the image to a user message")}
+    if isinstance(message.content, str):
         return {"role": message.role, "content": message.text}
     return {"role": message.role, "content": [await _content_part(p) for p in message.content
                                               if not isinstance(p, ContentReasoning)]}
@@ -117,12 +133,11 @@ def _tool_call_param(call: ToolCall) -> dict[str, Any]:
     return {"id": call.id, "type": "function", "function": {"name": call.function, "arguments": json.dumps(call.arguments)}}
 
 
-def text_prompt(message: ChatMessage, label: str) -> str:
+def text_prompt(message: ChatMessage, label: str, fix: str = "use a model and API that accept images") -> str:
     """The text of a message for an API that takes text only; an image in it is an
-    ImagesUnsupportedError naming `label`."""
-    if not isinstance(message.content, str) and any(isinstance(p, ContentImage) for p in message.content):
-        raise ImagesUnsupportedError(
-            f"{label} takes text only, but a {message.role} message holds an image; use a model and API that accept images")
+    ImagesUnsupportedError naming `label` and saying how to `fix` it."""
+    if has_image(message.content):
+        raise ImagesUnsupportedError(f"{label} takes text only, but a {message.role} message holds an image; {fix}")
     return message.text
 
 

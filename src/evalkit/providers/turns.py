@@ -1,30 +1,36 @@
 """Conversations for APIs that take the system prompt apart and want alternating turns
-(anthropic, bedrock)."""
+(anthropic, bedrock, google), and Claude's rule on tool choice with extended thinking."""
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
-from evalkit.model.types import ChatMessage, Role
-
-
-def split_turns(messages: list[ChatMessage]) -> tuple[list[str], list[tuple[Role, list[str]]]]:
-    """The system messages' texts, and the other turns as (role, texts) with consecutive
-    messages of one role merged into one turn."""
-    system: list[str] = []
-    turns: list[tuple[Role, list[str]]] = []
-    for message in messages:
-        if message.role == "system":
-            system.append(message.content)
-        elif turns and turns[-1][0] == message.role:
-            turns[-1][1].append(message.content)
-        else:
-            turns.append((message.role, [message.content]))
-    return system, turns
-
+from evalkit.errors import ImagesUnsupportedError
+from evalkit.model.api import warn_unsupported
+from evalkit.model.content import has_image
+from evalkit.model.types import ChatMessage
+from evalkit.tool.types import ToolChoice, ToolFunction
 
 Turn = tuple[str, str | list[Any]]
 """A turn: its role, and its content as a string or a list of the API's blocks."""
+
+
+def system_text(message: ChatMessage, provider: str, field: str) -> str:
+    """A system message's text for an API whose system prompt (`field`) is text only; an
+    image in it is an ImagesUnsupportedError rather than dropped."""
+    if has_image(message.content):
+        raise ImagesUnsupportedError(f"provider '{provider}' takes no images in system messages ({field} is text "
+                                     "only); move the image to a user message")
+    return message.text
+
+
+def unforced(choice: ToolChoice | None, thinking_budget: int | None, provider: str) -> ToolChoice | None:
+    """The tool choice to send to Claude: with extended thinking on, forced tool use ("any" or
+    a ToolFunction) is refused by the API, so "auto" goes instead, with a warning."""
+    if thinking_budget is None or not (choice == "any" or isinstance(choice, ToolFunction)):
+        return choice
+    warn_unsupported(provider, "tool_choice", 'forced tool use is not allowed with extended thinking; "auto" is sent')
+    return "auto"
 
 
 def merge_turns(turns: list[Turn], text_block: Callable[[str], Any]) -> list[Turn]:
