@@ -50,6 +50,11 @@ class SecretsFileError(EvalkitError):
     """evalkit's secrets file cannot be read (corrupt or not a mapping of names to values)."""
 
 
+class ModelsFileError(EvalkitError):
+    """A models file (evalkit.yaml, models.yaml) that is malformed, or an alias whose
+    `${env:...}`/`${secret:...}` reference is not set."""
+
+
 class ToolsUnsupportedError(EvalkitError):
     """Tools offered to a model whose provider cannot call them (the run stops)."""
 

@@ -100,6 +100,7 @@ def _header(task: Task, model: Model, options: RunOptions, config: GenerateConfi
         "task_origin": task.origin,
         "model": model.name,
         "model_args": redact(model.model_args),
+        **({"model_alias": model.alias} if model.alias else {}),
         "model_roles": {role: each.name for role, each in options.roles.items()},
         "config": config.to_dict(),
         "dataset": {"name": getattr(task.dataset, "name", "dataset"), "fingerprint": identity["dataset"], "samples": samples},

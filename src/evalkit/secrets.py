@@ -76,6 +76,14 @@ def _dotenv() -> dict[str, str]:
     return {k: v for k, v in dotenv_values(path).items() if v is not None}
 
 
+def apply_dotenv_settings() -> None:
+    """Make evalkit's own settings in `.env` (EVALKIT_MODEL, EVALKIT_LOG_DIR, ...) defaults of
+    this process; the environment wins. Credentials in `.env` stay out of the environment."""
+    for name, value in _dotenv().items():
+        if name.startswith("EVALKIT_") and name not in os.environ:
+            os.environ[name] = value
+
+
 def config_dir() -> Path:
     """evalkit's user config directory (EVALKIT_CONFIG_DIR overrides it)."""
     override = os.environ.get("EVALKIT_CONFIG_DIR")

@@ -73,7 +73,7 @@ def test_cli_model_role_and_eval_retry_keep_it(tmp_path: Path) -> None:
     assert {s.scores["asks_the_grader"]["explanation"] for s in retried.samples} == {"mockllm/judge: yes"}
 
 
-@pytest.mark.parametrize("role", ["grader", "grader=", "=mockllm/x", "grader=nomodel"])
+@pytest.mark.parametrize("role", ["grader", "grader=", "=mockllm/x"])  # grader=nomodel: test_model_aliases
 def test_bad_model_role_is_one_line(tmp_path: Path, role: str) -> None:
     (tmp_path / "t.py").write_text("from evalkit import task, Task, Sample\n@task\ndef t():\n    return Task(dataset=[Sample(input='q')])\n")
     result = run_cli("eval", "t.py", "--model", "mockllm/x", "--model-role", role, "--display", "none", cwd=tmp_path)

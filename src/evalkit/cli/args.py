@@ -173,7 +173,8 @@ def parse_model_roles(items: tuple[str, ...] | list[str]) -> dict[str, str]:
     roles: dict[str, str] = {}
     for item in items:
         role, sep, model = item.partition("=")
-        if not sep or not role.strip() or "/" not in model.strip():
-            raise ArgumentError(f"--model-role expects role=provider/model (got '{item}'), e.g. --model-role grader=openai/gpt-4o")
+        if not sep or not role.strip() or not model.strip():
+            raise ArgumentError(f"--model-role expects role=provider/model or role=ALIAS (got '{item}'), "
+                                "e.g. --model-role grader=openai/gpt-4o")
         roles[role.strip()] = model.strip()
     return roles

@@ -8,7 +8,7 @@ import sys
 import click
 
 from evalkit.errors import EvalkitError
-from evalkit.secrets import scrub
+from evalkit.secrets import apply_dotenv_settings, scrub
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -29,6 +29,9 @@ def _register_commands() -> None:
 
     for command in (eval_command, eval_retry_command, list_group, log_group, providers_group, secrets_group, view_command):
         cli.add_command(command)
+    from evalkit.cli.models_cmd import models_group
+
+    cli.add_command(models_group)
 
 
 _register_commands()
@@ -37,6 +40,7 @@ _register_commands()
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning user errors into one line and exit code 2."""
     args = sys.argv[1:] if argv is None else argv
+    apply_dotenv_settings()  # before click reads EVALKIT_MODEL, EVALKIT_LOG_DIR, ...
     debug = "--debug" in args or os.environ.get("EVALKIT_DEBUG") == "1"
     try:
         cli.main(args=args, prog_name="evalkit", standalone_mode=False)

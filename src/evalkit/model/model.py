@@ -16,6 +16,7 @@ from evalkit.errors import ModelArgsError, ToolsUnsupportedError
 from evalkit.model.api import ModelAPI
 from evalkit.model.deadlines import AttemptTimedOut, attempt_deadline
 from evalkit.model.adaptive import pool_size
+from evalkit.model.aliases import find_alias
 from evalkit.model.limits import connection_slot, endpoint_limits
 from evalkit.model.retry import DEFAULT_MAX_RETRIES, RequestClock, RequestTimeoutError, backoff_delay, refused
 from evalkit.model.registry import provider_info, split_model_name
@@ -67,11 +68,14 @@ class Model:
         api: ModelAPI,
         config: GenerateConfig = GenerateConfig(),
         model_args: dict[str, Any] | None = None,
+        alias: dict[str, Any] | None = None,
     ) -> None:
         self.name = name
         self.api = api
         self.config = config
         self.model_args = model_args or {}
+        self.alias = alias
+        """The models-file alias this model was created from, as the log header records it."""
         self.usage = ModelUsage()
         self.retries = 0
 
@@ -253,6 +257,9 @@ def get_model(
 def create_model(model: str | None, config: GenerateConfig, model_args: dict[str, Any]) -> Model:
     """`get_model` with the model arguments as one dict (as `-M` gives them)."""
     name = resolve_model_name(model)
+    alias = find_alias(name)
+    if alias is not None:
+        name, (config, model_args) = alias.model, alias.resolve(config, model_args)
     provider, model_name = split_model_name(name)
     if "config" in model_args:
         raise ModelArgsError(
@@ -277,4 +284,4 @@ def create_model(model: str | None, config: GenerateConfig, model_args: dict[str
         raise ModelArgsError(f"-M argument rejected by provider '{provider}': {ex}") from ex
     except ValueError as ex:
         raise ModelArgsError(f"provider '{provider}' rejected its arguments: {ex}") from ex
-    return Model(name, api, config, logged_args)
+    return Model(name, api, config, logged_args, alias=alias.record(config) if alias else None)
