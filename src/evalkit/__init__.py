@@ -27,6 +27,7 @@ _EXPORTS = {
     ],
     "evalkit.scorer.reducer": ["Epochs"],
     "evalkit.runner": ["eval", "eval_async", "eval_retry", "eval_retry_async"],
+    "evalkit.eval_set": ["eval_set", "eval_set_async"],
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -68,3 +69,4 @@ if TYPE_CHECKING:
     )
     from evalkit.scorer.reducer import Epochs
     from evalkit.runner import eval, eval_async, eval_retry, eval_retry_async
+    from evalkit.eval_set import eval_set, eval_set_async

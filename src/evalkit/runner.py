@@ -20,9 +20,10 @@ from evalkit.log.schema import EvalLog
 from evalkit.log.writer import REDACTED
 from evalkit.model.model import DEFAULT_MODEL, Model, create_model
 from evalkit.model.types import GenerateConfig
+from evalkit.pairs import run_pairs
 from evalkit.run_task import RunOptions, check_ids, run_task
 from evalkit.sample_limits import SampleLimits
-from evalkit.task import TASK_ATTR, Task, create_task, load_tasks
+from evalkit.task import TASK_ATTR, Task, args_taken, create_task, load_tasks
 
 TaskSpec = Task | str | Callable[..., Task]
 Limit = int | tuple[int, int] | str | None
@@ -66,9 +67,9 @@ def _resolve_tasks(tasks: TaskSpec | Sequence[TaskSpec], task_args: dict[str, An
                                     f"'{item.display_name}'; pass its @task function or 'file.py@name' instead")
             resolved.append(item)
         elif isinstance(item, str):
-            resolved.extend(load_tasks(item, task_args))
+            resolved.extend(load_tasks(item, task_args, several=len(items) > 1))
         elif callable(item) and hasattr(item, TASK_ATTR):
-            resolved.append(create_task(item, task_args))
+            resolved.append(create_task(item, args_taken(item, task_args, several=len(items) > 1)))
         else:
             raise EvalkitError(f"cannot evaluate {item!r}: pass a Task, an @task function or 'file.py[@task]'")
     return resolved
@@ -209,20 +210,13 @@ async def eval_async(
         check_ids(each_task)
     given = model if isinstance(model, (list, tuple)) else [model]
     roles: dict[str, Model] = {}
-    models: list[Model] = []
-    logs = []
     try:
         roles = await _resolve_roles(model_roles or {})
-        models = await _resolve_models(model, model_args or {}, options.config)
         options = replace(options, roles=roles)
-        for task in resolved_tasks:
-            for each_model in models:
-                logs.append(await run_task(task, each_model, options))
-                report(logs[-1], options.display)
+        return await run_pairs(resolved_tasks, given, options, lambda specs: _resolve_models(specs, model_args or {}, options.config),
+                               _close_created, lambda log, shown: report(log, shown.display))
     finally:
-        await _close_created(models, given)
         await _close_created(roles.values(), (model_roles or {}).values())
-    return logs
 
 
 async def _resolve_roles(model_roles: dict[str, str | Model]) -> dict[str, Model]:

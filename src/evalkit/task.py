@@ -210,20 +210,37 @@ def _fits(value: Any, kind: type) -> bool:
     return isinstance(value, (int, float) if kind is float else kind)
 
 
-def _create_from_file(functions: dict[str, Callable[..., Task]], path: Path, name: str, task_args: dict[str, Any]) -> Task:
+def args_taken(function: Callable[..., Task], task_args: dict[str, Any], several: bool) -> dict[str, Any]:
+    """With several tasks sharing `-T`, the arguments `function` takes, warning with the task's
+    name about the others; one task alone gets them all (`create_task` refuses unknown ones)."""
+    parameters = inspect.signature(function).parameters
+    if not several or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return task_args
+    unknown = [k for k in task_args if k not in parameters]
+    if unknown:
+        name = getattr(function, TASK_ATTR, function.__name__)
+        print(f"warning: task '{name}' takes no argument {', '.join(unknown)}; it runs without", file=sys.stderr)
+    return {k: v for k, v in task_args.items() if k not in unknown}
+
+
+def _create_from_file(functions: dict[str, Callable[..., Task]], path: Path, name: str, task_args: dict[str, Any],
+                      several: bool = False) -> Task:
     if name not in functions:
         raise TaskLoadError(f"no task '{name}' in {path} (tasks there: {', '.join(sorted(functions)) or 'none'})")
-    created = create_task(functions[name], task_args)
-    created.origin = {"file": str(path.resolve()), "name": name, "args": task_args}
+    taken = args_taken(functions[name], task_args, several)
+    created = create_task(functions[name], taken)
+    created.origin = {"file": str(path.resolve()), "name": name, "args": taken}
     return created
 
 
-def load_tasks(spec: str, task_args: dict[str, Any] | None = None) -> list[Task]:
-    """The tasks named by `FILE.py` (every @task in it) or `FILE.py@name`."""
+def load_tasks(spec: str, task_args: dict[str, Any] | None = None, several: bool = False) -> list[Task]:
+    """The tasks named by `FILE.py` (every @task in it) or `FILE.py@name`; `several`: other
+    tasks share `task_args`, so one a task does not take is a warning (see `args_taken`)."""
     file, _, name = spec.partition("@")
     path = Path(file)
     functions = find_task_functions(path)
     if not functions:
         raise TaskLoadError(f"no @task function in {path}; decorate a function returning a Task with @task")
     names = [name] if name else list(functions)
-    return [_create_from_file(functions, path, each, task_args or {}) for each in names]
+    several = several or len(names) > 1
+    return [_create_from_file(functions, path, each, task_args or {}, several) for each in names]

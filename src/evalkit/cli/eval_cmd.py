@@ -20,12 +20,13 @@ from evalkit.cli.args import (
     parse_model_roles,
     refuse_generation_settings,
 )
-from evalkit.errors import ArgumentError, ModelArgsError
+from evalkit.errors import ModelArgsError
 
 
 @click.command("eval")
 @click.argument("tasks", nargs=-1, required=True)
-@click.option("--model", "-m", envvar="EVALKIT_MODEL", help="provider/model (default: EVALKIT_MODEL, else the bundled local model).")
+@click.option("--model", "-m", multiple=True, envvar="EVALKIT_MODEL",
+              help="provider/model; several: a,b or a repeated --model (default: EVALKIT_MODEL, else the bundled local model).")
 @click.option("-M", "--model-arg", "model_args", multiple=True, metavar="KEY=VALUE", help="Argument for the provider / its SDK client (repeatable).")
 @click.option("--model-config", type=str, help="YAML or JSON file of model arguments (-M wins over it).")
 @click.option("--model-role", "model_roles", multiple=True, metavar="ROLE=PROVIDER/MODEL",
@@ -65,7 +66,7 @@ from evalkit.errors import ArgumentError, ModelArgsError
 @click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
 def eval_command(
     tasks: tuple[str, ...],
-    model: str | None,
+    model: tuple[str, ...],
     model_args: tuple[str, ...],
     model_config: str | None,
     model_roles: tuple[str, ...],
@@ -84,15 +85,15 @@ def eval_command(
     **generate_config: Any,
 ) -> None:
     """Evaluate TASKS (FILE.py or FILE.py@task) against a model."""
-    from evalkit.runner import eval as run_eval
+    from evalkit.cli.eval_set_cmd import runner_for
+    from evalkit.cli.model_list import parse_models
 
-    if model is not None and not model.strip():
-        raise ArgumentError("--model is empty: give provider/model (e.g. --model openai/gpt-4o), or leave it out for the bundled model")
+    run_eval = runner_for(click.get_current_context())  # eval-set runs this command's flags through eval_set()
     parsed_model_args = _model_args(model_args, model_config)
     with _hint_generation_flags(parsed_model_args):
         logs = run_eval(
             list(tasks),
-            model=model,
+            model=parse_models(model),
             model_args=parsed_model_args,
             model_roles=parse_model_roles(model_roles),
             task_args=parse_key_values(task_args, "-T"),

@@ -20,6 +20,7 @@ def cli(debug: bool) -> None:
 
 def _register_commands() -> None:
     from evalkit.cli.eval_cmd import eval_command
+    from evalkit.cli.eval_set_cmd import eval_set_command
     from evalkit.cli.list_cmd import list_group
     from evalkit.cli.log_cmd import log_group
     from evalkit.cli.providers_cmd import providers_group
@@ -27,7 +28,7 @@ def _register_commands() -> None:
     from evalkit.cli.secrets_cmd import secrets_group
     from evalkit.cli.view_cmd import view_command
 
-    for command in (eval_command, eval_retry_command, list_group, log_group, providers_group, secrets_group, view_command):
+    for command in (eval_command, eval_set_command, eval_retry_command, list_group, log_group, providers_group, secrets_group, view_command):
         cli.add_command(command)
     from evalkit.cli.models_cmd import models_group
 

@@ -41,6 +41,10 @@ class ModelAPI(ABC):
     two_argument_generate: bool = False
     """Set for subclasses written to the older `generate(messages, config)` form."""
 
+    local: bool = False
+    """Whether the model runs in this process (hf, vllm): an eval runs local models one at a
+    time, so only one holds memory, and hosted ones side by side."""
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "generate" in cls.__dict__:

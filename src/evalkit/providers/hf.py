@@ -180,6 +180,8 @@ def load_pretrained(auto_class: Any, source: str, device: str, dtype: str, model
 class HuggingFaceAPI(ModelAPI):
     """A transformers causal LM in this process; concurrent requests are batched."""
 
+    local = True
+
     def __init__(
         self,
         model_name: str,

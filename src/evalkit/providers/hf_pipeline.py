@@ -68,6 +68,8 @@ class Answer:
 class HFPipelineAPI(ModelAPI):
     """A transformers task model; concurrent requests with equal settings run as one batch."""
 
+    local = True
+
     def __init__(
         self,
         model_name: str,

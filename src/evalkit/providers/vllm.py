@@ -69,6 +69,8 @@ def structured_output_kwargs(vllm: Any, schema: ResponseSchema | None) -> dict[s
 class VLLMAPI(ModelAPI):
     """A vLLM engine in this process; requests that share settings run as one batch."""
 
+    local = True
+
     def __init__(
         self,
         model_name: str,

@@ -1,0 +1,141 @@
+"""`eval_set()`: run every (task, model) pair until each has a complete log in one log dir.
+
+Rerunning it is safe: a pair whose log is complete is reused, an unfinished one (started,
+cancelled, error, or with errored samples) is resumed in the same file, a missing one starts.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from evalkit.dataset.selection import same_selection
+from evalkit.errors import ArgumentError, LogFileError
+from evalkit.log.reader import read_eval_log
+from evalkit.log.schema import EvalLog
+from evalkit.model.model import Model
+from evalkit.pairs import current_plan
+from evalkit.run_task import RunOptions
+from evalkit.runner import TaskSpec, eval_async, run_sync
+from evalkit.task import Task
+from evalkit.task_identity import check_same_task
+
+MAX_RETRY_WAIT = 3600.0
+"""No wait between attempts is longer than an hour."""
+
+
+def is_complete(log: EvalLog) -> bool:
+    """Finished with success and no errored sample."""
+    return log.status == "success" and not (log.footer or {}).get("counts", {}).get("errors")
+
+
+class LogDirPlan:
+    """The log of each (task, model) pair found in a log dir.
+
+    A log belongs to a pair when its task name, model, sample range and epochs match; its task
+    must then be the same task (the identity check of eval-retry). Logs of other tasks or models
+    are left alone. Where a pair has several logs, the newest counts.
+    """
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.found: dict[tuple[int, str], EvalLog] = {}
+        self.tasks: list[Task] = []
+
+    def prepare(self, tasks: list[Task], names: list[str], options: RunOptions) -> None:
+        self.tasks = tasks
+        self.found = {}
+        logs = sorted(_readable_logs(self.log_dir), key=lambda log: str(log.header.get("started", "")))
+        for t, task in enumerate(tasks):
+            epochs = options.epochs or task.epoch_count
+            for name in names:
+                matching = [log for log in logs if log.task == task.display_name and log.model == name
+                            and same_selection(log.header, options.limit, options.sample_ids, len(task.dataset))
+                            and log.header.get("epochs") == epochs]
+                if matching:
+                    newest = matching[-1]
+                    try:
+                        check_same_task(newest.header, task.identity(), newest.location)
+                    except LogFileError as ex:
+                        raise LogFileError(f"{ex}, or move the log out of {self.log_dir} so eval-set starts "
+                                           "that run afresh") from None
+                    self.found[t, name] = newest
+
+    def _log(self, task: Task, model_name: str) -> EvalLog | None:
+        index = next(i for i, each in enumerate(self.tasks) if each is task)
+        return self.found.get((index, model_name))
+
+    def complete(self, task: Task, model_name: str) -> EvalLog | None:
+        log = self._log(task, model_name)
+        return log if log is not None and is_complete(log) else None
+
+    def resume(self, task: Task, model_name: str) -> EvalLog | None:
+        log = self._log(task, model_name)
+        return log if log is not None and not is_complete(log) else None
+
+
+def _readable_logs(log_dir: Path) -> list[EvalLog]:
+    """The headers (and footers) of the logs in `log_dir`; a file that is not an evalkit log is
+    skipped with a warning."""
+    logs = []
+    for path in sorted(log_dir.glob("*.jsonl")) if log_dir.is_dir() else []:
+        try:
+            logs.append(read_eval_log(path, header_only=True))
+        except LogFileError as ex:
+            print(f"warning: eval-set skips {path}: {ex}", file=sys.stderr)
+    return logs
+
+
+def eval_set(
+    tasks: TaskSpec | Sequence[TaskSpec],
+    log_dir: str | Path,
+    model: str | Model | Sequence[str | Model] | None = None,
+    *,
+    retry_attempts: int = 10,
+    retry_wait: float = 30,
+    **eval_args: Any,
+) -> tuple[bool, list[EvalLog]]:
+    """Evaluate each task against each model until every pair has a complete log in `log_dir`.
+
+    Complete logs there are reused, unfinished ones resumed, missing ones started; failed work
+    is retried up to `retry_attempts` times, waiting `retry_wait` seconds, doubled each time
+    (at most an hour). Returns whether every pair is complete, and one log per pair. Other
+    arguments are those of `eval()`. Calling it again when everything is done runs nothing.
+    """
+    return run_sync(lambda: eval_set_async(tasks, log_dir, model, retry_attempts=retry_attempts,
+                                           retry_wait=retry_wait, **eval_args))
+
+
+async def eval_set_async(
+    tasks: TaskSpec | Sequence[TaskSpec],
+    log_dir: str | Path,
+    model: str | Model | Sequence[str | Model] | None = None,
+    *,
+    retry_attempts: int = 10,
+    retry_wait: float = 30,
+    **eval_args: Any,
+) -> tuple[bool, list[EvalLog]]:
+    """`eval_set()` for code that already runs an event loop."""
+    if isinstance(retry_attempts, bool) or not isinstance(retry_attempts, int) or retry_attempts < 0:
+        raise ArgumentError(f"--retry-attempts must be a whole number of at least 0 (got {retry_attempts!r})")
+    if not retry_wait >= 0:
+        raise ArgumentError(f"--retry-wait must be at least 0 seconds (got {retry_wait!r})")
+    plan = current_plan.set(LogDirPlan(Path(log_dir)))
+    try:
+        for attempt in range(retry_attempts + 1):
+            logs = await eval_async(tasks, model, log_dir=log_dir, **eval_args)
+            unfinished = [log for log in logs if not is_complete(log)]
+            if not unfinished:
+                return True, logs
+            if attempt < retry_attempts:
+                wait = min(retry_wait * 2**attempt, MAX_RETRY_WAIT)
+                print(f"eval-set: {len(unfinished)} of {len(logs)} runs unfinished; retry {attempt + 1} of "
+                      f"{retry_attempts} in {wait:g} s", file=sys.stderr)
+                await anyio.sleep(wait)
+    finally:
+        current_plan.reset(plan)
+    return False, logs
