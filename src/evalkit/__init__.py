@@ -18,6 +18,7 @@ _EXPORTS = {
     "evalkit.errors": ["EvalkitError"],
     "evalkit.log": ["EvalLog", "EvalSample", "read_eval_log"],
     "evalkit.model.api": ["ModelAPI"],
+    "evalkit.model.cache": ["CachePolicy"],
     "evalkit.model.model": ["Model", "get_model"],
     "evalkit.model.registry": ["hookimpl"],
     "evalkit.model.content": ["Content", "ContentImage", "ContentReasoning", "ContentText"],
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
     from evalkit.errors import EvalkitError
     from evalkit.log import EvalLog, EvalSample, read_eval_log
     from evalkit.model.api import ModelAPI
+    from evalkit.model.cache import CachePolicy
     from evalkit.model.model import Model, get_model
     from evalkit.model.registry import hookimpl
     from evalkit.model.content import Content, ContentImage, ContentReasoning, ContentText

@@ -124,7 +124,8 @@ def print_summary(log: Any, stream: TextIO = sys.stderr) -> None:
     counts = footer.get("counts", {})
     lines = [f"{log.task} · {log.model} · {log.status} · {counts.get('completed', 0)}/{counts.get('total', 0)} samples"
              + (f", {counts['errors']} errors" if counts.get("errors") else "")
-             + (f", {counts['limited']} ended by a message or token limit" if counts.get("limited") else "")]
+             + (f", {counts['limited']} ended by a message or token limit" if counts.get("limited") else "")
+             + (f", {counts['cache_hits']} model calls from the cache" if counts.get("cache_hits") else "")]
     for scorer_name, metrics in log.results.items():
         lines.append(f"  {scorer_name}: {format_metrics(metrics, 3)}")
     if log.error:

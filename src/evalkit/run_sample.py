@@ -11,6 +11,7 @@ from evalkit.dataset.sample import Sample
 from evalkit.errors import LogValueError, ToolsUnsupportedError
 from evalkit.log.encode import encode
 from evalkit.log.schema import EvalSample
+from evalkit.model.cache import CachePolicy, SampleCache, sample_cache
 from evalkit.model.model import Model, RetryRecorder, retry_recorder
 from evalkit.model.types import ChatMessageUser, GenerateConfig, ModelUsage, message_to_dict
 from evalkit.scorer.score import Target
@@ -47,13 +48,16 @@ def _error_text(error: BaseException) -> str:
 
 async def run_sample(
     task: Task, model: Model, config: GenerateConfig, sample: Sample, epoch: int, retries: RetryRecorder,
-    limits: SampleLimits = SampleLimits(),
+    limits: SampleLimits = SampleLimits(), cache: CachePolicy | None = None,
 ) -> EvalSample:
-    """Solve and score one (sample, epoch); an exception becomes the record's error."""
+    """Solve and score one (sample, epoch); an exception becomes the record's error. `cache`
+    is the eval's output cache policy for the solvers' generate()."""
     state = initial_state(model, sample, epoch, limits)
     sample_usage = ModelUsage()
-    generate = TaskGenerate(model, config, sample_usage)
+    generate = TaskGenerate(model, config, sample_usage, cache)
     token = retry_recorder.set(retries)
+    cached = SampleCache(epoch)
+    cache_token = sample_cache.set(cached)
     begin = time.monotonic()
     error = None
     limit_hit = None
@@ -74,6 +78,7 @@ async def run_sample(
         error = _error_text(ex)
     finally:
         retry_recorder.reset(token)
+        sample_cache.reset(cache_token)
     record = EvalSample(
         id=sample.id,  # type: ignore[arg-type]
         epoch=epoch,
@@ -89,6 +94,7 @@ async def run_sample(
         metadata=sample.metadata or None,
         state_metadata=state.metadata,
         limit=limit_hit,
+        cache_hits=cached.hits or None,
     )
     return record
 

@@ -22,6 +22,7 @@ from evalkit.errors import DatasetError, EvalkitError, LogValueError, LogWriteEr
 from evalkit.log.compact import compact_log
 from evalkit.log.schema import LOG_FORMAT_VERSION, EvalLog, EvalSample
 from evalkit.log.writer import LogWriter, redact
+from evalkit.model.cache import CachePolicy
 from evalkit.model.model import Model, RetryRecorder
 from evalkit.model.roles import ActiveModels, running
 from evalkit.model.types import GenerateConfig, ModelUsage
@@ -48,6 +49,8 @@ class RunOptions:
     """Models by role name (grader, ...), found by `get_model(role=...)`."""
     limits: SampleLimits = SampleLimits()
     """Message and token limits per sample, over the task's own."""
+    cache: CachePolicy | None = None
+    """The output cache policy of the solvers' generate() calls (None: no cache)."""
 
 
 def _log_path(log_dir: Path, task: str, model: str, eval_id: str) -> Path:
@@ -117,6 +120,8 @@ def _header(task: Task, model: Model, options: RunOptions, config: GenerateConfi
     }
     if weights:
         header["weights"] = weights
+    if options.cache is not None:
+        header["cache"] = options.cache.to_dict()
     return header
 
 
@@ -142,6 +147,8 @@ class _Tally:
     retries: int = 0
     limited: int = 0
     """Samples whose solvers a message or token limit ended."""
+    cache_hits: int = 0
+    """Model calls the output cache answered."""
     duration: float = 0.0
     failure: str | None = None
     traceback: str | None = None
@@ -160,6 +167,7 @@ def _resume(task: Task, resume: EvalLog, work: Iterator[tuple[Sample, int]],
         keep(sample)
         done.add((sample.id, sample.epoch))
         tally.limited += sample.limit is not None
+        tally.cache_hits += sample.cache_hits or 0
 
     count = compact_log(resume, finished)
     return count, (pair for pair in work if (pair[0].id, pair[1]) not in done), tally
@@ -221,7 +229,7 @@ async def run_task(task: Task, model: Model, options: RunOptions, resume: EvalLo
             model.api.activity.active += 1
             try:
                 result = await run_sample(task, model, config, sample, epoch,
-                                          RetryRecorder(progress.add_retry, progress.add_waiting), limits)
+                                          RetryRecorder(progress.add_retry, progress.add_waiting), limits, options.cache)
             finally:
                 model.api.activity.active -= 1
             result, fatal = _record(result, book, writer)
@@ -229,6 +237,7 @@ async def run_task(task: Task, model: Model, options: RunOptions, resume: EvalLo
             tally.errors += result.error is not None
             tally.retries += len(result.retries or ())
             tally.limited += result.limit is not None
+            tally.cache_hits += result.cache_hits or 0
             if fatal or (result.error is not None and _too_many_errors(tally.errors, total, options.fail_on_error)):
                 tally.failure = fatal or f"sample {result.id} (epoch {result.epoch}) failed: {result.error.splitlines()[0]}"  # type: ignore[union-attr]
                 cancel.cancel()
@@ -294,6 +303,8 @@ def _footer(status: str, book: ScoreBook, tally: _Tally, total: int, done: int, 
     counts = {"total": total, "completed": done - tally.errors, "errors": tally.errors}
     if tally.limited:
         counts["limited"] = tally.limited
+    if tally.cache_hits:
+        counts["cache_hits"] = tally.cache_hits
     if book.unreduced:
         counts["unreduced"] = len(book.unreduced)  # samples, where the others count (sample, epoch) pairs
     footer = {

@@ -18,6 +18,7 @@ from evalkit.interrupts import sigterm_as_interrupt
 from evalkit.log.reader import read_eval_log, read_eval_log_samples
 from evalkit.log.schema import EvalLog
 from evalkit.log.writer import REDACTED
+from evalkit.model.cache import CachePolicy, cache_policy
 from evalkit.model.model import DEFAULT_MODEL, Model, create_model
 from evalkit.model.types import GenerateConfig
 from evalkit.pairs import run_pairs
@@ -146,6 +147,7 @@ def eval(
     log_dir: str | Path | None = None,
     fail_on_error: bool | float = True,
     display: DisplayMode | None = None,
+    cache: bool | str | CachePolicy | None = None,
     **generate_config: Any,
 ) -> list[EvalLog]:
     """Evaluate each task against each model and return one log per (task, model).
@@ -158,13 +160,16 @@ def eval(
     scorers get with `get_model(role="grader")`. `message_limit` and `token_limit` bound each
     sample (over the task's own limits). `max_connections="auto"` adapts the concurrency to
     the server: it grows while requests succeed and backs off on rate limits and timeouts.
+    `cache` (True, an expiry such as "1D", or a CachePolicy) serves the solvers' model calls
+    from the output cache and stores new replies; a solver's generate(cache=...) overrides it.
     `Model` objects passed in stay open for reuse; models created from names are closed.
     """
     return run_sync(
         lambda: eval_async(
             tasks, model, model_args=model_args, model_roles=model_roles, task_args=task_args, limit=limit,
             epochs=epochs, max_connections=max_connections, max_samples=max_samples, message_limit=message_limit,
-            token_limit=token_limit, log_dir=log_dir, fail_on_error=fail_on_error, display=display, **generate_config,
+            token_limit=token_limit, log_dir=log_dir, fail_on_error=fail_on_error, display=display, cache=cache,
+            **generate_config,
         )
     )
 
@@ -200,11 +205,13 @@ async def eval_async(
     log_dir: str | Path | None = None,
     fail_on_error: bool | float = True,
     display: DisplayMode | None = None,
+    cache: bool | str | CachePolicy | None = None,
     **generate_config: Any,
 ) -> list[EvalLog]:
     """`eval()` for code that already runs an event loop."""
     options = _options(generate_config, limit, epochs, max_connections, max_samples, log_dir, fail_on_error, display,
                        SampleLimits(message_limit, token_limit))
+    options = replace(options, cache=cache_policy(cache))
     resolved_tasks = _resolve_tasks(tasks, task_args or {})
     for each_task in resolved_tasks:
         check_ids(each_task)
@@ -307,7 +314,8 @@ async def eval_retry_async(
         SampleLimits(**header.get("sample_limits", {})),
     )
     start, stop = header["limit"]
-    options = replace(options, limit=(start, stop))
+    logged_cache = header.get("cache")
+    options = replace(options, limit=(start, stop), cache=CachePolicy(**logged_cache) if logged_cache else None)
     roles_given = {**header.get("model_roles", {}), **(model_roles or {})}
     roles: dict[str, Model] = {}
     models: list[Model] = []

@@ -20,6 +20,7 @@ from evalkit.cli.args import (
     parse_model_roles,
     refuse_generation_settings,
 )
+from evalkit.cli.cache_cmd import cache_option
 from evalkit.errors import ModelArgsError
 
 
@@ -63,6 +64,7 @@ from evalkit.errors import ModelArgsError
 @click.option("--fail-on-error", type=str, default="true", show_default=True,
               help="true: stop at the first sample error; false: never; 0-1: past that fraction; N: past N errors.")
 @click.option("--display", type=click.Choice(["rich", "plain", "none"]), help="Progress display (default: rich on a terminal).")
+@cache_option
 @click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
 def eval_command(
     tasks: tuple[str, ...],
@@ -80,6 +82,7 @@ def eval_command(
     log_dir: str,
     fail_on_error: str,
     display: str | None,
+    cache: str | None,
     debug: bool,
     stop_seqs: tuple[str, ...],
     **generate_config: Any,
@@ -106,6 +109,7 @@ def eval_command(
             log_dir=log_dir,
             fail_on_error=parse_fail_on_error(fail_on_error),
             display=display,  # type: ignore[arg-type]
+            cache=cache,
             stop_seqs=stop_seqs or None,
             **generate_config,
         )

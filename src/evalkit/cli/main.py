@@ -19,6 +19,7 @@ def cli(debug: bool) -> None:
 
 
 def _register_commands() -> None:
+    from evalkit.cli.cache_cmd import cache_group
     from evalkit.cli.eval_cmd import eval_command
     from evalkit.cli.eval_set_cmd import eval_set_command
     from evalkit.cli.list_cmd import list_group
@@ -30,6 +31,7 @@ def _register_commands() -> None:
 
     for command in (eval_command, eval_set_command, eval_retry_command, list_group, log_group, providers_group, secrets_group, view_command):
         cli.add_command(command)
+    cli.add_command(cache_group)
     from evalkit.cli.models_cmd import models_group
 
     cli.add_command(models_group)

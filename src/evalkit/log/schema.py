@@ -35,6 +35,8 @@ class EvalSample:
     """`TaskState.metadata` when the sample ended (left out of the line when unchanged)."""
     limit: dict[str, Any] | None = None
     """The limit that ended the sample's solvers (`{"type": "message" | "token", "limit": N}`)."""
+    cache_hits: int | None = None
+    """How many of the sample's model calls the output cache answered."""
 
     @property
     def chat_messages(self) -> list[ChatMessage]:
@@ -66,6 +68,8 @@ class EvalSample:
             data["state_metadata"] = self.state_metadata
         if self.limit is not None:
             data["limit"] = self.limit
+        if self.cache_hits:
+            data["cache_hits"] = self.cache_hits
         return data
 
     @classmethod
@@ -85,6 +89,7 @@ class EvalSample:
             metadata=data.get("metadata"),
             state_metadata=data.get("state_metadata", data.get("metadata")),
             limit=data.get("limit"),
+            cache_hits=data.get("cache_hits"),
         )
 
 

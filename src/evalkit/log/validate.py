@@ -96,6 +96,7 @@ SAMPLE: dict[str, Rule] = {
     "error": (_optional(_is_str), "null or a string"),
     "retries": (_optional(_is_dict_list), "null or a list of objects"),
     "limit": (_optional(_is_dict), "null or an object"),
+    "cache_hits": (_optional(_is_int), "null or a whole number"),
 }
 
 FOOTER: dict[str, Rule] = {

@@ -14,6 +14,7 @@ import anyio
 
 from evalkit.errors import ModelArgsError, ToolsUnsupportedError
 from evalkit.model.api import ModelAPI
+from evalkit.model.cache import CachePolicy, cache_entry
 from evalkit.model.deadlines import AttemptTimedOut, attempt_deadline
 from evalkit.model.adaptive import pool_size
 from evalkit.model.aliases import find_alias
@@ -93,8 +94,11 @@ class Model:
         tools: Sequence[Tool | ToolDef | ToolInfo] | None = None,
         tool_choice: ToolChoice | None = None,
         config: GenerateConfig | None = None,
+        cache: bool | CachePolicy = False,
     ) -> ModelOutput:
         """One reply to `input` (text or messages), offering `tools`; transient errors are retried.
+        With `cache` (True or a CachePolicy), a cached reply answers without a request and a
+        successful reply is stored.
 
         The reply's tool calls are not run here (the solvers' `generate()` runs them). Each
         attempt may take `attempt_timeout` seconds (default 600); `timeout` bounds the whole
@@ -112,8 +116,10 @@ class Model:
         config = self.config.merge(config)
         max_retries = DEFAULT_MAX_RETRIES if config.max_retries is None else config.max_retries
         clock = RequestClock(config.timeout)
+        entry = cache_entry(cache, self.name, self.api.base_url, messages, infos, tool_choice if infos else None, config)
+        output = entry.fetch() if entry is not None else None
         attempt = 0
-        while True:
+        while output is None:
             try:
                 output = await self._attempt(messages, infos, tool_choice, config, clock)
                 break
@@ -126,6 +132,8 @@ class Model:
                     raise clear from None  # the SDK may call a refused connection a timeout
                 await self._wait_to_retry(attempt, error, clock)
                 attempt += 1
+        if entry is not None:
+            entry.keep(output)
         self.usage.add(output.usage)
         record_usage(self.name, output.usage)
         return output

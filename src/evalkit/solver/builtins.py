@@ -25,7 +25,8 @@ def render(template: str, state: TaskState, **values: Any) -> str:
 
 @solver
 def generate(**config: Any) -> Solver:
-    """Call the model (optionally overriding GenerateConfig fields for this call)."""
+    """Call the model (optionally overriding GenerateConfig fields for this call); `cache=True`
+    (or an expiry such as "1D", or a CachePolicy) serves it from the output cache."""
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:
         return await generate(state, **config)
