@@ -19,6 +19,7 @@ from evalkit.log.reader import read_eval_log, read_eval_log_samples
 from evalkit.log.schema import EvalLog
 from evalkit.log.writer import REDACTED
 from evalkit.model.cache import CachePolicy, cache_policy
+from evalkit.model.aliases import model_to_retry
 from evalkit.model.model import DEFAULT_MODEL, Model, create_model
 from evalkit.model.types import GenerateConfig
 from evalkit.pairs import run_pairs
@@ -302,7 +303,7 @@ async def eval_retry_async(
         raise LogFileError(f"{previous.location}: every sample already finished without error; nothing to retry")
     resolved = _task_to_retry(previous, task)
     check_ids(resolved)
-    merged_args = {**header.get("model_args", {}), **(model_args or {})}
+    retry_model, merged_args = model_to_retry(header, model_args or {})
     redacted = [name for name, value in merged_args.items() if REDACTED in json.dumps(value, default=str)]
     if redacted:
         raise ArgumentError(f"the log hides -M {', '.join(redacted)} (credentials are never logged); pass them again with -M")
@@ -321,7 +322,7 @@ async def eval_retry_async(
     models: list[Model] = []
     try:
         roles = await _resolve_roles(roles_given)
-        models = await _resolve_models(header["model"], merged_args, options.config)
+        models = await _resolve_models(retry_model, merged_args, options.config)
         result = await run_task(resolved, models[0], replace(options, roles=roles), resume=previous)
     finally:
         await _close_created(models, [])

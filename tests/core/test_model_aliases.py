@@ -16,7 +16,7 @@ from evalkit.scorer import CORRECT, INCORRECT, Score, Target, scorer
 from evalkit.secrets import FileStore
 from evalkit.solver import TaskState
 from tests.conftest import run_cli
-from tests.servers.http import RecordingServer
+from tests.servers.http import RecordingServer, Reply, Request
 from tests.servers.openai_server import chat_reply
 
 SECRET = "sk-team-alias-secret-5Qz8Lw2Rv7"
@@ -174,3 +174,28 @@ def test_dotenv_sets_evalkit_settings_and_the_environment_wins(project: Path) ->
     assert overridden.returncode == 0, overridden.stderr
     models = {read_eval_log(p).header["model"] for p in (project / "dotenv-logs").iterdir()}
     assert models == {"mockllm/from-dotenv", "mockllm/from-env"}
+
+
+def test_eval_retry_of_an_alias_log_uses_the_alias_again(project: Path) -> None:
+    failing = {"q1 ": True}
+
+    def flaky(request: Request) -> Reply:
+        if failing["q1 "] and "q1 " in request.body.decode():
+            return Reply(400, {"error": {"message": "refused once", "type": "invalid_request_error"}})
+        return chat_reply(request)
+
+    with RecordingServer(flaky) as server:
+        alias = f"  fast: {{model: openai/gpt-test, base_url: '{server.url}/v1', api_key: '${{secret:TEAM_KEY}}'}}\n"
+        write_models(project / "evalkit.yaml", alias)
+        run_cli("eval", "t.py", "--model", "fast", "--fail-on-error", "false", "--display", "none", "--log-dir", "logs", cwd=project)
+        [path] = (project / "logs").iterdir()
+        assert read_eval_log(path, header_only=True).footer["counts"]["errors"] == 1
+        write_models(project / "evalkit.yaml", "  fast: openai/gpt-other\n")
+        moved = run_cli("eval-retry", str(path), "--display", "none", cwd=project)
+        assert moved.returncode == 2 and "alias 'fast' now stands for openai/gpt-other" in moved.stderr
+        write_models(project / "evalkit.yaml", alias)
+        failing["q1 "] = False
+        retried = run_cli("eval-retry", str(path), "--display", "none", cwd=project)
+    assert retried.returncode == 0, retried.stderr
+    assert read_eval_log(path).footer["counts"]["errors"] == 0
+    assert {r.headers["authorization"] for r in server.requests} == {f"Bearer {SECRET}"}

@@ -103,6 +103,21 @@ def find_alias(name: str) -> ModelAlias | None:
                              f"an alias in {files}{known}; run 'evalkit models list' to see the aliases")
 
 
+def model_to_retry(header: dict[str, Any], model_args: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The model and `-M` arguments eval-retry uses again (`model_args` win): a log made with an
+    alias names the alias, whose models file gives its settings and credentials again (they are
+    never logged); it must still stand for the provider/model the log was made with."""
+    alias = header.get("model_alias")
+    logged = header.get("model_args", {})
+    if not alias:
+        return header["model"], {**logged, **model_args}
+    current = find_alias(alias["name"])
+    if current is None or current.model != header["model"]:
+        raise ModelsFileError(f"alias '{alias['name']}' now stands for {current.model if current else 'nothing'}, but the "
+                              f"log was made with {header['model']}; restore the alias in {alias['source']}")
+    return alias["name"], {**{k: v for k, v in logged.items() if k not in alias["args"]}, **model_args}
+
+
 def models_files() -> list[Path]:
     """The models files in the order they are read: the user's, then the project's (which wins)."""
     return [config_dir() / name for name in USER_FILES] + [Path.cwd() / PROJECT_FILE]
