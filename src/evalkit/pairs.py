@@ -17,6 +17,7 @@ import anyio
 
 from evalkit.errors import EvalkitError
 from evalkit.log.schema import EvalLog
+from evalkit.model.aliases import find_alias
 from evalkit.model.model import Model, resolve_model_name
 from evalkit.model.registry import provider_info, split_model_name
 from evalkit.run_task import RunOptions, run_task
@@ -44,8 +45,16 @@ current_plan: contextvars.ContextVar[PairPlan | None] = contextvars.ContextVar("
 
 
 def model_name(spec: ModelSpec) -> str:
-    """The name a model will have once created (`provider/model`)."""
-    return spec.name if isinstance(spec, Model) else resolve_model_name(spec)
+    """The name a model will have once created (`provider/model`, an alias's own included); a
+    name that is neither is left for creating the model to report."""
+    if isinstance(spec, Model):
+        return spec.name
+    name = resolve_model_name(spec)
+    try:
+        alias = find_alias(name)
+    except EvalkitError:
+        return name
+    return alias.model if alias is not None else name
 
 
 def is_local(spec: ModelSpec) -> bool:

@@ -192,3 +192,13 @@ def wait_for_samples(log_dir: Path, samples: int) -> Path:
             return paths[0]
         time.sleep(0.01)
     raise AssertionError("the eval-set wrote too few samples")
+
+
+def test_an_alias_finds_its_logs_on_the_second_run(tasks_file: Path, tmp_path: Path) -> None:
+    (tmp_path / "evalkit.yaml").write_text("models:\n  quick:\n    model: mockllm/quick\n")
+    args = ("eval-set", "tasks.py@alpha", "--model", "quick", "--log-dir", "set", "--display", "none")
+    first = run_cli(*args, cwd=tmp_path, env={"EVALKIT_CONFIG_DIR": str(tmp_path / "config")})
+    assert first.returncode == 0, first.stderr
+    before = files(tmp_path / "set")
+    assert run_cli(*args, cwd=tmp_path, env={"EVALKIT_CONFIG_DIR": str(tmp_path / "config")}).returncode == 0
+    assert len(before) == 1 and files(tmp_path / "set") == before
