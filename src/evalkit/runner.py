@@ -12,6 +12,7 @@ from typing import Any, Callable, TypeVar
 
 import anyio
 
+from evalkit.dataset.selection import check_sample_ids, limit_share, parse_sample_ids
 from evalkit.display import DisplayMode, default_display, print_summary
 from evalkit.errors import ArgumentError, EvalkitError, LogFileError
 from evalkit.interrupts import sigterm_as_interrupt
@@ -28,23 +29,29 @@ from evalkit.sample_limits import SampleLimits
 from evalkit.task import TASK_ATTR, Task, args_taken, create_task, load_tasks
 
 TaskSpec = Task | str | Callable[..., Task]
-Limit = int | tuple[int, int] | str | None
+Limit = int | float | tuple[int, int] | str | None
 DEFAULT_LOG_DIR = "logs"
 T = TypeVar("T")
 
 
-def parse_limit(limit: Limit) -> tuple[int, int | None]:
+def parse_limit(limit: Limit) -> tuple[int, int | None] | float:
     """`N` -> the first N samples, `M-N` or (M, N) -> samples M..N (1-based, inclusive), as a
-    0-based half-open (start, stop) range."""
+    0-based half-open (start, stop) range; a fraction `0.1` -> that share of each dataset,
+    resolved per task (`resolve_limit`)."""
     if limit is None:
         return 0, None
+    if isinstance(limit, float) or (isinstance(limit, str) and "." in limit):
+        try:
+            return limit_share(float(limit))
+        except ValueError:
+            raise ArgumentError(f"--limit must be N or M-N with whole numbers, or a fraction such as 0.1 (got '{limit}')") from None
     if isinstance(limit, str):
         text = limit.strip()
         first, dash, last = text.partition("-")
         try:
             limit = (int(first), int(last)) if dash else int(text)
         except ValueError:
-            raise ArgumentError(f"--limit must be N or M-N with whole numbers (got '{text}')") from None
+            raise ArgumentError(f"--limit must be N or M-N with whole numbers, or a fraction such as 0.1 (got '{text}')") from None
     if isinstance(limit, (tuple, list)):
         start, end = limit
         if start < 1 or end < start:
@@ -149,6 +156,7 @@ def eval(
     fail_on_error: bool | float = True,
     display: DisplayMode | None = None,
     cache: bool | str | CachePolicy | None = None,
+    sample_id: str | int | Sequence[str | int] | None = None,
     **generate_config: Any,
 ) -> list[EvalLog]:
     """Evaluate each task against each model and return one log per (task, model).
@@ -163,6 +171,9 @@ def eval(
     the server: it grows while requests succeed and backs off on rate limits and timeouts.
     `cache` (True, an expiry such as "1D", or a CachePolicy) serves the solvers' model calls
     from the output cache and stores new replies; a solver's generate(cache=...) overrides it.
+    `limit` is N (the first N samples), (M, N) or "M-N" (samples M to N), or a fraction such
+    as 0.1 (the first 10% of each dataset); `sample_id` runs only the samples with those ids
+    (one, a list, or "3,7").
     `Model` objects passed in stay open for reuse; models created from names are closed.
     """
     return run_sync(
@@ -170,7 +181,7 @@ def eval(
             tasks, model, model_args=model_args, model_roles=model_roles, task_args=task_args, limit=limit,
             epochs=epochs, max_connections=max_connections, max_samples=max_samples, message_limit=message_limit,
             token_limit=token_limit, log_dir=log_dir, fail_on_error=fail_on_error, display=display, cache=cache,
-            **generate_config,
+            sample_id=sample_id, **generate_config,
         )
     )
 
@@ -207,15 +218,17 @@ async def eval_async(
     fail_on_error: bool | float = True,
     display: DisplayMode | None = None,
     cache: bool | str | CachePolicy | None = None,
+    sample_id: str | int | Sequence[str | int] | None = None,
     **generate_config: Any,
 ) -> list[EvalLog]:
     """`eval()` for code that already runs an event loop."""
     options = _options(generate_config, limit, epochs, max_connections, max_samples, log_dir, fail_on_error, display,
                        SampleLimits(message_limit, token_limit))
-    options = replace(options, cache=cache_policy(cache))
+    options = replace(options, cache=cache_policy(cache), sample_ids=parse_sample_ids(sample_id, limit))
     resolved_tasks = _resolve_tasks(tasks, task_args or {})
     for each_task in resolved_tasks:
         check_ids(each_task)
+    check_sample_ids([each.dataset for each in resolved_tasks], options.sample_ids)  # type: ignore[misc]
     given = model if isinstance(model, (list, tuple)) else [model]
     roles: dict[str, Model] = {}
     try:
@@ -317,6 +330,7 @@ async def eval_retry_async(
     start, stop = header["limit"]
     logged_cache = header.get("cache")
     options = replace(options, limit=(start, stop), cache=CachePolicy(**logged_cache) if logged_cache else None)
+    options = replace(options, sample_ids=tuple(header["sample_ids"]) if header.get("sample_ids") else None)
     roles_given = {**header.get("model_roles", {}), **(model_roles or {})}
     roles: dict[str, Model] = {}
     models: list[Model] = []

@@ -15,6 +15,8 @@ from evalkit.model.adaptive import BACKOFF, START, AdaptiveLimit
 from evalkit.scorer import match
 from tests.conftest import run_cli
 from tests.servers.capped_server import CappedServer
+from tests.servers.http import RecordingServer, Reply, Request
+from tests.servers.openai_server import chat_reply
 
 CAP = 12
 
@@ -78,3 +80,24 @@ def test_cli_max_connections_auto_and_bad_values(tmp_path: Path) -> None:
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "'lots' is not a whole number" in bad.stderr
     with pytest.raises(ArgumentError, match="max_connections must be"):
         eval(qa_task(1), model="mockllm/x", max_connections="many", log_dir=tmp_path / "logs", display="none")
+
+
+def test_eval_retry_takes_max_connections_auto(tmp_path: Path) -> None:
+    refuse = {"on": True}
+
+    def flaky(request: Request) -> Reply:
+        if refuse["on"] and "q1 " in request.body.decode():
+            return Reply(400, {"error": {"message": "refused once", "type": "invalid_request_error"}})
+        return chat_reply(request)
+
+    (tmp_path / "t.py").write_text("from evalkit import task, Task, Sample\n@task\ndef t():\n"
+                                   "    return Task(dataset=[Sample(input=f'q{i} ANSWER: {i}') for i in range(4)])\n")
+    env = {"OPENAI_API_KEY": "sk-evalkit-test-adaptive-2"}
+    with RecordingServer(flaky) as server:
+        run_cli("eval", "t.py", "--model", "openai/gpt-test", "-M", f"base_url={server.url}/v1", "--fail-on-error", "false",
+                "--display", "none", "--log-dir", "logs", env=env, cwd=tmp_path)
+        [path] = (tmp_path / "logs").iterdir()
+        refuse["on"] = False
+        retried = run_cli("eval-retry", str(path), "--max-connections", "auto", "--display", "none", env=env, cwd=tmp_path)
+    assert retried.returncode == 0, retried.stderr
+    assert read_eval_log(path).footer["counts"]["errors"] == 0

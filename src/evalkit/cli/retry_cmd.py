@@ -6,14 +6,14 @@ import sys
 
 import click
 
-from evalkit.cli.args import parse_fail_on_error, parse_key_values, parse_model_roles
+from evalkit.cli.args import CONNECTION_COUNT, parse_fail_on_error, parse_key_values, parse_model_roles
 
 
 @click.command("eval-retry")
 @click.argument("log_file")
 @click.option("-M", "--model-arg", "model_args", multiple=True, metavar="KEY=VALUE", help="Override a logged model argument.")
 @click.option("--model-role", "model_roles", multiple=True, metavar="ROLE=PROVIDER/MODEL", help="Override a logged model role.")
-@click.option("--max-connections", type=int, help="Concurrent requests to the model.")
+@click.option("--max-connections", type=CONNECTION_COUNT, help="Concurrent requests to the model (a number or auto).")
 @click.option("--max-samples", type=int, help="Samples run at once.")
 @click.option("--fail-on-error", type=str, help="As for eval (default: the logged setting).")
 @click.option("--display", type=click.Choice(["rich", "plain", "none"]))
@@ -22,7 +22,7 @@ def eval_retry_command(
     log_file: str,
     model_args: tuple[str, ...],
     model_roles: tuple[str, ...],
-    max_connections: int | None,
+    max_connections: int | str | None,
     max_samples: int | None,
     fail_on_error: str | None,
     display: str | None,
