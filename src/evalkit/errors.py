@@ -55,6 +55,10 @@ class ModelsFileError(EvalkitError):
     `${env:...}`/`${secret:...}` reference is not set."""
 
 
+class CacheError(EvalkitError):
+    """The output cache's file cannot be opened or written (EVALKIT_CACHE_DIR, the user cache directory)."""
+
+
 class ToolsUnsupportedError(EvalkitError):
     """Tools offered to a model whose provider cannot call them (the run stops)."""
 

@@ -19,7 +19,7 @@ from evalkit.interrupts import sigterm_as_interrupt
 from evalkit.log.reader import read_eval_log, read_eval_log_samples
 from evalkit.log.schema import EvalLog
 from evalkit.log.writer import REDACTED
-from evalkit.model.cache import CachePolicy, cache_policy
+from evalkit.model.cache import CachePolicy, eval_cache
 from evalkit.model.aliases import model_to_retry
 from evalkit.model.model import DEFAULT_MODEL, Model, create_model
 from evalkit.model.types import GenerateConfig
@@ -224,7 +224,7 @@ async def eval_async(
     """`eval()` for code that already runs an event loop."""
     options = _options(generate_config, limit, epochs, max_connections, max_samples, log_dir, fail_on_error, display,
                        SampleLimits(message_limit, token_limit))
-    options = replace(options, cache=cache_policy(cache), sample_ids=parse_sample_ids(sample_id, limit))
+    options = replace(options, cache=eval_cache(cache), sample_ids=parse_sample_ids(sample_id, limit))
     resolved_tasks = _resolve_tasks(tasks, task_args or {})
     for each_task in resolved_tasks:
         check_ids(each_task)

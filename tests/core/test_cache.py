@@ -279,6 +279,28 @@ def test_bad_cache_input_is_one_line_and_exit_2(tmp_path: Path, args: tuple[str,
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("content", ["file", "not a database"])
+def test_a_cache_that_cannot_be_used_fails_before_any_request_in_one_line(tmp_path: Path, content: str) -> None:
+    task_file = tmp_path / "numbers.py"
+    task_file.write_text(TASK_FILE)
+    blocked = tmp_path / "blocked"
+    if content == "file":  # EVALKIT_CACHE_DIR names a file, not a directory
+        blocked.write_text("x")
+    else:
+        blocked.mkdir()
+        (blocked / "outputs.sqlite3").write_text("this is not an SQLite database " * 100)
+    with RecordingServer(openai_reply) as server:
+        result = run_cli("eval", str(task_file), "--model", MODEL, "-M", f"base_url={server.url}/v1", "--cache",
+                         "--log-dir", str(tmp_path / "logs"), env={"EVALKIT_CACHE_DIR": str(blocked)})
+        assert server.requests == []
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith("error: the output cache ") and "set EVALKIT_CACHE_DIR" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    if content == "not a database":
+        listed = run_cli("cache", "list", env={"EVALKIT_CACHE_DIR": str(blocked)})
+        assert listed.returncode == 2 and listed.stderr.startswith("error: the output cache "), listed.stderr
+
+
 def test_a_bad_expiry_in_python_is_refused() -> None:
     from evalkit.errors import ArgumentError
 

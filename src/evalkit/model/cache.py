@@ -16,11 +16,13 @@ import re
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evalkit.errors import ArgumentError
+from evalkit.errors import ArgumentError, CacheError
 from evalkit.model.types import (
     ChatCompletionChoice,
     ChatMessage,
@@ -88,6 +90,15 @@ def cache_policy(cache: bool | str | CachePolicy | None) -> CachePolicy | None:
     if isinstance(cache, CachePolicy):
         return cache
     raise ArgumentError(f"cache must be True, False, an expiry such as '1W', or a CachePolicy (got {cache!r})")
+
+
+def eval_cache(cache: bool | str | CachePolicy | None) -> CachePolicy | None:
+    """An eval's cache policy, its store opened now so that a cache that cannot be used fails
+    the eval before any model call."""
+    policy = cache_policy(cache)
+    if policy is not None:
+        open_store()
+    return policy
 
 
 @dataclass
@@ -276,8 +287,19 @@ def open_store() -> CacheStore:
     path = cache_file()
     with _stores_lock:
         if path not in _stores:
-            _stores[path] = CacheStore(path)
+            with _cache_errors(path):
+                _stores[path] = CacheStore(path)
         return _stores[path]
+
+
+@contextmanager
+def _cache_errors(path: Path) -> Iterator[None]:
+    """File system and SQLite errors as a CacheError naming the file and the way out."""
+    try:
+        yield
+    except (OSError, sqlite3.Error) as ex:
+        raise CacheError(f"the output cache {path} cannot be used ({type(ex).__name__}: {ex}); set EVALKIT_CACHE_DIR "
+                         "to a writable directory, or run without the cache") from None
 
 
 @dataclass
@@ -291,7 +313,9 @@ class CacheEntry:
 
     def fetch(self) -> ModelOutput | None:
         """The cached output, counted as a hit of the running sample; None on a miss."""
-        output = open_store().get(self.key)
+        store = open_store()
+        with _cache_errors(store.path):
+            output = store.get(self.key)
         if output is not None:
             self.hit = True
             counter = sample_cache.get()
@@ -303,7 +327,9 @@ class CacheEntry:
         """Store a fresh output (not one the cache gave, nor an error or an empty one)."""
         if self.hit or not output.choices or any(c.stop_reason == "error" for c in output.choices):
             return
-        open_store().put(self.key, self.model, output, expiry_seconds(self.policy.expiry))
+        store = open_store()
+        with _cache_errors(store.path):
+            store.put(self.key, self.model, output, expiry_seconds(self.policy.expiry))
 
 
 def cache_entry(cache: bool | CachePolicy | None, model: str, base_url: str | None, messages: list[ChatMessage],
