@@ -14,7 +14,8 @@ from evalkit.task import Task, task
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "evalkit.dataset": ["Dataset", "FieldSpec", "MemoryDataset", "Sample", "csv_dataset", "json_dataset"],
+    "evalkit.dataset": ["Dataset", "FieldSpec", "MemoryDataset", "Sample", "csv_dataset", "hf_dataset", "json_dataset"],
+    "evalkit.dataset.few_shot": ["fewshot"],
     "evalkit.errors": ["EvalkitError"],
     "evalkit.log": ["EvalLog", "EvalSample", "read_eval_log"],
     "evalkit.model.api": ["ModelAPI"],
@@ -49,7 +50,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from evalkit.dataset import Dataset, FieldSpec, MemoryDataset, Sample, csv_dataset, json_dataset
+    from evalkit.dataset import Dataset, FieldSpec, MemoryDataset, Sample, csv_dataset, hf_dataset, json_dataset
+    from evalkit.dataset.few_shot import fewshot
     from evalkit.errors import EvalkitError
     from evalkit.log import EvalLog, EvalSample, read_eval_log
     from evalkit.model.api import ModelAPI

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
 import platform
 import sys
 import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import anyio
 
 from evalkit.dataset.sample import Sample
+from evalkit.dataset.selection import resolve_limit, select_samples
 from evalkit.display import DisplayMode, Progress
 from evalkit.errors import DatasetError, EvalkitError, LogValueError, LogWriteError
 from evalkit.log.compact import compact_log
@@ -39,7 +39,8 @@ class RunOptions:
     """Settings shared by every (task, model) run of one `eval()` call."""
 
     config: GenerateConfig
-    limit: tuple[int, int | None]
+    limit: tuple[int, int | None] | float
+    """A (start, stop) range of samples, or a fraction of each dataset (resolved per task)."""
     epochs: int | None
     max_samples: int | None
     log_dir: Path
@@ -51,6 +52,8 @@ class RunOptions:
     """Message and token limits per sample, over the task's own."""
     cache: CachePolicy | None = None
     """The output cache policy of the solvers' generate() calls (None: no cache)."""
+    sample_ids: tuple[str, ...] | None = None
+    """Run only the samples with these ids (as text), instead of a limit."""
 
 
 def _log_path(log_dir: Path, task: str, model: str, eval_id: str) -> Path:
@@ -82,13 +85,10 @@ def _too_many_errors(errors: int, total: int, fail_on_error: bool | float) -> bo
     return errors >= fail_on_error
 
 
-def _work(task: Task, limit: tuple[int, int | None], epochs: int) -> tuple[Iterator[tuple[Sample, int]], int]:
+def _work(task: Task, options: RunOptions, epochs: int) -> tuple[Iterator[tuple[Sample, int]], int]:
     """The (sample, epoch) pairs to run, in dataset order with a sample's epochs together,
     and how many there are."""
-    start, stop = limit
-    available = len(task.dataset)
-    count = max(0, min(available, stop if stop is not None else available) - start)
-    samples = itertools.islice(iter(task.dataset), start, stop)
+    samples, count = select_samples(task.dataset, options.limit, options.sample_ids)  # type: ignore[arg-type]
     work = ((sample, epoch) for sample in samples for epoch in range(1, epochs + 1))
     return work, count * epochs
 
@@ -122,6 +122,8 @@ def _header(task: Task, model: Model, options: RunOptions, config: GenerateConfi
         header["weights"] = weights
     if options.cache is not None:
         header["cache"] = options.cache.to_dict()
+    if options.sample_ids:
+        header["sample_ids"] = list(options.sample_ids)
     return header
 
 
@@ -187,6 +189,8 @@ def _no_samples(task: Task, options: RunOptions) -> str:
     size = len(task.dataset)
     if size == 0:
         return f"the dataset of task '{task.display_name}' is empty: no samples to evaluate"
+    if options.sample_ids:
+        return f"--sample-id {','.join(options.sample_ids)} selects no samples of task '{task.display_name}'"
     return f"--limit {start + 1}-{stop} selects no samples: the dataset of task '{task.display_name}' has {size}"
 
 
@@ -198,7 +202,8 @@ async def run_task(task: Task, model: Model, options: RunOptions, resume: EvalLo
     epochs = options.epochs or task.epoch_count
     config = task.config.merge(options.config)
     limits = SampleLimits(options.limits.messages or task.message_limit, options.limits.tokens or task.token_limit)
-    work, total = _work(task, options.limit, epochs)
+    options = replace(options, limit=resolve_limit(options.limit, len(task.dataset)))  # the header records the range
+    work, total = _work(task, options, epochs)
     book = ScoreBook(task, epochs)
     active = ActiveModels(model, options.roles)
     finished = 0

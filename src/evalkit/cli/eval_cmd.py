@@ -33,7 +33,8 @@ from evalkit.errors import ModelArgsError
 @click.option("--model-role", "model_roles", multiple=True, metavar="ROLE=PROVIDER/MODEL",
               help="A model for a role that solvers and scorers ask for, e.g. grader=openai/gpt-4o (repeatable).")
 @click.option("-T", "--task-arg", "task_args", multiple=True, metavar="KEY=VALUE", help="Argument for the @task function (repeatable).")
-@click.option("--limit", type=str, help="Evaluate the first N samples, or samples M-N (1-based).")
+@click.option("--limit", type=str, help="Evaluate the first N samples, samples M-N (1-based), or a fraction (0.1: the first 10%).")
+@click.option("--sample-id", "sample_ids", multiple=True, metavar="ID[,ID...]", help="Evaluate only the samples with these ids (repeatable).")
 @click.option("--epochs", type=WHOLE_NUMBER, help="Run each sample this many times.")
 @click.option("--max-connections", type=CONNECTION_COUNT,
               help="Concurrent requests to the model (default: the provider's); auto: grow until the server pushes back.")
@@ -74,6 +75,7 @@ def eval_command(
     model_roles: tuple[str, ...],
     task_args: tuple[str, ...],
     limit: str | None,
+    sample_ids: tuple[str, ...],
     epochs: int | None,
     max_connections: int | str | None,
     max_samples: int | None,
@@ -101,6 +103,7 @@ def eval_command(
             model_roles=parse_model_roles(model_roles),
             task_args=parse_key_values(task_args, "-T"),
             limit=limit,
+            sample_id=list(sample_ids) or None,
             epochs=epochs,
             max_connections=max_connections,
             max_samples=max_samples,

@@ -1,14 +1,17 @@
-"""Datasets: in-memory lists and json/jsonl/csv files, streamed row by row."""
+"""Datasets: in-memory lists and json/jsonl/csv files, streamed row by row (or read whole
+when shuffled)."""
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
 import json
+import random
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, overload
 
 import orjson
 
@@ -50,9 +53,29 @@ class Dataset:
         """A short hash identifying the data (and mapping) evaluated."""
         raise NotImplementedError
 
+    def shuffle(self, seed: int | None = None) -> None:
+        """Put the samples in a random order, in place; the same `seed` gives the same order
+        on every run (without one, a new order each time)."""
+        raise NotImplementedError
+
     def duplicate_ids(self) -> list[int | str]:
         """Sample ids used more than once (results and resume are keyed by id)."""
         return _duplicates(sample.id for sample in self)  # type: ignore[misc]
+
+
+def shuffled_order(count: int, seed: int | None) -> list[int]:
+    """The positions 0..count-1 in the random order every dataset shuffle uses."""
+    order = list(range(count))
+    random.Random(seed).shuffle(order)
+    return order
+
+
+def samples_fingerprint(samples: Iterable[Sample]) -> str:
+    """A short hash of the samples' ids, inputs, targets and choices, in order."""
+    digest = hashlib.sha256()
+    for sample in samples:
+        digest.update(orjson.dumps([sample.id, sample.input_for_log(), sample.target, sample.choices]))
+    return digest.hexdigest()[:16]
 
 
 def _duplicates(ids: Iterable[int | str]) -> list[int | str]:
@@ -81,18 +104,32 @@ class MemoryDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> Sample:
+    @overload
+    def __getitem__(self, index: int) -> Sample: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> MemoryDataset: ...
+
+    def __getitem__(self, index: int | slice) -> Sample | MemoryDataset:
+        """A sample, or for a slice (`dataset[:10]`) a new dataset of those samples."""
+        if isinstance(index, slice):
+            return MemoryDataset(self.samples[index], name=self.name)
         return self.samples[index]
 
     def fingerprint(self) -> str:
-        digest = hashlib.sha256()
-        for sample in self.samples:
-            digest.update(orjson.dumps([sample.id, sample.input_for_log(), sample.target, sample.choices]))
-        return digest.hexdigest()[:16]
+        return samples_fingerprint(self.samples)
+
+    def shuffle(self, seed: int | None = None) -> None:
+        self.samples = [self.samples[i] for i in shuffled_order(len(self.samples), seed)]
 
 
 class FileDataset(Dataset):
-    """Rows of a .json (list), .jsonl or .csv file, read lazily each time it is iterated."""
+    """Rows of a .json (list), .jsonl or .csv file, read lazily each time it is iterated
+    (read once into memory when shuffled).
+
+    A sample without an id gets its line number (its row number in a CSV), or with `auto_id`
+    always its position 1, 2, ...; `limit` keeps the first that many samples (after a shuffle).
+    """
 
     def __init__(
         self,
@@ -100,6 +137,8 @@ class FileDataset(Dataset):
         fields: FieldSpec | RecordToSample | None = None,
         *,
         name: str | None = None,
+        auto_id: bool = False,
+        limit: int | None = None,
     ) -> None:
         self.path = Path(path)
         if not self.path.is_file():
@@ -107,13 +146,29 @@ class FileDataset(Dataset):
         self.format = self.path.suffix.lower().lstrip(".")
         if self.format not in ("json", "jsonl", "csv"):
             raise DatasetError(f"dataset {self.path}: unsupported format '.{self.format}' (use .json, .jsonl or .csv)")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise DatasetError(f"dataset {self.path}: limit must be a positive whole number (got {limit!r})")
         self.fields = fields or FieldSpec()
         self.name = name or self.path.stem
+        self.auto_id = auto_id
+        self.limit = limit
+        self._shuffled: list[Sample] | None = None
         self._length: int | None = None
         self._duplicate_ids: list[int | str] = []
 
     def __iter__(self) -> Iterator[Sample]:
+        samples = iter(self._shuffled) if self._shuffled is not None else self._read()
+        return itertools.islice(samples, self.limit)
+
+    def shuffle(self, seed: int | None = None) -> None:
+        every = self._shuffled if self._shuffled is not None else list(self._read())
+        self._shuffled = [every[i] for i in shuffled_order(len(every), seed)]
+        self._length = None
+
+    def _read(self) -> Iterator[Sample]:
+        """Every sample of the file, in file order."""
         records = self._records()
+        count = 0
         while True:
             try:
                 line, record = next(records)
@@ -122,10 +177,13 @@ class FileDataset(Dataset):
             except UnicodeDecodeError as ex:
                 raise DatasetError(f"{self.path}: not UTF-8 text (byte {ex.start}); save it as UTF-8") from None
             try:
-                sample = self.fields(record) if callable(self.fields) else _record_to_sample(record, self.fields)
+                sample = self.fields(record) if callable(self.fields) else record_to_sample(record, self.fields)
             except (DatasetError, KeyError, TypeError, ValueError) as ex:
                 raise DatasetError(f"{self.path}, line {line}: {ex}") from None
-            if sample.id is None:
+            count += 1
+            if self.auto_id:
+                sample.id = count
+            elif sample.id is None:
                 sample.id = line if self.format != "csv" else line - 1
             yield sample
 
@@ -145,12 +203,16 @@ class FileDataset(Dataset):
             self._length, self._duplicate_ids = len(ids), _duplicates(ids)  # type: ignore[arg-type]
 
     def fingerprint(self) -> str:
+        if self._shuffled is not None:
+            return samples_fingerprint(self)
         digest = hashlib.sha256()
         with self.path.open("rb") as file:
             for chunk in iter(lambda: file.read(1 << 20), b""):
                 digest.update(chunk)
         mapping = f"{self.fields.__module__}.{self.fields.__qualname__}" if callable(self.fields) else repr(self.fields)
         digest.update(mapping.encode())
+        if self.auto_id or self.limit is not None:
+            digest.update(f"auto_id={self.auto_id} limit={self.limit}".encode())
         return digest.hexdigest()[:16]
 
     def _records(self) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -205,7 +267,8 @@ def _parse_json_row(raw: bytes, path: Path, number: int) -> dict[str, Any]:
     return row
 
 
-def _record_to_sample(record: dict[str, Any], spec: FieldSpec) -> Sample:
+def record_to_sample(record: dict[str, Any], spec: FieldSpec) -> Sample:
+    """The Sample a row maps to under `spec` (DatasetError names the field at fault)."""
     if spec.input not in record or record[spec.input] in (None, ""):
         raise DatasetError(
             f"field '{spec.input}' is missing or empty (row has: {', '.join(record) or 'nothing'}); "
@@ -254,18 +317,52 @@ def _choices(record: dict[str, Any], spec: FieldSpec) -> list[str] | None:
     return [str(v) for v in value]
 
 
-def json_dataset(path: str | Path, fields: FieldSpec | RecordToSample | None = None, name: str | None = None) -> Dataset:
-    """A .json (list of objects) or .jsonl (one object per line) dataset."""
-    return _file_dataset(path, fields, name, ("json", "jsonl"))
+def json_dataset(
+    path: str | Path,
+    fields: FieldSpec | RecordToSample | None = None,
+    name: str | None = None,
+    *,
+    auto_id: bool = False,
+    shuffle: bool = False,
+    seed: int | None = None,
+    limit: int | None = None,
+) -> Dataset:
+    """A .json (list of objects) or .jsonl (one object per line) dataset.
+
+    `auto_id` numbers the samples 1, 2, ... in file order; `shuffle` puts them in a random
+    order (the same one on every run for the same `seed`); `limit` keeps the first that many.
+    """
+    return _file_dataset(path, fields, name, ("json", "jsonl"), auto_id, shuffle, seed, limit)
 
 
-def csv_dataset(path: str | Path, fields: FieldSpec | RecordToSample | None = None, name: str | None = None) -> Dataset:
-    """A .csv dataset with a header row."""
-    return _file_dataset(path, fields, name, ("csv",))
+def csv_dataset(
+    path: str | Path,
+    fields: FieldSpec | RecordToSample | None = None,
+    name: str | None = None,
+    *,
+    auto_id: bool = False,
+    shuffle: bool = False,
+    seed: int | None = None,
+    limit: int | None = None,
+) -> Dataset:
+    """A .csv dataset with a header row; `auto_id`, `shuffle`, `seed` and `limit` as for
+    `json_dataset`."""
+    return _file_dataset(path, fields, name, ("csv",), auto_id, shuffle, seed, limit)
 
 
-def _file_dataset(path: str | Path, fields: FieldSpec | RecordToSample | None, name: str | None, formats: tuple[str, ...]) -> Dataset:
-    dataset = FileDataset(path, fields, name=name)
+def _file_dataset(
+    path: str | Path,
+    fields: FieldSpec | RecordToSample | None,
+    name: str | None,
+    formats: tuple[str, ...],
+    auto_id: bool,
+    shuffle: bool,
+    seed: int | None,
+    limit: int | None,
+) -> Dataset:
+    dataset = FileDataset(path, fields, name=name, auto_id=auto_id, limit=limit)
     if dataset.format not in formats:
         raise DatasetError(f"dataset {dataset.path}: expected a {' or '.join('.' + f for f in formats)} file")
+    if shuffle:
+        dataset.shuffle(seed)
     return dataset
