@@ -31,7 +31,6 @@ from evalkit.secrets import config_dir, get_secret, remember_secret
 PROJECT_FILE = "evalkit.yaml"
 USER_FILES = ("models.yaml", "evalkit.yaml")
 ENTRY_KEYS = ("model", "base_url", "api_key", "args", "config", "limits")
-LIMIT_KEYS = ("max_connections", "max_retries", "requests_per_sec", "tokens_per_sec")
 _REFERENCE = re.compile(r"\$\{(env|secret):([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -176,9 +175,11 @@ def _alias(path: Path, name: str, entry: Any) -> ModelAlias:
         if key not in GENERATE_CONFIG_FIELDS:
             close = closest_field(str(key), cutoff=0.75)
             raise ModelsFileError(f"{where}.config.{key}: unknown generate config field" + (f" (did you mean {close}?)" if close else ""))
+    from evalkit.model.model import LIMIT_ARGS  # here: model.py imports this module
+
     for key in limits:
-        if key not in LIMIT_KEYS:
-            raise ModelsFileError(f"{where}.limits.{key}: unknown limit (known: {', '.join(LIMIT_KEYS)})")
+        if key not in LIMIT_ARGS:
+            raise ModelsFileError(f"{where}.limits.{key}: unknown limit (known: {', '.join(sorted(LIMIT_ARGS))})")
     for key, value in {**{_arg_key(k): v for k, v in args.items()}, **{f"config.{k}": v for k, v in config.items()}}.items():
         _check_references(value, f"{where}.{key}")
     return ModelAlias(name, model.strip(), path, args, {**config, **limits})
