@@ -127,8 +127,10 @@ def confinement(folder: str, limits: Limits, join: Callable[[], None] | None = N
         for kind, value in ((resource.RLIMIT_CPU, limits.cpu_seconds), (resource.RLIMIT_AS, limits.memory_bytes),
                             (resource.RLIMIT_NPROC, processes), (resource.RLIMIT_FSIZE, limits.max_file_bytes),
                             (resource.RLIMIT_CORE, 0)):
+            hard = resource.getrlimit(kind)[1]
+            value = value if hard == resource.RLIM_INFINITY else min(value, hard)
             resource.setrlimit(kind, (value, value))
-        for capability in (_CAP_SYS_ADMIN, _CAP_SYS_RESOURCE):  # root: else NPROC and hard limits do not bind
+        for capability in (_CAP_SYS_ADMIN, _CAP_SYS_RESOURCE):  # else root could lift the hard limits again
             libc.prctl(_PR_CAPBSET_DROP, capability, 0, 0, 0)
         libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
         if ruleset is not None and libc.syscall(_RESTRICT_SELF, ruleset, 0) != 0:
