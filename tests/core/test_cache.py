@@ -74,6 +74,24 @@ def test_a_second_run_makes_no_request_and_logs_the_same_samples(log_dir: Path) 
     assert all(line["cache_hits"] == 1 for line in raw)
 
 
+def test_a_cache_hit_takes_no_rate_limit_turn(log_dir: Path) -> None:
+    import anyio
+
+    from evalkit import eval_async
+
+    async def second_run() -> EvalLog:
+        with anyio.fail_after(60):  # were hits charged, the 2nd of them would wait 1000 s for its turn
+            [log] = await eval_async(qa_task(3), model=MODEL, model_args={"base_url": f"{server.url}/v1"},
+                                     log_dir=log_dir, display="none", cache=True, requests_per_sec=0.001)
+        return log
+
+    with RecordingServer(openai_reply) as server:
+        run(server, qa_task(3), log_dir, cache=True)
+        log = anyio.run(second_run)
+        assert len(server.requests) == 3
+    assert log.footer["counts"]["cache_hits"] == 3
+
+
 def test_without_cache_every_run_asks_the_model(log_dir: Path) -> None:
     with RecordingServer(openai_reply) as server:
         run(server, qa_task(2), log_dir, cache=True)
