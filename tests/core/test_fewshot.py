@@ -106,7 +106,9 @@ def quiz():
     assert result.returncode == 0, result.stderr
     [path] = (tmp_path / "logs").glob("*.jsonl")
     log = read_eval_log(path)
-    assert log.footer["results"]["match"]["accuracy"] == 1.0
+    assert log.footer["results"]["match"]["accuracy"] == 1.0 and log.header["dataset"]["name"] == "test"
+    [step] = [s for s in log.header["solver"] if s["name"] == "fewshot"]
+    assert step["args"]["dataset"]["name"] == "dev"
     for sample in log.samples:
         shown = examples_in(sample.messages[0]["content"])
         assert len(shown) == 2 and all(block in {"Q: q1\nA: 1", "Q: q2\nA: 2", "Q: q3\nA: 3"} for block in shown)

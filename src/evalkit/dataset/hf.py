@@ -55,7 +55,7 @@ def hf_dataset(
         rows = rows.select(order)
     fields = sample_fields or FieldSpec()
     samples = [_sample(path, index, record, fields, auto_id) for index, record in zip(order, rows)]
-    return MemoryDataset(samples, name=_dataset_name(path, kwargs.get("data_files")))
+    return MemoryDataset(samples, name=_dataset_name(path, kwargs.get("data_files"), split))
 
 
 def _sample(path: str, index: int, record: dict[str, Any], fields: FieldSpec | RecordToSample, auto_id: bool) -> Sample:
@@ -128,9 +128,13 @@ def _first_line(error: Exception) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def _dataset_name(path: str, data_files: Any) -> str:
-    """A file-system-safe name: the data file's stem for local files, else the last part of
-    the path (`openai/gsm8k` -> `gsm8k`)."""
-    if isinstance(data_files, str) and path in _FILE_BUILDERS:
-        return Path(data_files).stem
+def _dataset_name(path: str, data_files: Any, split: str | None) -> str:
+    """A file-system-safe name: the (split's first) data file's stem for local files, else the
+    last part of the path (`openai/gsm8k` -> `gsm8k`)."""
+    if path in _FILE_BUILDERS and data_files:
+        if isinstance(data_files, dict):
+            data_files = data_files.get(split) or next(iter(data_files.values()))
+        first = data_files if isinstance(data_files, str) else next(iter(data_files), None)
+        if isinstance(first, str):
+            return Path(first).stem
     return Path(path.rstrip("/")).name or "dataset"
