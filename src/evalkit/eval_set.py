@@ -45,10 +45,13 @@ class LogDirPlan:
         self.log_dir = log_dir
         self.found: dict[tuple[int, str], EvalLog] = {}
         self.tasks: list[Task] = []
+        self.reused = 0
+        """Pairs of the last eval whose complete log was reused."""
 
     def prepare(self, tasks: list[Task], names: list[str], options: RunOptions) -> None:
         self.tasks = tasks
         self.found = {}
+        self.reused = 0
         logs = sorted(_readable_logs(self.log_dir), key=lambda log: str(log.header.get("started", "")))
         for t, task in enumerate(tasks):
             epochs = options.epochs or task.epoch_count
@@ -71,7 +74,10 @@ class LogDirPlan:
 
     def complete(self, task: Task, model_name: str) -> EvalLog | None:
         log = self._log(task, model_name)
-        return log if log is not None and is_complete(log) else None
+        if log is None or not is_complete(log):
+            return None
+        self.reused += 1
+        return log
 
     def resume(self, task: Task, model_name: str) -> EvalLog | None:
         log = self._log(task, model_name)
@@ -124,11 +130,14 @@ async def eval_set_async(
         raise ArgumentError(f"--retry-attempts must be a whole number of at least 0 (got {retry_attempts!r})")
     if not retry_wait >= 0:
         raise ArgumentError(f"--retry-wait must be at least 0 seconds (got {retry_wait!r})")
-    plan = current_plan.set(LogDirPlan(Path(log_dir)))
+    plan = LogDirPlan(Path(log_dir))
+    token = current_plan.set(plan)
     try:
         for attempt in range(retry_attempts + 1):
             logs = await eval_async(tasks, model, log_dir=log_dir, **eval_args)
             unfinished = [log for log in logs if not is_complete(log)]
+            if plan.reused == len(logs) and eval_args.get("display") != "none":
+                print(f"eval-set: all {len(logs)} runs already have a complete log in {log_dir}; nothing to do", file=sys.stderr)
             if not unfinished:
                 return True, logs
             if attempt < retry_attempts:
@@ -137,5 +146,5 @@ async def eval_set_async(
                       f"{retry_attempts} in {wait:g} s", file=sys.stderr)
                 await anyio.sleep(wait)
     finally:
-        current_plan.reset(plan)
+        current_plan.reset(token)
     return False, logs

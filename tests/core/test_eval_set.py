@@ -146,6 +146,8 @@ def test_cli_second_run_writes_nothing_and_bad_retry_flag_is_one_line(tasks_file
     again = run_cli(*args, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert len(before) == 4 and files(tmp_path / "set") == before
+    shown = run_cli(*args, "--display", "plain", cwd=tmp_path)
+    assert "eval-set: all 4 runs already have a complete log in set; nothing to do" in shown.stderr
     bad = run_cli(*args, "--retry-attempts", "-1", cwd=tmp_path)
     assert bad.returncode == 2 and bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
     missing = run_cli("eval-set", "tasks.py", "--model", "mockllm/a", cwd=tmp_path, env={"EVALKIT_LOG_DIR": ""})
@@ -202,3 +204,13 @@ def test_an_alias_finds_its_logs_on_the_second_run(tasks_file: Path, tmp_path: P
     before = files(tmp_path / "set")
     assert run_cli(*args, cwd=tmp_path, env={"EVALKIT_CONFIG_DIR": str(tmp_path / "config")}).returncode == 0
     assert len(before) == 1 and files(tmp_path / "set") == before
+
+
+def test_a_fractional_limit_finds_its_logs_again(tasks_file: Path, log_dir: Path) -> None:
+    server = Server()
+    with RecordingServer(server.handler) as http:
+        success, logs = run_set(tasks_file, log_dir, http, limit=0.5)
+        before = files(log_dir)
+        again, _ = run_set(tasks_file, log_dir, http, limit=0.5)
+    assert success and again and [log.footer["counts"]["total"] for log in logs] == [2, 2, 1, 1]
+    assert sum(server.counts.values()) == 6 and files(log_dir) == before

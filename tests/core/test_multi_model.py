@@ -190,3 +190,11 @@ def broken():
     assert result.returncode == 2
     assert "uses sample ids more than once" in result.stderr and "nosuchprovider" not in result.stderr
     assert not (tmp_path / "logs").exists()
+
+
+def test_rich_display_with_several_pairs_at_once_becomes_prefixed_lines(tmp_path: Path) -> None:
+    write_tasks(tmp_path)
+    result = run_cli("eval", "tasks.py", "--model", "mockllm/a,mockllm/b", "--display", "rich", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for pair in ("alpha · mockllm/a", "alpha · mockllm/b", "beta · mockllm/a", "beta · mockllm/b"):
+        assert f"{pair}: " in result.stderr and f"{pair} · success" in result.stderr
