@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -58,13 +57,20 @@ def lines(log: EvalLog) -> dict[Any, dict[str, Any]]:
             for s in log.samples}
 
 
-def test_a_second_run_makes_no_request_and_logs_the_same_samples(log_dir: Path) -> None:
-    with RecordingServer(openai_reply) as server:
-        first = run(server, qa_task(), log_dir, cache=True)
-        assert len(server.requests) == 4
-        second = run(server, qa_task(), log_dir, cache=True)
-        assert len(server.requests) == 4
+def run_twice(handler: Any, task: Task, log_dir: Path, requests: int) -> tuple[EvalLog, EvalLog]:
+    """Two runs of `task` with the cache: the first makes `requests` requests, the second none
+    and logs the same samples."""
+    with RecordingServer(handler) as server:
+        first = run(server, task, log_dir, cache=True)
+        assert len(server.requests) == requests
+        second = run(server, task, log_dir, cache=True)
+        assert len(server.requests) == requests
     assert lines(second) == lines(first)
+    return first, second
+
+
+def test_a_second_run_makes_no_request_and_logs_the_same_samples(log_dir: Path) -> None:
+    first, second = run_twice(openai_reply, qa_task(), log_dir, requests=4)
     assert second.results == first.results and second.results["match"]["accuracy"] == 1.0
     assert [s.cache_hits for s in first.samples] == [None] * 4
     assert [s.cache_hits for s in second.samples] == [1] * 4
@@ -188,12 +194,7 @@ def tool_server_handler(request: Request) -> Reply:
 
 
 def test_tool_using_samples_are_cached_per_turn(log_dir: Path) -> None:
-    with RecordingServer(tool_server_handler) as server:
-        first = run(server, tool_task(), log_dir, cache=True)
-        assert len(server.requests) == 2
-        second = run(server, tool_task(), log_dir, cache=True)
-        assert len(server.requests) == 2
-    assert lines(second) == lines(first)
+    _, second = run_twice(tool_server_handler, tool_task(), log_dir, requests=2)
     [sample] = second.samples
     assert sample.cache_hits == 2 and [m["role"] for m in sample.messages] == ["user", "assistant", "tool", "assistant"]
     assert sample.messages[2]["content"] == "3" and sample.scores["includes"]["value"] == "C"
