@@ -198,3 +198,13 @@ def test_rich_display_with_several_pairs_at_once_becomes_prefixed_lines(tmp_path
     assert result.returncode == 0, result.stderr
     for pair in ("alpha · mockllm/a", "alpha · mockllm/b", "beta · mockllm/a", "beta · mockllm/b"):
         assert f"{pair}: " in result.stderr and f"{pair} · success" in result.stderr
+
+
+def test_the_bundled_hf_model_runs_its_pairs_in_turn_beside_a_hosted_model(tmp_path: Path, log_dir: Path) -> None:
+    logs = evalkit.eval(str(write_tasks(tmp_path)), model=["hf/bundled", "mockllm/x"], limit=2, max_tokens=4,
+                        log_dir=log_dir, display="none")
+    assert all(log.status == "success" for log in logs)
+    local = sorted((log for log in logs if log.model == "hf/bundled"), key=lambda log: log.header["started"])
+    hosted = [log for log in logs if log.model == "mockllm/x"]
+    assert len(local) == 2 and local[0].footer["completed"] <= local[1].header["started"]
+    assert max(log.header["started"] for log in hosted) < local[0].footer["completed"]  # not kept waiting for it
