@@ -152,6 +152,25 @@ def test_errors_are_never_cached(log_dir: Path) -> None:
     assert third.footer["counts"]["cache_hits"] == 2
 
 
+def test_eval_retry_uses_the_logged_cache_policy(log_dir: Path) -> None:
+    from evalkit import eval_retry
+
+    failing = {"on": True}
+
+    def handler(request: Request) -> Reply:
+        failed = failing["on"] and "Question 2" in json.dumps(request.json()["messages"])
+        return error_reply(400, "bad request") if failed else chat_reply(request)
+
+    with RecordingServer(handler) as server:
+        first = run(server, qa_task(3), log_dir, cache="1D", fail_on_error=False)
+        assert [s.id for s in first.samples if s.error] == [2]
+        failing["on"] = False
+        retried = eval_retry(first.location, task=qa_task(3), display="none")
+        assert retried.status == "success" and len(server.requests) == 4
+        again = run(server, qa_task(3), log_dir, cache=True)
+        assert len(server.requests) == 4 and again.footer["counts"]["cache_hits"] == 3
+
+
 def test_an_expired_entry_is_asked_again_and_pruned(log_dir: Path) -> None:
     with RecordingServer(openai_reply) as server:
         run(server, qa_task(2), log_dir, cache="1s")
