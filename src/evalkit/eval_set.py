@@ -36,9 +36,10 @@ def is_complete(log: EvalLog) -> bool:
 class LogDirPlan:
     """The log of each (task, model) pair found in a log dir.
 
-    A log belongs to a pair when its task name, model, sample range and epochs match; its task
-    must then be the same task (the identity check of eval-retry). Logs of other tasks or models
-    are left alone. Where a pair has several logs, the newest counts.
+    A log belongs to a pair when its task name, model, samples and epochs match and it was
+    written by the same task (the identity check of eval-retry); a log that matches all but the
+    task's identity is refused, as eval-retry refuses it. Logs of other tasks or models are left
+    alone. Where a pair has several logs, the newest counts.
     """
 
     def __init__(self, log_dir: Path) -> None:
@@ -55,18 +56,22 @@ class LogDirPlan:
         logs = sorted(_readable_logs(self.log_dir), key=lambda log: str(log.header.get("started", "")))
         for t, task in enumerate(tasks):
             epochs = options.epochs or task.epoch_count
+            identity = task.identity()
             for name in names:
                 matching = [log for log in logs if log.task == task.display_name and log.model == name
                             and same_selection(log.header, options.limit, options.sample_ids, len(task.dataset))
                             and log.header.get("epochs") == epochs]
-                if matching:
-                    newest = matching[-1]
-                    try:
-                        check_same_task(newest.header, task.identity(), newest.location)
-                    except LogFileError as ex:
-                        raise LogFileError(f"{ex}, or move the log out of {self.log_dir} so eval-set starts "
-                                           "that run afresh") from None
-                    self.found[t, name] = newest
+                same = [log for log in matching if _same_task(log, identity)]
+                if same:
+                    self.found[t, name] = same[-1]
+                elif matching:
+                    self._refuse_changed(matching[-1], identity)
+
+    def _refuse_changed(self, log: EvalLog, identity: dict[str, Any]) -> None:
+        try:
+            check_same_task(log.header, identity, log.location)
+        except LogFileError as ex:
+            raise LogFileError(f"{ex}, or move the log out of {self.log_dir} so eval-set starts that run afresh") from None
 
     def _log(self, task: Task, model_name: str) -> EvalLog | None:
         index = next(i for i, each in enumerate(self.tasks) if each is task)
@@ -82,6 +87,16 @@ class LogDirPlan:
     def resume(self, task: Task, model_name: str) -> EvalLog | None:
         log = self._log(task, model_name)
         return log if log is not None and not is_complete(log) else None
+
+
+def _same_task(log: EvalLog, identity: dict[str, Any]) -> bool:
+    """Whether `log` was written by the task whose identity is `identity` (two tasks of one set
+    may share a name: each finds its own log)."""
+    try:
+        check_same_task(log.header, identity, log.location)
+    except LogFileError:
+        return False
+    return True
 
 
 def _readable_logs(log_dir: Path) -> list[EvalLog]:

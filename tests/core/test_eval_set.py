@@ -214,3 +214,15 @@ def test_a_fractional_limit_finds_its_logs_again(tasks_file: Path, log_dir: Path
         again, _ = run_set(tasks_file, log_dir, http, limit=0.5)
     assert success and again and [log.footer["counts"]["total"] for log in logs] == [2, 2, 1, 1]
     assert sum(server.counts.values()) == 6 and files(log_dir) == before
+
+
+def test_two_tasks_of_one_name_each_find_their_own_log(tmp_path: Path, log_dir: Path) -> None:
+    for folder, word in (("one", "first"), ("two", "second")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "t.py").write_text(TASKS.replace("alpha {i}", f"alpha {word} {{i}}"))
+    specs = [f"{tmp_path / 'one' / 't.py'}@alpha", f"{tmp_path / 'two' / 't.py'}@alpha"]
+    success, logs = eval_set(specs, log_dir, model="mockllm/a", display="none")
+    assert success and len({log.location for log in logs}) == 2
+    before = files(log_dir)
+    again, reused = eval_set(specs, log_dir, model="mockllm/a", display="none")
+    assert again and files(log_dir) == before and [log.location for log in reused] == [log.location for log in logs]
