@@ -58,10 +58,12 @@ def model_name(spec: ModelSpec) -> str:
 
 
 def is_local(spec: ModelSpec) -> bool:
-    """Whether the model runs in this process; a name whose provider cannot be found counts as
-    hosted, so creating it up front reports the problem before any pair runs."""
+    """Whether the model runs in this process; an empty name, or one whose provider cannot be
+    found, counts as hosted, so creating it up front reports the problem before any pair runs."""
     if isinstance(spec, Model):
         return spec.api.local
+    if isinstance(spec, str) and not spec.strip():
+        return False
     try:
         return bool(getattr(provider_info(split_model_name(model_name(spec))[0]).load(), "local", False))
     except EvalkitError:

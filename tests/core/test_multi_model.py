@@ -162,6 +162,12 @@ def test_empty_model_in_a_list_is_one_line_error(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_an_empty_model_among_several_is_refused_before_any_pair_runs(tmp_path: Path, log_dir: Path) -> None:
+    with pytest.raises(evalkit.EvalkitError, match="model is empty"):
+        evalkit.eval(str(write_tasks(tmp_path)), model=["mockllm/a", " "], log_dir=log_dir, display="none")
+    assert not log_dir.exists()
+
+
 def test_task_arg_one_of_several_tasks_lacks_is_a_warning(tmp_path: Path) -> None:
     write_tasks(tmp_path)
     result = run_cli("eval", "tasks.py", "--model", "mockllm/a", "-T", "n=2", "--log-dir", "logs", "--display", "none", cwd=tmp_path)
