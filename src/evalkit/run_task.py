@@ -22,6 +22,7 @@ from evalkit.errors import DatasetError, EvalkitError, LogValueError, LogWriteEr
 from evalkit.log.compact import compact_log
 from evalkit.log.schema import LOG_FORMAT_VERSION, EvalLog, EvalSample
 from evalkit.log.writer import LogWriter, redact
+from evalkit.model.aliases import role_aliases
 from evalkit.model.cache import CachePolicy
 from evalkit.model.model import Model, RetryRecorder
 from evalkit.model.roles import ActiveModels, running
@@ -105,6 +106,7 @@ def _header(task: Task, model: Model, options: RunOptions, config: GenerateConfi
         "model_args": redact(model.model_args),
         **({"model_alias": model.alias} if model.alias else {}),
         "model_roles": {role: each.name for role, each in options.roles.items()},
+        **role_aliases(options.roles),
         "config": config.to_dict(),
         "dataset": {"name": getattr(task.dataset, "name", "dataset"), "fingerprint": identity["dataset"], "samples": samples},
         "epochs": epochs,

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Literal, TypeVar
 
 import anyio
 
@@ -20,7 +20,7 @@ from evalkit.log.reader import read_eval_log, read_eval_log_samples
 from evalkit.log.schema import EvalLog
 from evalkit.log.writer import REDACTED
 from evalkit.model.cache import CachePolicy, eval_cache
-from evalkit.model.aliases import model_to_retry
+from evalkit.model.aliases import model_to_retry, roles_to_retry
 from evalkit.model.model import DEFAULT_MODEL, Model, create_model
 from evalkit.model.types import GenerateConfig
 from evalkit.pairs import run_pairs
@@ -109,7 +109,7 @@ def _options(
     generate_config: dict[str, Any],
     limit: Limit,
     epochs: int | None,
-    max_connections: int | str | None,
+    max_connections: int | Literal["auto"] | None,
     max_samples: int | None,
     log_dir: str | Path | None,
     fail_on_error: bool | float,
@@ -148,7 +148,7 @@ def eval(
     task_args: dict[str, Any] | None = None,
     limit: Limit = None,
     epochs: int | None = None,
-    max_connections: int | None = None,
+    max_connections: int | Literal["auto"] | None = None,
     max_samples: int | None = None,
     message_limit: int | None = None,
     token_limit: int | None = None,
@@ -210,7 +210,7 @@ async def eval_async(
     task_args: dict[str, Any] | None = None,
     limit: Limit = None,
     epochs: int | None = None,
-    max_connections: int | None = None,
+    max_connections: int | Literal["auto"] | None = None,
     max_samples: int | None = None,
     message_limit: int | None = None,
     token_limit: int | None = None,
@@ -277,7 +277,7 @@ def eval_retry(
     task: TaskSpec | None = None,
     model_args: dict[str, Any] | None = None,
     model_roles: dict[str, str | Model] | None = None,
-    max_connections: int | None = None,
+    max_connections: int | Literal["auto"] | None = None,
     max_samples: int | None = None,
     fail_on_error: bool | float | None = None,
     display: DisplayMode | None = None,
@@ -302,7 +302,7 @@ async def eval_retry_async(
     task: TaskSpec | None = None,
     model_args: dict[str, Any] | None = None,
     model_roles: dict[str, str | Model] | None = None,
-    max_connections: int | None = None,
+    max_connections: int | Literal["auto"] | None = None,
     max_samples: int | None = None,
     fail_on_error: bool | float | None = None,
     display: DisplayMode | None = None,
@@ -331,7 +331,7 @@ async def eval_retry_async(
     logged_cache = header.get("cache")
     options = replace(options, limit=(start, stop), cache=CachePolicy(**logged_cache) if logged_cache else None)
     options = replace(options, sample_ids=tuple(header["sample_ids"]) if header.get("sample_ids") else None)
-    roles_given = {**header.get("model_roles", {}), **(model_roles or {})}
+    roles_given = {**roles_to_retry(header), **(model_roles or {})}
     roles: dict[str, Model] = {}
     models: list[Model] = []
     try:

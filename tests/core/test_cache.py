@@ -5,15 +5,18 @@ several evals writing the cache at once, and `evalkit cache list | clear | prune
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
-from evalkit import CachePolicy, Sample, Task, eval, get_model, read_eval_log
+from evalkit import CachePolicy, Sample, Task, eval, eval_async, get_model, read_eval_log
 from evalkit.log.schema import EvalLog
 from evalkit.scorer import includes, match
 from evalkit.solver import generate, solver, use_tools
@@ -30,6 +33,7 @@ MODEL = "openai/gpt-cache"
 @pytest.fixture(autouse=True)
 def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("EVALKIT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("EVALKIT_CONFIG_DIR", str(tmp_path / "config"))  # no models file from this machine
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-cache")
     return tmp_path / "cache"
 
@@ -134,6 +138,70 @@ def test_the_base_url_and_model_are_part_of_the_key(log_dir: Path) -> None:
     assert "cache_hits" not in log.footer["counts"]
 
 
+def test_model_args_are_part_of_the_key_but_credentials_are_not(tmp_path: Path, log_dir: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    def variant(server: RecordingServer, name: str, **args: Any) -> EvalLog:
+        base = {"base_url": f"{server.url}/v1", "default_headers": {"X-Variant": name}}
+        [log] = eval(qa_task(2), model=MODEL, model_args={**base, **args}, log_dir=log_dir, display="none", cache=True)
+        return log
+
+    with RecordingServer(openai_reply) as server:
+        variant(server, "a")
+        variant(server, "b")
+        assert len(server.requests) == 4  # -M default_headers=A and =B never share entries
+        assert variant(server, "a", api_key="sk-another-key-000000").footer["counts"]["cache_hits"] == 2
+        assert len(server.requests) == 4  # the credential is not part of the key
+        (tmp_path / "evalkit.yaml").write_text(
+            f"models:\n  b: {{model: {MODEL}, base_url: '{server.url}/v1', args: {{default_headers: {{X-Variant: b}}}}}}\n"
+            f"  c: {{model: {MODEL}, base_url: '{server.url}/v1', args: {{default_headers: {{X-Variant: c}}}}}}\n")
+        [alias_b] = eval(qa_task(2), model="b", log_dir=log_dir, display="none", cache=True)
+        assert len(server.requests) == 4 and alias_b.footer["counts"]["cache_hits"] == 2  # the same args as -M =B
+        [alias_c] = eval(qa_task(2), model="c", log_dir=log_dir, display="none", cache=True)
+        assert len(server.requests) == 6 and "cache_hits" not in alias_c.footer["counts"]
+    assert {r.headers["x-variant"] for r in server.requests} == {"a", "b", "c"}
+
+
+def test_a_cache_waiting_on_a_lock_does_not_stall_the_event_loop(log_dir: Path, cache_dir: Path) -> None:
+    """Another process's write lock makes the cache's writes wait; the eval's other work (here
+    a ticker) keeps running meanwhile, and the entries are stored once the lock is released."""
+    held = 2.0
+    gaps: list[float] = []
+    finished: list[float] = []
+
+    async def scenario(server: RecordingServer) -> None:
+        done = anyio.Event()
+
+        async def ticker() -> None:
+            last = time.monotonic()
+            while not done.is_set():
+                await anyio.sleep(0.01)
+                gaps.append(time.monotonic() - last)
+                last = time.monotonic()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(ticker)
+            await eval_async(qa_task(3, prompt="Locked {i}. ANSWER: {i}"), model=MODEL, log_dir=log_dir, display="none",
+                             model_args={"base_url": f"{server.url}/v1"}, cache=True)
+            finished.append(time.monotonic())
+            done.set()
+
+    with RecordingServer(openai_reply) as server:
+        run(server, qa_task(1), log_dir, cache=True)  # the cache file exists
+        other = sqlite3.connect(cache_dir / "outputs.sqlite3", isolation_level=None, check_same_thread=False)
+        other.execute("BEGIN IMMEDIATE")  # another eval's write lock
+        release = threading.Timer(held, other.rollback)
+        release.start()
+        started = time.monotonic()
+        anyio.run(scenario, server)
+        release.join()
+        assert finished[0] - started >= held  # the writes did wait for the lock
+        again = run(server, qa_task(3, prompt="Locked {i}. ANSWER: {i}"), log_dir, cache=True)
+    assert max(gaps) < held / 2  # the loop never stopped for the wait
+    assert again.footer["counts"]["cache_hits"] == 3
+
+
 def test_errors_are_never_cached(log_dir: Path) -> None:
     failing = {"on": True}
 
@@ -171,20 +239,30 @@ def test_eval_retry_uses_the_logged_cache_policy(log_dir: Path) -> None:
         assert len(server.requests) == 4 and again.footer["counts"]["cache_hits"] == 3
 
 
-def test_an_expired_entry_is_asked_again_and_pruned(log_dir: Path) -> None:
+def backdate(cache_dir: Path, hours: float) -> None:
+    """Make the stored entries `hours` older, as if that much time had passed."""
+    db = sqlite3.connect(cache_dir / "outputs.sqlite3", isolation_level=None)
+    db.execute("UPDATE outputs SET created = created - ?, expires = expires - ?", (hours * 3600, hours * 3600))
+    db.close()
+
+
+def test_an_expired_entry_is_asked_again_and_pruned(log_dir: Path, cache_dir: Path) -> None:
     with RecordingServer(openai_reply) as server:
-        run(server, qa_task(2), log_dir, cache="1s")
-        run(server, qa_task(2), log_dir, cache="1s")
+        run(server, qa_task(2), log_dir, cache="1h")
+        run(server, qa_task(2), log_dir, cache="1h")
         assert len(server.requests) == 2
-        time.sleep(1.2)
+        backdate(cache_dir, hours=2)  # both entries expired
+        log = run(server, qa_task(2), log_dir, cache="1h")
+        assert len(server.requests) == 4 and "cache_hits" not in log.footer["counts"]
+        backdate(cache_dir, hours=2)
         row = cache_row(MODEL)
         assert (row[1], row[4]) == ("2", "2")
         pruned = run_cli("cache", "prune")
         assert pruned.returncode == 0 and "pruned 2 expired" in pruned.stdout
         log = run(server, qa_task(2), log_dir, cache=CachePolicy(expiry=None))
-        assert len(server.requests) == 4 and "cache_hits" not in log.footer["counts"]
+        assert len(server.requests) == 6 and "cache_hits" not in log.footer["counts"]
         run(server, qa_task(2), log_dir, cache=CachePolicy(expiry=None))
-        assert len(server.requests) == 4
+        assert len(server.requests) == 6
 
 
 def test_per_epoch_keeps_epochs_apart_unless_turned_off(log_dir: Path) -> None:
@@ -298,8 +376,14 @@ def test_cli_cache_flag_and_cache_commands(tmp_path: Path, log_dir: Path, cache_
     assert run_cli("cache", "path").stdout.strip() == str(cache_dir)
     assert cache_row(MODEL)[1] == "3"
     assert str(cache_dir / "outputs.sqlite3") in run_cli("cache", "list").stdout
-    assert run_cli("cache", "clear", "--model", "openai/other").stdout.strip() == "cleared 0 cached outputs"
-    assert run_cli("cache", "clear", "--model", MODEL).stdout.strip() == "cleared 3 cached outputs"
+    assert run_cli("cache", "clear", "--model", "openai/other").stdout.strip() == "cleared 0 cached outputs of openai/other"
+    project = tmp_path / "project"  # not tmp_path, whose numbers.py would hide the standard library's
+    project.mkdir()
+    (project / "evalkit.yaml").write_text(f"models:\n  cached: {MODEL}\n")
+    unknown = run_cli("cache", "clear", "--model", "nosuch", cwd=project)
+    assert unknown.returncode == 2 and unknown.stderr.count("\n") == 1 and "model 'nosuch' must be" in unknown.stderr
+    cleared = run_cli("cache", "clear", "--model", "cached", cwd=project)  # an alias clears its model's entries
+    assert cleared.stdout.strip() == f"cleared 3 cached outputs of {MODEL}"
     assert "no cached outputs" in run_cli("cache", "list").stdout
 
 

@@ -49,15 +49,26 @@ def list_command() -> None:
 
 @cache_group.command("clear")
 @click.option("--all", "clear_all", is_flag=True, help="Clear every model's cached outputs.")
-@click.option("--model", "models", multiple=True, metavar="PROVIDER/MODEL", help="Clear this model's cached outputs (repeatable).")
+@click.option("--model", "models", multiple=True, metavar="PROVIDER/MODEL|ALIAS",
+              help="Clear this model's cached outputs (repeatable); an alias clears those of the model it names.")
 def clear_command(clear_all: bool, models: tuple[str, ...]) -> None:
     """Delete cached outputs: those of --model, or --all."""
     from evalkit.model.cache import open_store
 
     if clear_all == bool(models):
         raise ArgumentError("evalkit cache clear needs --all or --model PROVIDER/MODEL (not both)")
-    deleted = open_store().clear(None if clear_all else list(models)) if cache_file().exists() else 0
-    click.echo(f"cleared {deleted} cached outputs")
+    names = None if clear_all else [_model_name(m) for m in models]
+    deleted = open_store().clear(names) if cache_file().exists() else 0
+    click.echo(f"cleared {deleted} cached outputs" + (f" of {', '.join(names)}" if names else ""))
+
+
+def _model_name(model: str) -> str:
+    """The provider/model the cache files entries under: an alias's model (entries are kept
+    per provider/model, so this clears every alias of that model)."""
+    from evalkit.model.aliases import find_alias
+
+    alias = find_alias(model.strip())
+    return alias.model if alias is not None else model.strip()
 
 
 @cache_group.command("prune")

@@ -12,7 +12,8 @@
 The files are `evalkit.yaml` in the working directory (the project's, whose aliases win) and
 `models.yaml` or `evalkit.yaml` in evalkit's user config directory. `${env:NAME}` and
 `${secret:NAME}` (the secrets store, .env or the environment) are replaced only when the
-alias is used, and never written back anywhere. A name with a `/` is always provider/model;
+alias is used, and never written back anywhere: their values are treated as credentials, so
+logs redact them. A name with a `/` is always provider/model;
 only a name without one is looked up here.
 """
 
@@ -58,13 +59,16 @@ class ModelAlias:
         given = {k: v for k, v in model_args.items() if v is not None}
         return defaults.merge(config), {**args, **given}
 
-    def record(self, resolved: GenerateConfig | None = None) -> dict[str, Any]:
+    def record(self, resolved: GenerateConfig | None = None, given: dict[str, Any] | None = None) -> dict[str, Any]:
         """What the log header and `evalkit models list` show: the alias, its file and what it
-        names, references as written, literal credentials redacted, and the `resolved` config."""
+        names, references as written, literal credentials redacted, the `resolved` config and
+        which of the args the caller `given` (`-M`) set (`overrides`)."""
         record = {"name": self.name, "source": str(self.source), "model": self.model, "args": shown(self.args),
                   "config": shown(self.config)}
         if resolved is not None:
             record["resolved_config"] = shown(resolved.to_dict())
+        if given:
+            record["overrides"] = sorted(k for k, v in given.items() if v is not None)
         return record
 
     def _resolved(self, value: Any, key: str) -> Any:
@@ -83,8 +87,7 @@ class ModelAlias:
             how = (f"set the environment variable {name}" if kind == "env"
                    else f"store it with 'evalkit secrets set {name}', or set {name} in the environment or .env")
             raise ModelsFileError(f"{self.source}: models.{self.name}.{key}: {found.group(0)} is not set; {how}")
-        if kind == "secret":
-            remember_secret(value)
+        remember_secret(value)  # an env reference may hold a credential too: never logged
         return value
 
 
@@ -105,16 +108,35 @@ def find_alias(name: str) -> ModelAlias | None:
 def model_to_retry(header: dict[str, Any], model_args: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """The model and `-M` arguments eval-retry uses again (`model_args` win): a log made with an
     alias names the alias, whose models file gives its settings and credentials again (they are
-    never logged); it must still stand for the provider/model the log was made with."""
+    never logged), plus the `-M` overrides the user gave; it must still stand for the
+    provider/model the log was made with."""
     alias = header.get("model_alias")
     logged = header.get("model_args", {})
     if not alias:
         return header["model"], {**logged, **model_args}
+    _alias_again(alias, header["model"], f"alias '{alias['name']}'")
+    overrides = alias.get("overrides", [])
+    kept = {k: v for k, v in logged.items() if k not in alias["args"] or k in overrides}
+    return alias["name"], {**kept, **model_args}
+
+
+def roles_to_retry(header: dict[str, Any]) -> dict[str, str]:
+    """The model role names eval-retry creates again: a role given as an alias is that alias
+    (so its base_url, credentials and config come from the models file again), else the
+    logged provider/model."""
+    roles = dict(header.get("model_roles", {}))
+    for role, alias in header.get("model_role_aliases", {}).items():
+        roles[role] = _alias_again(alias, roles.get(role), f"alias '{alias['name']}' (model role {role})")
+    return roles
+
+
+def _alias_again(alias: dict[str, Any], logged_model: str | None, what: str) -> str:
+    """The logged alias's name, if it still stands for the model the log was made with."""
     current = find_alias(alias["name"])
-    if current is None or current.model != header["model"]:
-        raise ModelsFileError(f"alias '{alias['name']}' now stands for {current.model if current else 'nothing'}, but the "
-                              f"log was made with {header['model']}; restore the alias in {alias['source']}")
-    return alias["name"], {**{k: v for k, v in logged.items() if k not in alias["args"]}, **model_args}
+    if current is None or current.model != logged_model:
+        raise ModelsFileError(f"{what} now stands for {current.model if current else 'nothing'}, but the log was made "
+                              f"with {logged_model}; restore the alias in {alias['source']}")
+    return alias["name"]
 
 
 def models_files() -> list[Path]:
@@ -233,3 +255,10 @@ def _typed(value: Any) -> Any:
     except yaml.YAMLError:
         return value
     return parsed if isinstance(parsed, (int, float, bool)) else value
+
+
+def role_aliases(roles: dict[str, Any]) -> dict[str, Any]:
+    """The log header's `model_role_aliases` (only when a role's Model came from an alias):
+    each such role's alias record, which eval-retry resolves again."""
+    found = {role: each.alias for role, each in roles.items() if each.alias}
+    return {"model_role_aliases": found} if found else {}

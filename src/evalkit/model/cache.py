@@ -1,9 +1,10 @@
 """The output cache: `CachePolicy`, the key of a request, and an SQLite store shared by evals.
 
-A request's key covers the model, its base URL, the messages, the tools offered and tool_choice,
+A request's key covers the model, its base URL and model args (credentials left out), the messages, the tools offered and tool_choice,
 the generate config that shapes the answer (not timeouts, retries or limits), the sample's epoch
 (with `per_epoch`) and the policy's scopes. Entries live in one SQLite file in WAL mode, so any
-number of evals (processes) read and write it at once.
+number of evals (processes) read and write it at once; lookups and writes run in a worker
+thread, so a writer waiting on another eval's lock never stalls the event loop.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import hashlib
 import json
 import os
 import re
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -22,7 +22,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anyio
+
 from evalkit.errors import ArgumentError, CacheError
+from evalkit.secrets import REDACTED
 from evalkit.model.types import (
     ChatCompletionChoice,
     ChatMessage,
@@ -41,8 +44,11 @@ DEFAULT_EXPIRY = "1W"
 OPERATIONAL_FIELDS = frozenset({"timeout", "attempt_timeout", "max_retries", "max_connections", "requests_per_sec",
                                 "tokens_per_sec"})
 """GenerateConfig fields that change how a request is made, not its answer: left out of the key."""
-KEY_VERSION = 1
+KEY_VERSION = 2
 """Part of every key: a change to the stored form makes old entries miss instead of misread."""
+SHRINK_BUSY_MS = 1000
+"""How long `cache clear`/`prune` wait for another eval's lock before skipping the VACUUM."""
+BUSY_MS = 60_000
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "D": 86400, "W": 7 * 86400, "M": 30 * 86400, "Y": 365 * 86400}
 _EXPIRY = re.compile(r"(\d+)([smhDWMY])")
@@ -113,13 +119,15 @@ sample_cache: contextvars.ContextVar[SampleCache | None] = contextvars.ContextVa
 """Set by the runner per sample."""
 
 
-def cache_key(model: str, base_url: str | None, messages: list[ChatMessage], tools: list[ToolInfo],
-              tool_choice: ToolChoice | None, config: GenerateConfig, policy: CachePolicy, epoch: int | None) -> str:
+def cache_key(model: str, base_url: str | None, model_args: dict[str, Any], messages: list[ChatMessage],
+              tools: list[ToolInfo], tool_choice: ToolChoice | None, config: GenerateConfig, policy: CachePolicy,
+              epoch: int | None) -> str:
     """The hex SHA-256 naming one request's answer."""
     material = {
         "version": KEY_VERSION,
         "model": model,
         "base_url": base_url,
+        "model_args": key_args(model_args),
         "messages": [message_to_dict(m) for m in messages],
         "tools": [asdict(t) for t in tools],
         "tool_choice": asdict(tool_choice) if isinstance(tool_choice, ToolFunction) else tool_choice,
@@ -129,6 +137,15 @@ def cache_key(model: str, base_url: str | None, messages: list[ChatMessage], too
     }
     text = json.dumps(material, sort_keys=True, default=str, ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def key_args(model_args: dict[str, Any]) -> dict[str, Any]:
+    """The model args a key covers: all but credentials (api_key, and whatever the log would
+    redact); base_url is keyed as the provider resolved it."""
+    from evalkit.log.writer import redact
+
+    kept = redact({k: v for k, v in model_args.items() if k not in ("base_url", "api_key")})
+    return {k: v for k, v in kept.items() if v != REDACTED}
 
 
 def output_to_dict(output: ModelOutput) -> dict[str, Any]:
@@ -207,10 +224,12 @@ class CacheStore:
     """Cached outputs in one SQLite file (WAL mode: readers never wait, writers take turns)."""
 
     def __init__(self, path: Path) -> None:
+        import sqlite3  # here: `import evalkit` does not load sqlite3
+
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
+        self._db = sqlite3.connect(path, timeout=BUSY_MS / 1000, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS outputs (key TEXT PRIMARY KEY, model TEXT NOT NULL, "
@@ -269,13 +288,19 @@ class CacheStore:
         return deleted
 
     def _shrink(self) -> None:
-        """Give deleted pages back to the file system (skipped while another eval holds the file)."""
+        """Give deleted pages back to the file system (skipped, after a short wait, while another
+        eval holds the file, so that eval's writes are not held up behind a long wait)."""
+        import sqlite3
+
         with self._lock:
+            self._db.execute(f"PRAGMA busy_timeout={SHRINK_BUSY_MS}")
             try:
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 self._db.execute("VACUUM")
             except sqlite3.OperationalError:
                 pass
+            finally:
+                self._db.execute(f"PRAGMA busy_timeout={BUSY_MS}")
 
 
 _stores: dict[Path, CacheStore] = {}
@@ -295,6 +320,8 @@ def open_store() -> CacheStore:
 @contextmanager
 def _cache_errors(path: Path) -> Iterator[None]:
     """File system and SQLite errors as a CacheError naming the file and the way out."""
+    import sqlite3
+
     try:
         yield
     except (OSError, sqlite3.Error) as ex:
@@ -311,11 +338,9 @@ class CacheEntry:
     policy: CachePolicy
     hit: bool = False
 
-    def fetch(self) -> ModelOutput | None:
+    async def fetch(self) -> ModelOutput | None:
         """The cached output, counted as a hit of the running sample; None on a miss."""
-        store = open_store()
-        with _cache_errors(store.path):
-            output = store.get(self.key)
+        output = await anyio.to_thread.run_sync(self._get)
         if output is not None:
             self.hit = True
             counter = sample_cache.get()
@@ -323,22 +348,31 @@ class CacheEntry:
                 counter.hits += 1
         return output
 
-    def keep(self, output: ModelOutput) -> None:
+    async def keep(self, output: ModelOutput) -> None:
         """Store a fresh output (not one the cache gave, nor an error or an empty one)."""
         if self.hit or not output.choices or any(c.stop_reason == "error" for c in output.choices):
             return
+        await anyio.to_thread.run_sync(self._put, output)
+
+    def _get(self) -> ModelOutput | None:
+        store = open_store()
+        with _cache_errors(store.path):
+            return store.get(self.key)
+
+    def _put(self, output: ModelOutput) -> None:
         store = open_store()
         with _cache_errors(store.path):
             store.put(self.key, self.model, output, expiry_seconds(self.policy.expiry))
 
 
-def cache_entry(cache: bool | CachePolicy | None, model: str, base_url: str | None, messages: list[ChatMessage],
-                tools: list[ToolInfo], tool_choice: ToolChoice | None, config: GenerateConfig) -> CacheEntry | None:
+def cache_entry(cache: bool | CachePolicy | None, model: str, base_url: str | None, model_args: dict[str, Any],
+                messages: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice | None,
+                config: GenerateConfig) -> CacheEntry | None:
     """The cache entry for a request, or None when `cache` is off."""
     policy = cache_policy(cache)
     if policy is None:
         return None
     counter = sample_cache.get()
     epoch = counter.epoch if counter is not None else None
-    key = cache_key(model, base_url, messages, tools, tool_choice, config, policy, epoch)
+    key = cache_key(model, base_url, model_args, messages, tools, tool_choice, config, policy, epoch)
     return CacheEntry(key, model, policy)

@@ -116,8 +116,9 @@ class Model:
         config = self.config.merge(config)
         max_retries = DEFAULT_MAX_RETRIES if config.max_retries is None else config.max_retries
         clock = RequestClock(config.timeout)
-        entry = cache_entry(cache, self.name, self.api.base_url, messages, infos, tool_choice if infos else None, config)
-        output = entry.fetch() if entry is not None else None
+        entry = cache_entry(cache, self.name, self.api.base_url, self.model_args, messages, infos,
+                            tool_choice if infos else None, config)
+        output = await entry.fetch() if entry is not None else None
         attempt = 0
         while output is None:
             try:
@@ -133,7 +134,7 @@ class Model:
                 await self._wait_to_retry(attempt, error, clock)
                 attempt += 1
         if entry is not None:
-            entry.keep(output)
+            await entry.keep(output)
         self.usage.add(output.usage)
         record_usage(self.name, output.usage)
         return output
@@ -265,7 +266,7 @@ def get_model(
 def create_model(model: str | None, config: GenerateConfig, model_args: dict[str, Any]) -> Model:
     """`get_model` with the model arguments as one dict (as `-M` gives them)."""
     name = resolve_model_name(model)
-    alias = find_alias(name)
+    alias, given_args = find_alias(name), model_args
     if alias is not None:
         name, (config, model_args) = alias.model, alias.resolve(config, model_args)
     provider, model_name = split_model_name(name)
@@ -292,4 +293,4 @@ def create_model(model: str | None, config: GenerateConfig, model_args: dict[str
         raise ModelArgsError(f"-M argument rejected by provider '{provider}': {ex}") from ex
     except ValueError as ex:
         raise ModelArgsError(f"provider '{provider}' rejected its arguments: {ex}") from ex
-    return Model(name, api, config, logged_args, alias=alias.record(config) if alias else None)
+    return Model(name, api, config, logged_args, alias=alias.record(config, given_args) if alias else None)
