@@ -199,3 +199,76 @@ def test_eval_retry_of_an_alias_log_uses_the_alias_again(project: Path) -> None:
     assert retried.returncode == 0, retried.stderr
     assert read_eval_log(path).footer["counts"]["errors"] == 0
     assert {r.headers["authorization"] for r in server.requests} == {f"Bearer {SECRET}"}
+
+
+def test_an_env_reference_in_a_nested_arg_never_reaches_the_log(project: Path) -> None:
+    code = "Zx81kqPLmA2-function-code"
+    with RecordingServer(chat_reply) as server:
+        write_models(project / "evalkit.yaml", f"""
+  fast:
+    model: openai/gpt-test
+    base_url: {server.url}/v1
+    api_key: ${{secret:TEAM_KEY}}
+    args: {{default_query: {{code: '${{env:FUNC_CODE}}'}}, default_headers: {{X-Route: 'eu-${{env:FUNC_CODE}}'}}}}
+""")
+        result = run_cli("eval", "t.py", "--model", "fast", "--display", "none", "--log-dir", "logs",
+                         env={"FUNC_CODE": code}, cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert all(code in r.path and r.headers["x-route"] == f"eu-{code}" for r in server.requests)  # the server got it
+    [path] = (project / "logs").iterdir()
+    assert code not in path.read_text()
+    header = read_eval_log(path).header
+    assert header["model_args"]["default_query"] == {"code": "<redacted>"}
+    assert header["model_args"]["default_headers"] == {"X-Route": "eu-<redacted>"}
+    assert header["model_alias"]["args"]["default_query"] == {"code": "${env:FUNC_CODE}"}
+
+
+GRADED_TASK = """\
+from evalkit import task, Task, Sample, get_model
+from evalkit.scorer import CORRECT, INCORRECT, Score, scorer
+
+@scorer()
+def graded():
+    async def score(state, target):
+        verdict = await get_model(role="grader").generate(f"Grade {state.output.completion}. ANSWER: yes")
+        return Score(CORRECT if verdict.completion == "yes" else INCORRECT)
+    return score
+
+@task
+def t():
+    return Task(dataset=[Sample(input=f'q{i} ANSWER: {i}', target=str(i)) for i in range(3)], scorer=graded())
+"""
+
+
+def test_eval_retry_recreates_a_role_alias_and_keeps_the_users_overrides(project: Path) -> None:
+    (project / "graded.py").write_text(GRADED_TASK)
+    failing = {"on": True}
+
+    def flaky(request: Request) -> Reply:
+        if failing["on"] and "q1 " in request.body.decode():
+            return Reply(400, {"error": {"message": "refused once", "type": "invalid_request_error"}})
+        return chat_reply(request)
+
+    with RecordingServer(flaky) as server:
+        write_models(project / "evalkit.yaml", f"""
+  fast: {{model: openai/gpt-test, base_url: 'http://127.0.0.1:9/v1', api_key: '${{secret:TEAM_KEY}}'}}
+  judge: {{model: openai/gpt-judge, base_url: '{server.url}/v1', api_key: '${{secret:TEAM_KEY}}', config: {{max_tokens: 7}}}}
+""")
+        first = run_cli("eval", "graded.py", "--model", "fast", "-M", f"base_url={server.url}/v1", "--model-role",
+                        "grader=judge", "--fail-on-error", "false", "--display", "none", "--log-dir", "logs", cwd=project)
+        assert first.returncode == 0, first.stderr
+        [path] = (project / "logs").iterdir()
+        header = read_eval_log(path, header_only=True).header
+        assert header["model_alias"]["overrides"] == ["base_url"]
+        assert header["model_roles"] == {"grader": "openai/gpt-judge"}
+        assert header["model_role_aliases"]["grader"]["name"] == "judge"
+        failing["on"] = False
+        before = len(server.requests)
+        retried = run_cli("eval-retry", str(path), "--display", "none", cwd=project)
+    assert retried.returncode == 0, retried.stderr
+    log = read_eval_log(path)
+    assert log.footer["counts"]["errors"] == 0 and log.results["graded"]["accuracy"] == 1.0
+    again = [r.json() for r in server.requests[before:]]  # the -M base_url kept, the grader's alias resolved again
+    assert sorted(body["model"] for body in again) == ["gpt-judge", "gpt-test"]
+    assert next(body for body in again if body["model"] == "gpt-judge")["max_tokens"] == 7
+    assert {r.headers["authorization"] for r in server.requests} == {f"Bearer {SECRET}"}
