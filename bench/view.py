@@ -1,6 +1,7 @@
 """Figures for `evalkit view`, the log CLI and eval-retry on a 100,000-sample log.
 
     .venv/bin/python bench/view.py [--samples 100000] [--logs 1000] [--browser]
+    .venv/bin/python bench/view.py --only retry [--retry-task file|memory|both] [--pad 0]
 
 The big log is made once under bench/.view-data/ (git-ignored): a real `evalkit eval` of the
 task below with mockllm on its first 10 samples gives the header and a real sample line; the
@@ -8,7 +9,9 @@ other lines are written directly in the log format (each with its own id, input,
 score), then the run's last 1,000 samples and footer are cut off as a kill would leave it.
 Prints: time to first rows of the run page through the API (a fresh server, so the index is
 built), the same in chromium (--browser), time to open a sample, the server's RSS, `evalkit
-log list` over 1,000 logs, and eval-retry's peak RSS finishing the cut log.
+log list` over 1,000 logs, and eval-retry's peak RSS finishing the cut log, for the task
+reading its samples from a jsonl file (`json_dataset`, streamed) and for the one building them
+in memory, each with its floor.
 """
 
 from __future__ import annotations
@@ -40,37 +43,65 @@ def big(n: int = 100000, pad: int = 3):
                                 target=str(i + i % 7), id=i, metadata={"bucket": i % 10}) for i in range(1, n + 1)],
                 scorer=match(), name="big")
 '''
+FILE_TASK = '''
+from pathlib import Path
+from evalkit import Task, json_dataset, task
+from evalkit.scorer import match
+
+@task
+def bigfile(n: int = 100000, pad: int = 3):
+    return Task(dataset=json_dataset(Path(__file__).parent / f"bigfile-{n}-pad{pad}.jsonl"), scorer=match(), name="bigfile")
+'''
 
 
 def evalkit(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run([PYTHON, "-m", "evalkit", *args], capture_output=True, text=True, check=True, cwd=DATA, **kwargs)  # type: ignore[call-overload]
 
 
-def make_big_log(samples: int, pad: int = 3) -> Path:
-    """A `samples`-line log of the task above, made once (`pad`: repeats of a sentence in each input)."""
-    folder = DATA / f"big-{samples}" if pad == 3 else DATA / f"big-{samples}-pad{pad}"
+def prompt(i: int, pad: int) -> str:
+    """Sample i's input, as both tasks above make it."""
+    padding = "Please think about it carefully and reply with the number only. " * pad
+    return f"Question {i}: what is {i} + {i % 7}? {padding}ANSWER: {i + i % 7 if i % 5 else -1}"
+
+
+def write_dataset_file(samples: int, pad: int) -> None:
+    """The jsonl file FILE_TASK reads: the same samples the in-memory task builds."""
+    path = DATA / f"bigfile-{samples}-pad{pad}.jsonl"
+    if path.exists():
+        return
+    with path.open("w") as out:
+        for i in range(1, samples + 1):
+            out.write(json.dumps({"id": i, "input": prompt(i, pad), "target": str(i + i % 7), "bucket": i % 10}) + "\n")
+
+
+def make_big_log(samples: int, pad: int = 3, from_file: bool = False) -> Path:
+    """A `samples`-line log of the task above (FILE_TASK with `from_file`), made once
+    (`pad`: repeats of a sentence in each input)."""
+    name = "bigfile" if from_file else "big"
+    folder = DATA / (f"{name}-{samples}" if pad == 3 else f"{name}-{samples}-pad{pad}")
     done = folder / "complete.jsonl"
     if done.exists():
         return done
     shutil.rmtree(folder, ignore_errors=True)
     DATA.mkdir(parents=True, exist_ok=True)
     (DATA / "big.py").write_text(TASK)
-    evalkit("eval", "big.py", "--model", "mockllm/m", "-T", f"n={samples}", "-T", f"pad={pad}", "--limit", "10", "--log-dir", str(folder), "--display", "none")
+    (DATA / "bigfile.py").write_text(FILE_TASK)
+    if from_file:
+        write_dataset_file(samples, pad)
+    evalkit("eval", f"{name}.py", "--model", "mockllm/m", "-T", f"n={samples}", "-T", f"pad={pad}", "--limit", "10", "--log-dir", str(folder), "--display", "none")
     [small] = folder.glob("*.jsonl")
     lines = small.read_text().splitlines()
     header = json.loads(lines[0])
     header["header"]["limit"] = [0, samples]
     template = json.loads(lines[1])
-    padding = "Please think about it carefully and reply with the number only. " * pad
     start = time.perf_counter()
     with done.open("w") as out:
         out.write(json.dumps(header) + "\n")
         correct = 0
         for i in range(1, samples + 1):
             answer = str(i + i % 7 if i % 5 else -1)
-            prompt = f"Question {i}: what is {i} + {i % 7}? {padding}ANSWER: {answer}"
-            record = {**template, "id": i, "input": prompt, "target": str(i + i % 7), "metadata": {"bucket": i % 10}}
-            record["messages"] = [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
+            record = {**template, "id": i, "input": prompt(i, pad), "target": str(i + i % 7), "metadata": {"bucket": i % 10}}
+            record["messages"] = [{"role": "user", "content": record["input"]}, {"role": "assistant", "content": answer}]
             record["output"] = {**template["output"], "completion": answer}
             value = "C" if i % 5 else "I"
             correct += value == "C"
@@ -176,10 +207,11 @@ def peak_rss_of_retry(log: Path) -> tuple[float, float]:
     return int(re.search(r"peak (\d+)", result.stderr).group(1)) / 1024, time.perf_counter() - start  # type: ignore[union-attr]
 
 
-def retry_memory(samples: int, pad: int, missing: int = 1000) -> None:
+def retry_memory(samples: int, pad: int, from_file: bool, missing: int = 1000) -> None:
     """eval-retry of the big log cut short by `missing` samples, and of the same task's log
-    limited to 8 samples (the floor: the 100,000-sample dataset the task builds, the imports)."""
-    complete = make_big_log(samples, pad)
+    limited to 8 samples (the floor: python, evalkit's imports and the task's setup; for the
+    in-memory task that includes its 100,000 Samples, for FILE_TASK one pass over the file)."""
+    complete = make_big_log(samples, pad, from_file)
     folder = DATA / "retry"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir()
@@ -190,8 +222,9 @@ def retry_memory(samples: int, pad: int, missing: int = 1000) -> None:
                 out.write(line)
     peak, seconds = peak_rss_of_retry(cut)
     lines = sum(1 for _ in cut.open("rb"))
-    print(f"eval-retry of a {samples:,}-sample log ({complete.stat().st_size / 1e6:.0f} MB) missing {missing:,}: peak RSS {peak:.0f} MiB, {seconds:.1f}s, "
-          f"{lines - 2:,} samples after")
+    shape = "json_dataset(jsonl file)" if from_file else "in-memory list"
+    print(f"eval-retry, task dataset {shape}, of a {samples:,}-sample log ({complete.stat().st_size / 1e6:.0f} MB) missing {missing:,}: "
+          f"peak RSS {peak:.0f} MiB, {seconds:.1f}s, {lines - 2:,} samples after")
     small = folder / "eight.jsonl"
     with complete.open("rb") as source:
         header = json.loads(source.readline())
@@ -207,6 +240,8 @@ def main() -> None:
     parser.add_argument("--logs", type=int, default=1000)
     parser.add_argument("--browser", action="store_true")
     parser.add_argument("--pad", type=int, default=3, help="eval-retry's task: repeats of a sentence in each input")
+    parser.add_argument("--retry-task", choices=["file", "memory", "both"], default="both",
+                        help="eval-retry's task: its dataset read from a jsonl file, built in memory, or both")
     parser.add_argument("--only", choices=["view", "list", "retry"])
     args = parser.parse_args()
     if args.only in (None, "view"):
@@ -214,7 +249,8 @@ def main() -> None:
     if args.only in (None, "list"):
         log_list(args.logs)
     if args.only in (None, "retry"):
-        retry_memory(args.samples, args.pad)
+        for from_file in {"file": [True], "memory": [False], "both": [True, False]}[args.retry_task]:
+            retry_memory(args.samples, args.pad, from_file)
 
 
 if __name__ == "__main__":

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from array import array
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from evalkit.registration import describe, unique_names
-from evalkit.scorer.metric import Metric
+from evalkit.scorer.metric import Metric, accuracy, bootstrap_stderr, mean, std, stderr, var
 from evalkit.scorer.reducer import ScoreReducer, reducer_name
 from evalkit.scorer.score import SampleScore, Score, ScoreValueError
 from evalkit.scorer.scorer import MetricsSpec
@@ -43,7 +44,7 @@ def _split(spec: MetricsSpec, value: Any) -> list[tuple[str | None, list[Metric]
     return [(None, plain)] if plain else []
 
 
-def compute_metrics(name: str, spec: MetricsSpec, scores: list[SampleScore], failures: list[str] | None = None) -> Results:
+def compute_metrics(name: str, spec: MetricsSpec, scores: Sequence[SampleScore], failures: list[str] | None = None) -> Results:
     """Every metric of one scorer over `scores`, as `{result name: {metric: value}}`.
 
     With `failures`, a metric that raises gets the value None and its error is appended
@@ -57,7 +58,7 @@ def compute_metrics(name: str, spec: MetricsSpec, scores: list[SampleScore], fai
         values: dict[str, Any] = {}
         for label, each in zip(unique_names([metric_label(m) for m in metrics]), metrics):
             try:
-                values[label] = each([_pick(s, key) for s in scores] if key is not None else scores)
+                values[label] = each(_picked(scores, key) if key is not None else scores)  # type: ignore[arg-type]
             except Exception as error:
                 if failures is None:
                     raise
@@ -79,11 +80,99 @@ def _shape(value: Any) -> Any:
     return type(value)
 
 
+def _picked(scores: Sequence[SampleScore], key: str) -> Sequence[SampleScore]:
+    """Each score's value at `key` (ScoreValueError naming the first sample that lacks it)."""
+    if isinstance(scores, _ScoreValues):
+        return scores.picked(key)
+    return [_pick(s, key) for s in scores]
+
+
 def _pick(sample_score: SampleScore, key: str) -> SampleScore:
     value = sample_score.score.value
     if not isinstance(value, Mapping) or key not in value:
         raise ScoreValueError(f"sample {sample_score.sample_id}: score has no key '{key}' (got {value!r})")
     return SampleScore(Score(value[key]), sample_score.sample_id, sample_score.sample_metadata)
+
+
+_VALUE_ONLY = {factory().__code__ for factory in (accuracy, mean, var, std, stderr, bootstrap_stderr)}
+"""The code of the built-in metrics that read nothing of a SampleScore but its value."""
+
+
+def _metrics_of(spec: MetricsSpec) -> Iterator[Metric]:
+    for item in [spec] if isinstance(spec, Mapping) else spec:
+        if isinstance(item, Mapping):
+            for metrics in item.values():
+                yield from metrics
+        else:
+            yield item
+
+
+def reads_values_only(spec: MetricsSpec) -> bool:
+    """Whether every metric of `spec` is a built-in that needs only each score's value."""
+    return all(getattr(m, "__code__", None) in _VALUE_ONLY for m in _metrics_of(spec))
+
+
+class _SampleScores(list[SampleScore]):
+    """A scorer's reduced scores, each kept whole (for `grouped()` and user metrics)."""
+
+    def add(self, score: Score, sample_id: Any, metadata: dict[str, Any]) -> None:
+        self.append(SampleScore(score, sample_id, metadata))
+
+
+class _Ids:
+    """Sample ids: a packed array while they are whole numbers, a list once one is not."""
+
+    __slots__ = ("ints", "others")
+
+    def __init__(self) -> None:
+        self.ints = array("q")
+        self.others: list[Any] | None = None
+
+    def append(self, sample_id: Any) -> None:
+        if self.others is None:
+            if type(sample_id) is int and -(1 << 63) <= sample_id < 1 << 63:
+                self.ints.append(sample_id)
+                return
+            self.others = list(self.ints)
+            self.ints = array("q")
+        self.others.append(sample_id)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.ints[index] if self.others is None else self.others[index]
+
+
+class _ScoreValues(Sequence[SampleScore]):
+    """A scorer's reduced scores kept as bare values and sample ids, for metrics that read
+    only values; each SampleScore is made when a metric reaches it. Equal strings share one
+    object (a few distinct ones, such as C and I, repeat across every sample)."""
+
+    def __init__(self, strings: dict[str, str]) -> None:
+        self.values: list[Any] = []
+        self.ids = _Ids()
+        self.strings = strings
+
+    def add(self, score: Score, sample_id: Any, metadata: dict[str, Any]) -> None:
+        value = score.value
+        if isinstance(value, str) and len(self.strings) < 10_000:
+            value = self.strings.setdefault(value, value)
+        self.values.append(value)
+        self.ids.append(sample_id)
+
+    def picked(self, key: str) -> _ScoreValues:
+        """The same scores holding only each value's `key` (see `_pick`)."""
+        picked = _ScoreValues(self.strings)
+        picked.values = [_pick(s, key).score.value for s in self]
+        picked.ids = self.ids
+        return picked
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __getitem__(self, index: int) -> SampleScore:  # type: ignore[override]
+        return SampleScore(Score(self.values[index]), self.ids[index])
+
+    def __iter__(self) -> Iterator[SampleScore]:
+        return (SampleScore(Score(value), self.ids[index]) for index, value in enumerate(self.values))
 
 
 class ScoreBook:
@@ -96,9 +185,12 @@ class ScoreBook:
         self.pending: dict[Any, list[dict[str, Score]]] = {}
         self.seen: dict[Any, int] = {}
         self.metadata: dict[Any, dict[str, Any]] = {}
-        self.reduced: dict[tuple[str, int], list[SampleScore]] = {
-            (s.name, r): [] for s in self.scorers for r in range(len(self.reducers) if epochs > 1 else 1)
+        strings: dict[str, str] = {}
+        self.reduced: dict[tuple[str, int], _ScoreValues | _SampleScores] = {
+            (s.name, r): _ScoreValues(strings) if reads_values_only(s.metrics) else _SampleScores()
+            for s in self.scorers for r in range(len(self.reducers) if epochs > 1 else 1)
         }
+        """Each scorer's reduced scores: only their values where its metrics need no more."""
         self.unreduced: list[str] = []
         """One line per sample whose epochs a reducer could not combine (counted apart in the footer)."""
         self.metric_failures: list[str] = []
@@ -157,7 +249,7 @@ class ScoreBook:
             if scores is not None:
                 for each in self.scorers:
                     if each.name in scores:
-                        self.reduced[(each.name, 0)].append(SampleScore(Score.from_dict(scores[each.name]), sample_id, metadata))
+                        self.reduced[(each.name, 0)].add(Score.from_dict(scores[each.name]), sample_id, metadata)
             return
         self.seen[sample_id] = self.seen.get(sample_id, 0) + 1
         self.metadata[sample_id] = metadata
@@ -181,7 +273,7 @@ class ScoreBook:
                 except Exception as error:
                     problems.append(f"scorer '{each.name}' epochs not reducible by '{reducer_name(reducer)}': {error}")
                     continue
-                self.reduced[(each.name, index)].append(SampleScore(reduced, sample_id, metadata))
+                self.reduced[(each.name, index)].add(reduced, sample_id, metadata)
         if problems:
             self.unreduced.append(f"sample {sample_id}: {problems[0]}")
 

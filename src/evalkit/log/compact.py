@@ -5,10 +5,44 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from evalkit.log.reader import read_eval_log_samples
 from evalkit.log.schema import EvalLog, EvalSample
 from evalkit.log.writer import LogWriter, write_error
+
+
+class SampleKeys:
+    """A set of (sample id, epoch) pairs that costs one bit a pair for whole-number ids
+    below 2**24 (the usual ids: line numbers, positions); other ids are kept as pairs."""
+
+    DENSE = 1 << 24
+
+    def __init__(self) -> None:
+        self._bits: dict[int, bytearray] = {}
+        self._pairs: set[tuple[Any, int]] = set()
+
+    def add(self, sample_id: Any, epoch: int) -> None:
+        """Record the pair."""
+        if not self._dense(sample_id):
+            self._pairs.add((sample_id, epoch))
+            return
+        bits = self._bits.setdefault(epoch, bytearray())
+        byte = sample_id >> 3
+        if byte >= len(bits):
+            bits.extend(bytes(byte + 1 - len(bits)))
+        bits[byte] |= 1 << (sample_id & 7)
+
+    def __contains__(self, pair: tuple[Any, int]) -> bool:
+        sample_id, epoch = pair
+        if not self._dense(sample_id):
+            return pair in self._pairs
+        bits = self._bits.get(epoch)
+        byte = sample_id >> 3
+        return bits is not None and byte < len(bits) and bool(bits[byte] & 1 << (sample_id & 7))
+
+    def _dense(self, sample_id: Any) -> bool:
+        return isinstance(sample_id, int) and 0 <= sample_id < self.DENSE
 
 
 def compact_log(log: EvalLog, keep: Callable[[EvalSample], None]) -> int:
