@@ -7,8 +7,10 @@ Starts tests/servers/capped_server.py in its own process (an OpenAI chat server 
 most CAP requests at once, LATENCY seconds each, answering 429 with `Retry-After` above the
 cap) and runs `evalkit.eval()` through the openai provider, alternately with
 `max_connections=CAP` (the best a user who knows the cap can do) and `max_connections="auto"`.
-Prints each run's samples/s, samples lost (not in the log, or errored) and the server's 429s,
-then the ratio of auto's best throughput to the fixed run's best (target: at least 0.90).
+Prints each run's samples/s, samples lost (not in the log, or errored), the server's 429s and
+the mean concurrency the server saw over the second half of the run, then the ratio of auto's
+best throughput to the fixed run's best (target: at least 0.90) and auto's lowest second-half
+mean concurrency as a share of the cap (target: at least 0.70).
 """
 
 from __future__ import annotations
@@ -22,15 +24,31 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 
 
+def serve(cap: int, latency: float, retry_after: float, port_file: Path) -> None:
+    """The capped server, whose /stats also lists the concurrency at each admitted request."""
+    import threading
+
+    from tests.servers.capped_server import CappedServer
+
+    class Server(CappedServer):
+        def stats(self) -> dict[str, Any]:
+            return {**super().stats(), "admitted": [active for _, active in self.admitted_at]}
+
+    with Server(cap, latency, retry_after) as server:
+        port_file.write_text(str(server.port))
+        threading.Event().wait()
+
+
 def start_server(workdir: Path, cap: int, latency: float, retry_after: float) -> tuple[subprocess.Popen[bytes], str]:
     port_file = workdir / "port"
-    command = [sys.executable, "-m", "tests.servers.capped_server", "--cap", str(cap), "--latency", str(latency),
-               "--retry-after", str(retry_after), "--port-file", str(port_file)]
-    process = subprocess.Popen(command, cwd=REPO)
+    command = [sys.executable, __file__, "--cap", str(cap), "--latency", str(latency), "--retry-after", str(retry_after),
+               "--serve", str(port_file)]
+    process = subprocess.Popen(command, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
     deadline = time.monotonic() + 30
     while not (port_file.exists() and port_file.read_text().strip()):
         if process.poll() is not None or time.monotonic() > deadline:
@@ -39,7 +57,7 @@ def start_server(workdir: Path, cap: int, latency: float, retry_after: float) ->
     return process, f"http://127.0.0.1:{port_file.read_text().strip()}"
 
 
-def server_stats(url: str) -> dict[str, int]:
+def server_stats(url: str) -> dict[str, Any]:
     with urllib.request.urlopen(f"{url}/stats") as reply:
         return json.loads(reply.read())
 
@@ -57,7 +75,10 @@ def one_run(url: str, samples: int, max_connections: int | str, max_samples: int
     wall = time.perf_counter() - start
     after = server_stats(url)
     good = sum(1 for s in read_eval_log(log.location).samples if s.error is None)
-    return {"rate": samples / wall, "wall": wall, "lost": samples - good, "refused": after["refused"] - before["refused"]}
+    admitted = after["admitted"][len(before["admitted"]):]
+    later = admitted[len(admitted) // 2:]
+    return {"rate": samples / wall, "wall": wall, "lost": samples - good, "refused": after["refused"] - before["refused"],
+            "concurrency": sum(later) / max(len(later), 1)}
 
 
 def main() -> None:
@@ -68,11 +89,16 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--max-samples", type=int, help="samples in flight in both runs (default: evalkit's, the pool size)")
+    parser.add_argument("--serve", type=Path, metavar="PORT_FILE", help=argparse.SUPPRESS)  # the server process
     args = parser.parse_args()
+    if args.serve:
+        serve(args.cap, args.latency, args.retry_after, args.serve)
+        return
     os.environ.setdefault("OPENAI_API_KEY", "sk-bench-adaptive-0000000000")
     print(f"load average {os.getloadavg()[0]:.2f}; {os.cpu_count()} cores; cap {args.cap}, latency {args.latency * 1000:g} ms, "
           f"Retry-After {args.retry_after:g} s, {args.samples} samples, max_samples {args.max_samples or 'default'}; ideal {args.cap / args.latency:,.0f} samples/s")
     best: dict[str, float] = {}
+    auto_concurrency: list[float] = []
     with tempfile.TemporaryDirectory() as folder:
         server, url = start_server(Path(folder), args.cap, args.latency, args.retry_after)
         try:
@@ -81,13 +107,19 @@ def main() -> None:
                     figures = one_run(url, args.samples, setting, args.max_samples, Path(folder) / "logs")
                     label = f"max_connections={setting}"
                     best[str(setting)] = max(best.get(str(setting), 0.0), figures["rate"])
+                    if setting == "auto":
+                        auto_concurrency.append(figures["concurrency"])
                     print(f"round {round_} {label:>22}: {figures['rate']:7.1f} samples/s ({figures['wall']:.1f} s), "
-                          f"lost {figures['lost']:.0f}, 429s {figures['refused']:.0f}")
+                          f"lost {figures['lost']:.0f}, 429s {figures['refused']:.0f}, "
+                          f"mean concurrency (2nd half) {figures['concurrency']:.1f}")
         finally:
             server.terminate()
             server.wait()
     ratio = best["auto"] / best[str(args.cap)]
     print(f"auto / fixed at the cap: {ratio:.3f} ({'meets' if ratio >= 0.9 else 'MISSES'} the 0.90 target)")
+    share = min(auto_concurrency) / args.cap
+    print(f"auto's lowest mean concurrency over a run's second half: {min(auto_concurrency):.1f} of {args.cap} = {share:.2f} "
+          f"of the cap ({'meets' if share >= 0.7 else 'MISSES'} the 0.70 target)")
 
 
 if __name__ == "__main__":
