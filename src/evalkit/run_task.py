@@ -19,7 +19,7 @@ from evalkit.dataset.sample import Sample
 from evalkit.dataset.selection import resolve_limit, select_samples
 from evalkit.display import DisplayMode, Progress
 from evalkit.errors import DatasetError, EvalkitError, LogValueError, LogWriteError
-from evalkit.log.compact import compact_log
+from evalkit.log.compact import SampleKeys, compact_log
 from evalkit.log.schema import LOG_FORMAT_VERSION, EvalLog, EvalSample
 from evalkit.log.writer import LogWriter, redact
 from evalkit.model.aliases import role_aliases
@@ -165,11 +165,11 @@ def _resume(task: Task, resume: EvalLog, work: Iterator[tuple[Sample, int]],
     check_same_task(resume.header, task.identity(), resume.location)
     before = resume.footer or {}
     tally = _Tally(retries=int(before.get("retries", 0)), duration=float(before.get("duration", 0.0)))
-    done: set[tuple[Any, int]] = set()
+    done = SampleKeys()
 
     def finished(sample: EvalSample) -> None:
         keep(sample)
-        done.add((sample.id, sample.epoch))
+        done.add(sample.id, sample.epoch)
         tally.limited += sample.limit is not None
         tally.cache_hits += sample.cache_hits or 0
 
