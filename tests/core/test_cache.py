@@ -462,3 +462,9 @@ def test_two_evals_write_the_cache_at_once(tmp_path: Path, cache_dir: Path) -> N
     assert both() == ["success 0 1.0", "success 0 1.0"]
     assert cache_row("mockllm/a")[1] == cache_row("mockllm/b")[1] == "300"
     assert both() == ["success 300 1.0", "success 300 1.0"]
+
+
+def test_import_evalkit_does_not_load_sqlite3() -> None:
+    code = "import sys, evalkit; from evalkit import CachePolicy; assert 'sqlite3' not in sys.modules, 'sqlite3 was imported'"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
