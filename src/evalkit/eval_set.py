@@ -22,7 +22,7 @@ from evalkit.pairs import current_plan
 from evalkit.run_task import RunOptions
 from evalkit.runner import TaskSpec, eval_async, run_sync
 from evalkit.task import Task
-from evalkit.task_identity import check_same_task
+from evalkit.task_identity import check_same_task, identity_changes
 
 MAX_RETRY_WAIT = 3600.0
 """No wait between attempts is longer than an hour."""
@@ -33,37 +33,43 @@ def is_complete(log: EvalLog) -> bool:
     return log.status == "success" and not (log.footer or {}).get("counts", {}).get("errors")
 
 
+def is_retryable(log: EvalLog) -> bool:
+    """Unfinished for a reason a retry may fix (not, e.g., a selection of no samples)."""
+    return (log.footer or {}).get("retryable", True) is not False
+
+
 class LogDirPlan:
     """The log of each (task, model) pair found in a log dir.
 
-    A log belongs to a pair when its task name, model, samples and epochs match and it was
-    written by the same task (the identity check of eval-retry); a log that matches all but the
-    task's identity is refused, as eval-retry refuses it. Logs of other tasks or models are left
-    alone. Where a pair has several logs, the newest counts.
+    A log belongs to a pair when its task name, samples and epochs match, it was made with the
+    same model settings (`pairs.pair_key`: model as given, generate config, model args, roles)
+    and written by the same task (the identity check of eval-retry); a log that matches all but
+    the task's identity is refused, as eval-retry refuses it. Logs of other tasks, models or
+    settings are left alone. Where a pair has several logs, the newest counts.
     """
 
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = log_dir
-        self.found: dict[tuple[int, str], EvalLog] = {}
-        self.tasks: list[Task] = []
+        self.found: dict[tuple[int, int], EvalLog] = {}
+        self.settled: set[Path] = set()
+        """Unfinished logs that a retry cannot complete: reported, not run again."""
         self.reused = 0
         """Pairs of the last eval whose complete log was reused."""
 
-    def prepare(self, tasks: list[Task], names: list[str], options: RunOptions) -> None:
-        self.tasks = tasks
+    def prepare(self, tasks: list[Task], keys: list[dict[str, Any]], options: RunOptions) -> None:
         self.found = {}
         self.reused = 0
         logs = sorted(_readable_logs(self.log_dir), key=lambda log: str(log.header.get("started", "")))
         for t, task in enumerate(tasks):
             epochs = options.epochs or task.epoch_count
             identity = task.identity()
-            for name in names:
-                matching = [log for log in logs if log.task == task.display_name and log.model == name
+            for n, key in enumerate(keys):
+                matching = [log for log in logs if log.task == task.display_name and log.header.get("pair_key") == key
                             and same_selection(log.header, options.limit, options.sample_ids, len(task.dataset))
                             and log.header.get("epochs") == epochs]
                 same = [log for log in matching if _same_task(log, identity)]
                 if same:
-                    self.found[t, name] = same[-1]
+                    self.found[t, n] = same[-1]
                 elif matching:
                     self._refuse_changed(matching[-1], identity)
 
@@ -71,21 +77,21 @@ class LogDirPlan:
         try:
             check_same_task(log.header, identity, log.location)
         except LogFileError as ex:
-            raise LogFileError(f"{ex}, or move the log out of {self.log_dir} so eval-set starts that run afresh") from None
+            seed = ""
+            if identity_changes(log.header.get("identity") or {}, identity) == ["the dataset"]:
+                seed = ("; if the dataset is shuffled, give it a seed (shuffle without seed= puts the samples in a "
+                        "new order on every run, so eval-set never finds its logs again)")
+            raise LogFileError(f"{ex}, or move the log out of {self.log_dir} so eval-set starts that run afresh{seed}") from None
 
-    def _log(self, task: Task, model_name: str) -> EvalLog | None:
-        index = next(i for i, each in enumerate(self.tasks) if each is task)
-        return self.found.get((index, model_name))
-
-    def complete(self, task: Task, model_name: str) -> EvalLog | None:
-        log = self._log(task, model_name)
-        if log is None or not is_complete(log):
+    def complete(self, t: int, n: int) -> EvalLog | None:
+        log = self.found.get((t, n))
+        if log is None or not (is_complete(log) or log.location in self.settled):
             return None
         self.reused += 1
         return log
 
-    def resume(self, task: Task, model_name: str) -> EvalLog | None:
-        log = self._log(task, model_name)
+    def resume(self, t: int, n: int) -> EvalLog | None:
+        log = self.found.get((t, n))
         return log if log is not None and not is_complete(log) else None
 
 
@@ -151,10 +157,13 @@ async def eval_set_async(
         for attempt in range(retry_attempts + 1):
             logs = await eval_async(tasks, model, log_dir=log_dir, **eval_args)
             unfinished = [log for log in logs if not is_complete(log)]
-            if plan.reused == len(logs) and eval_args.get("display") != "none":
+            if plan.reused == len(logs) and not unfinished and eval_args.get("display") != "none":
                 print(f"eval-set: all {len(logs)} runs already have a complete log in {log_dir}; nothing to do", file=sys.stderr)
             if not unfinished:
                 return True, logs
+            _report_settled(plan, unfinished)
+            if all(log.location in plan.settled for log in unfinished):
+                return False, logs
             if attempt < retry_attempts:
                 wait = min(retry_wait * 2**attempt, MAX_RETRY_WAIT)
                 print(f"eval-set: {len(unfinished)} of {len(logs)} runs unfinished; retry {attempt + 1} of "
@@ -163,3 +172,12 @@ async def eval_set_async(
     finally:
         current_plan.reset(token)
     return False, logs
+
+
+def _report_settled(plan: LogDirPlan, unfinished: list[EvalLog]) -> None:
+    """Report, once each, the runs a retry cannot complete, and keep them out of later attempts."""
+    for log in unfinished:
+        if not is_retryable(log) and log.location not in plan.settled:
+            plan.settled.add(log.location)
+            print(f"eval-set: {log.task} · {log.model} failed in a way a retry cannot fix: {(log.footer or {}).get('error')}; "
+                  f"fix it and run eval-set again ({log.location})", file=sys.stderr)

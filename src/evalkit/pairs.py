@@ -9,6 +9,7 @@ before the next loads, so only one holds memory.
 from __future__ import annotations
 
 import contextvars
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
@@ -17,10 +18,12 @@ import anyio
 
 from evalkit.errors import EvalkitError
 from evalkit.log.schema import EvalLog
+from evalkit.log.writer import redact
 from evalkit.model.aliases import find_alias
+from evalkit.model.cache import OPERATIONAL_FIELDS
 from evalkit.model.model import Model, resolve_model_name
 from evalkit.model.registry import provider_info, split_model_name
-from evalkit.run_task import RunOptions, run_task
+from evalkit.run_task import RunOptions, first_leaf, run_task
 from evalkit.task import Task
 
 ModelSpec = str | Model | None
@@ -31,14 +34,15 @@ CloseModels = Callable[[list[Model], list[ModelSpec]], Awaitable[None]]
 class PairPlan(Protocol):
     """What an earlier run left for each pair (set by `eval_set` for the eval it drives)."""
 
-    def prepare(self, tasks: list[Task], names: list[str], options: RunOptions) -> None:
-        """Find each pair's log before anything runs."""
+    def prepare(self, tasks: list[Task], keys: list[dict[str, Any]], options: RunOptions) -> None:
+        """Find the log of each (task, model) pair, the model's settings being `keys[n]`
+        (`pair_key`), before anything runs."""
 
-    def complete(self, task: Task, model_name: str) -> EvalLog | None:
-        """The pair's finished log, to reuse instead of running it."""
+    def complete(self, t: int, n: int) -> EvalLog | None:
+        """The finished log of task `t` and model `n`, to reuse instead of running it."""
 
-    def resume(self, task: Task, model_name: str) -> EvalLog | None:
-        """The pair's unfinished log, to resume instead of starting afresh."""
+    def resume(self, t: int, n: int) -> EvalLog | None:
+        """The unfinished log of task `t` and model `n`, to resume instead of starting afresh."""
 
 
 current_plan: contextvars.ContextVar[PairPlan | None] = contextvars.ContextVar("evalkit_pair_plan", default=None)
@@ -55,6 +59,23 @@ def model_name(spec: ModelSpec) -> str:
     except EvalkitError:
         return name
     return alias.model if alias is not None else name
+
+
+def pair_key(spec: ModelSpec, options: RunOptions, model_args: dict[str, Any]) -> dict[str, Any]:
+    """What makes two runs of a task comparable, as the log header records it: the model as
+    given (an alias name or provider/model), the generate config without operational fields,
+    the provider arguments (credentials redacted) and the model roles."""
+    if isinstance(spec, Model):
+        given, config, model_args = (spec.alias or {}).get("name", spec.name), spec.config.merge(options.config), spec.model_args
+    else:
+        given, config = resolve_model_name(spec), options.config
+    key = {
+        "model": given,
+        "config": {k: v for k, v in config.to_dict().items() if k not in OPERATIONAL_FIELDS},
+        "model_args": redact({k: v for k, v in model_args.items() if v is not None}),
+        "model_roles": {role: (each.alias or {}).get("name", each.name) for role, each in options.roles.items()},
+    }
+    return json.loads(json.dumps(key, sort_keys=True, default=str))  # as a header read back holds it
 
 
 def is_local(spec: ModelSpec) -> bool:
@@ -77,19 +98,20 @@ async def run_pairs(
     create: CreateModels,
     close: CloseModels,
     on_finish: Callable[[EvalLog, RunOptions], None],
+    model_args: dict[str, Any] | None = None,
 ) -> list[EvalLog]:
-    """One log per (task, model), in task-major order; `create` makes models from specs and
-    `close` closes the ones it made. A pair an eval-set plan finds complete is not run, and a
-    model whose pairs are all complete is never created."""
+    """One log per (task, model), in task-major order; `create` makes models from specs (with
+    `model_args`) and `close` closes the ones it made. A pair an eval-set plan finds complete
+    is not run, and a model whose pairs are all complete is never created."""
     plan = current_plan.get()
-    names = [model_name(spec) for spec in specs]
+    keys = [pair_key(spec, options, model_args or {}) for spec in specs]
     if plan is not None:
-        plan.prepare(tasks, names, options)
+        plan.prepare(tasks, keys, options)
     order = [(t, n) for t in range(len(tasks)) for n in range(len(specs))]
     results: dict[tuple[int, int], EvalLog] = {}
     if plan is not None:
         for t, n in order:
-            found = plan.complete(tasks[t], names[n])
+            found = plan.complete(t, n)
             if found is not None:
                 results[t, n] = found
     todo = {n: [t for t in range(len(tasks)) if (t, n) not in results] for n in range(len(specs))}
@@ -100,8 +122,8 @@ async def run_pairs(
         options = replace(options, display="plain")  # one rich bar per pair would not fit one terminal
 
     async def run_one(t: int, n: int, model: Model) -> None:
-        previous = plan.resume(tasks[t], names[n]) if plan is not None else None
-        results[t, n] = await run_task(tasks[t], model, options, resume=previous)
+        previous = plan.resume(t, n) if plan is not None else None
+        results[t, n] = await run_task(tasks[t], model, replace(options, pair_key=keys[n]), resume=previous)
         on_finish(results[t, n], options)
 
     async def local_lane() -> None:
@@ -111,7 +133,7 @@ async def run_pairs(
                 for t in todo[n]:
                     await run_one(t, n, model)
             finally:
-                await close([model], [specs[n]])
+                await _close_each(close, [model], [specs[n]])
 
     hosted_models = await create([specs[n] for n in hosted]) if hosted else []
     try:
@@ -121,16 +143,21 @@ async def run_pairs(
                 for t in todo[n]:
                     group.start_soon(run_one, t, n, model)
     except BaseExceptionGroup as raised:
-        raise _first_leaf(raised) from None
+        raise first_leaf(raised) from None  # a pair's failure reads as it would have alone
     finally:
-        await close(hosted_models, [specs[n] for n in hosted])
+        await _close_each(close, hosted_models, [specs[n] for n in hosted])
     return [results[pair] for pair in order]
 
 
-def _first_leaf(group: BaseException) -> BaseException:
-    """The first exception inside a (possibly nested) exception group, so a pair's failure
-    reads as it would have alone."""
-    error: Any = group
-    while isinstance(error, BaseExceptionGroup):
-        error = error.exceptions[0]
-    return error
+async def _close_each(close: CloseModels, models: list[Model], specs: list[ModelSpec]) -> None:
+    """Close every model, each shielded from cancellation (a cancelled lane still closes its
+    model), and raise the first error once all are closed."""
+    first: Exception | None = None
+    for model in models:
+        with anyio.CancelScope(shield=True):
+            try:
+                await close([model], specs)
+            except Exception as error:
+                first = first or error
+    if first is not None:
+        raise first

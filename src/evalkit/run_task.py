@@ -18,7 +18,7 @@ import anyio
 from evalkit.dataset.sample import Sample
 from evalkit.dataset.selection import resolve_limit, select_samples
 from evalkit.display import DisplayMode, Progress
-from evalkit.errors import DatasetError, EvalkitError, LogValueError, LogWriteError
+from evalkit.errors import CacheError, DatasetError, EvalkitError, LogValueError, LogWriteError
 from evalkit.log.compact import SampleKeys, compact_log
 from evalkit.log.schema import LOG_FORMAT_VERSION, EvalLog, EvalSample
 from evalkit.log.writer import LogWriter, redact
@@ -55,6 +55,8 @@ class RunOptions:
     """The output cache policy of the solvers' generate() calls (None: no cache)."""
     sample_ids: tuple[str, ...] | None = None
     """Run only the samples with these ids (as text), instead of a limit."""
+    pair_key: dict[str, Any] | None = None
+    """The model's settings as eval-set matches logs on them (`pairs.pair_key`), for the header."""
 
 
 def _log_path(log_dir: Path, task: str, model: str, eval_id: str) -> Path:
@@ -126,6 +128,8 @@ def _header(task: Task, model: Model, options: RunOptions, config: GenerateConfi
         header["cache"] = options.cache.to_dict()
     if options.sample_ids:
         header["sample_ids"] = list(options.sample_ids)
+    if options.pair_key is not None:
+        header["pair_key"] = options.pair_key
     return header
 
 
@@ -156,6 +160,8 @@ class _Tally:
     duration: float = 0.0
     failure: str | None = None
     traceback: str | None = None
+    retryable: bool = True
+    """False when the failure is the run's settings (no samples selected, a bad argument): a retry would fail again."""
 
 
 def _resume(task: Task, resume: EvalLog, work: Iterator[tuple[Sample, int]],
@@ -225,7 +231,7 @@ async def run_task(task: Task, model: Model, options: RunOptions, resume: EvalLo
     if resume is None:
         writer.header(header)
     if total == 0:
-        tally.failure = _no_samples(task, options)
+        tally.failure, tally.retryable = _no_samples(task, options), False
         print(f"warning: {tally.failure}", file=sys.stderr)
     status = "cancelled"
     started = time.monotonic()
@@ -257,10 +263,11 @@ async def run_task(task: Task, model: Model, options: RunOptions, resume: EvalLo
                     group.start_soon(worker, group.cancel_scope)
         status = "success"
     except BaseException as raised:
-        error = _first_leaf(raised) if isinstance(raised, BaseExceptionGroup) else raised
+        error = first_leaf(raised) if isinstance(raised, BaseExceptionGroup) else raised
         if not isinstance(error, Exception) or isinstance(error, LogWriteError):
             raise error from None  # cancelled, interrupted, or the log itself cannot be written
         status, tally.failure = "error", f"{type(error).__name__}: {error}"
+        tally.retryable = not isinstance(error, EvalkitError) or isinstance(error, CacheError)
         if not isinstance(error, EvalkitError):
             tally.traceback = scrub("".join(traceback.format_exception(error)))
     finally:
@@ -325,12 +332,14 @@ def _footer(status: str, book: ScoreBook, tally: _Tally, total: int, done: int, 
     }
     if failure:
         footer["error"] = scrub(failure)
+    if not tally.retryable:
+        footer["retryable"] = False
     if tally.traceback:
         footer["traceback"] = tally.traceback
     return footer
 
 
-def _first_leaf(group: BaseException) -> BaseException:
+def first_leaf(group: BaseException) -> BaseException:
     """The first exception inside a (possibly nested) exception group."""
     error: BaseException = group
     while isinstance(error, BaseExceptionGroup):

@@ -235,7 +235,7 @@ async def eval_async(
         roles = await _resolve_roles(model_roles or {})
         options = replace(options, roles=roles)
         return await run_pairs(resolved_tasks, given, options, lambda specs: _resolve_models(specs, model_args or {}, options.config),
-                               _close_created, lambda log, shown: report(log, shown.display))
+                               _close_created, lambda log, shown: report(log, shown.display), model_args)
     finally:
         await _close_created(roles.values(), (model_roles or {}).values())
 

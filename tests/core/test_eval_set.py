@@ -174,7 +174,7 @@ def test_sigkill_halfway_then_rerun_asks_only_for_samples_not_logged(tasks_file:
         process.send_signal(signal.SIGKILL)
         process.wait()
         logged = {s.id for s in read_eval_log_samples(log_path)}
-        first_run = Counter(server.counts)
+        first_run = settled_counts(server)
         assert 0 < len(logged) < rows
         rerun = subprocess.run(command, cwd=tmp_path, env={**os.environ}, capture_output=True, text=True, timeout=120)
     assert rerun.returncode == 0, rerun.stderr
@@ -184,6 +184,18 @@ def test_sigkill_halfway_then_rerun_asks_only_for_samples_not_logged(tasks_file:
     assert [p.name for p in (tmp_path / "set").glob("*.jsonl")] == [log_path.name]
     log = read_eval_log(log_path)
     assert log.status == "success" and sorted(s.id for s in log.samples) == list(range(rows))
+
+
+def settled_counts(server: Server) -> Counter[str]:
+    """The server's request counts once they stop changing: requests the killed process had
+    already sent may still be in the server's socket, and would otherwise count as asked again."""
+    last, unchanged = Counter(server.counts), 0
+    while unchanged < 3:
+        time.sleep(0.05)
+        now = Counter(server.counts)
+        unchanged = unchanged + 1 if now == last else 0
+        last = now
+    return last
 
 
 def wait_for_samples(log_dir: Path, samples: int) -> Path:
@@ -226,3 +238,61 @@ def test_two_tasks_of_one_name_each_find_their_own_log(tmp_path: Path, log_dir: 
     before = files(log_dir)
     again, reused = eval_set(specs, log_dir, model="mockllm/a", display="none")
     assert again and files(log_dir) == before and [log.location for log in reused] == [log.location for log in logs]
+
+
+def test_two_aliases_of_one_model_and_two_temperatures_each_get_their_own_logs(tasks_file: Path, log_dir: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVALKIT_CONFIG_DIR", str(tasks_file.parent / "config"))
+    (tasks_file.parent / "evalkit.yaml").write_text("models:\n  cold:\n    model: mockllm/m\n    config: {temperature: 0}\n"
+                                                    "  hot:\n    model: mockllm/m\n    config: {temperature: 1.5}\n")
+    spec = f"{tasks_file}@alpha"
+    success, logs = eval_set(spec, log_dir, model=["cold", "hot"], display="none")
+    again, reused = eval_set(spec, log_dir, model=["cold", "hot"], display="none")
+    assert success and again and len(files(log_dir)) == 2
+    assert [log.location for log in reused] == [log.location for log in logs]
+    assert [read_eval_log(log.location, header_only=True).header["model_alias"]["name"] for log in reused] == ["cold", "hot"]
+    cold, _ = eval_set(spec, log_dir, model="mockllm/m", display="none", temperature=0.0)
+    before = files(log_dir)
+    warm, _ = eval_set(spec, log_dir, model="mockllm/m", display="none", temperature=1.0)
+    assert cold and warm and len(files(log_dir)) == 4 and {k: v for k, v in files(log_dir).items() if k in before} == before
+    [cold_again], [warm_again] = (eval_set(spec, log_dir, model="mockllm/m", display="none", temperature=t)[1] for t in (0.0, 1.0))
+    assert len(files(log_dir)) == 4 and cold_again.location != warm_again.location
+    assert [cold_again.header["config"]["temperature"], warm_again.header["config"]["temperature"]] == [0.0, 1.0]
+
+
+def test_an_unfinished_log_is_not_resumed_under_other_settings(tasks_file: Path, log_dir: Path) -> None:
+    server = Server(failing={"alpha 1 m1": 100})
+    with RecordingServer(server.handler) as http:
+        first, _ = eval_set(f"{tasks_file}@alpha", log_dir, model="openai/m1", model_args={"base_url": f"{http.url}/v1"},
+                            display="none", max_retries=0, retry_attempts=0)
+        before = files(log_dir)
+        server.failing.clear()
+        second, [log] = eval_set(f"{tasks_file}@alpha", log_dir, model="openai/m1", display="none",
+                                 model_args={"base_url": f"{http.url}/v1"}, max_tokens=50)
+    assert not first and second and log.location.name not in before
+    assert {k: v for k, v in files(log_dir).items() if k in before} == before and len(files(log_dir)) == 2
+    assert server.counts["alpha 0 m1"] == 2  # the new log ran every sample under its own settings
+
+
+def test_a_selection_of_no_samples_is_reported_at_once_not_retried(tasks_file: Path, tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = run_cli("eval-set", "tasks.py", "--model", "mockllm/a", "--sample-id", "3", "--log-dir", "set",
+                     "--display", "none", cwd=tmp_path)  # alpha has sample 3, beta does not; waits 30 s before a retry
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "eval-set: beta · mockllm/a failed in a way a retry cannot fix: --sample-id 3 selects no samples of task 'beta'" \
+        in result.stderr
+    assert "retry 1 of" not in result.stderr and time.monotonic() - started < 30
+    statuses = {log.task: log.status for log in map(read_eval_log, (tmp_path / "set").glob("*.jsonl"))}
+    assert statuses == {"alpha": "success", "beta": "error"}
+
+
+def test_an_unseeded_shuffle_asks_for_a_seed_on_the_rerun(tmp_path: Path, log_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data.jsonl").write_text("".join(f'{{"input": "q{i}", "target": "{i}", "id": {i}}}\n' for i in range(30)))
+    (tmp_path / "shuffled.py").write_text("from evalkit import task, Task, json_dataset\nfrom evalkit.scorer import match\n"
+                                          "@task\ndef shuffled():\n"
+                                          "    return Task(dataset=json_dataset('data.jsonl', shuffle=True), scorer=match())\n")
+    success, _ = eval_set("shuffled.py", log_dir, model="mockllm/a", display="none")
+    assert success
+    with pytest.raises(LogFileError, match=r"the dataset.*give it a seed \(shuffle without seed="):
+        eval_set("shuffled.py", log_dir, model="mockllm/a", display="none")

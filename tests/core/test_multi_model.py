@@ -59,7 +59,10 @@ class Spans:
         return any(s1 < e2 and s2 < e1 for k1, s1, e1 in self.spans if k1 == a for k2, s2, e2 in self.spans if k2 == b)
 
     def during(self, a: str, b: str) -> bool:
-        """Whether `b` sent a request between `a`'s first and last."""
+        """Whether `b` sent a request between `a`'s first and last. With one connection per
+        model this holds only because the model's pool hands its turns out first come, first
+        served (two waiting pairs alternate); a pool that let one pair jump the queue would
+        break it without any pair being starved."""
         starts = [s for k, s, _ in self.spans if k == a]
         return any(min(starts) < s < max(starts) for k, s, _ in self.spans if k == b)
 
@@ -181,9 +184,13 @@ def test_task_arg_one_of_several_tasks_lacks_is_a_warning(tmp_path: Path) -> Non
 
 
 def test_the_eval_retry_of_one_of_several_tasks_keeps_only_its_arguments(tmp_path: Path, log_dir: Path) -> None:
-    logs = evalkit.eval(str(write_tasks(tmp_path)), model="mockllm/a", task_args={"n": 2}, log_dir=log_dir, display="none")
+    logs = evalkit.eval(str(write_tasks(tmp_path)), model="mockllm/a", model_args={"error_on": "beta 1"}, task_args={"n": 2},
+                        fail_on_error=False, log_dir=log_dir, display="none")
     beta = next(log for log in logs if log.task == "beta")
-    assert beta.header["task_origin"]["args"] == {}
+    assert beta.header["task_origin"]["args"] == {} and beta.footer["counts"]["errors"] == 1
+    retried = evalkit.eval_retry(beta.location, model_args={"error_on": "no prompt holds this"}, display="none")
+    assert retried.location == beta.location and retried.status == "success"
+    assert retried.footer["counts"] == {"total": 3, "completed": 3, "errors": 0}
 
 
 def test_datasets_are_checked_before_any_model_is_created(tmp_path: Path) -> None:
@@ -214,3 +221,38 @@ def test_the_bundled_hf_model_runs_its_pairs_in_turn_beside_a_hosted_model(tmp_p
     hosted = [log for log in logs if log.model == "mockllm/x"]
     assert len(local) == 2 and local[0].footer["completed"] <= local[1].header["started"]
     assert max(log.header["started"] for log in hosted) < local[0].footer["completed"]  # not kept waiting for it
+
+
+def closing_records(monkeypatch: pytest.MonkeyPatch, failing: str = "") -> list[str]:
+    """Make mockllm's aclose take a checkpoint (as an SDK client's does), then record its model
+    (or raise, for `failing`)."""
+    closed: list[str] = []
+
+    async def aclose(self: MockLLM) -> None:
+        await anyio.sleep(0.01)
+        if self.model_name == failing:
+            raise RuntimeError(f"{failing} would not close")
+        closed.append(self.model_name)
+
+    monkeypatch.setattr(MockLLM, "aclose", aclose)
+    return closed
+
+
+def test_every_model_is_closed_when_one_fails_to_close(tmp_path: Path, log_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    closed = closing_records(monkeypatch, failing="a")
+    with pytest.raises(RuntimeError, match="a would not close"):
+        evalkit.eval(str(write_tasks(tmp_path)), model=["mockllm/a", "mockllm/b", "mockllm/c"], log_dir=log_dir, display="none")
+    assert closed == ["b", "c"]
+
+
+def test_a_cancelled_local_lane_still_closes_its_model(tmp_path: Path, log_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    closed = closing_records(monkeypatch)
+    monkeypatch.setattr(MockLLM, "local", True)
+
+    async def cancelled_halfway() -> None:
+        with anyio.move_on_after(0.3):
+            await evalkit.eval_async(str(write_tasks(tmp_path)), model="mockllm/slow", model_args={"latency": 1.0},
+                                     log_dir=log_dir, display="none")
+
+    anyio.run(cancelled_halfway)
+    assert closed == ["slow"]
