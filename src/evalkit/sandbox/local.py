@@ -54,7 +54,7 @@ class LocalSandboxConfig:
     max_file_mb: int = 256
     network: bool = True
     max_subprocesses: int = 0
-    nice: int = 10
+    nice: int = 0
 
 
 _live: weakref.WeakSet[LocalSandboxEnvironment] = weakref.WeakSet()
