@@ -46,11 +46,12 @@ def big(n: int = 100000, pad: int = 3):
 FILE_TASK = '''
 from pathlib import Path
 from evalkit import Task, json_dataset, task
-from evalkit.scorer import match
+from evalkit.scorer import accuracy, grouped, match, stderr
 
 @task
-def bigfile(n: int = 100000, pad: int = 3):
-    return Task(dataset=json_dataset(Path(__file__).parent / f"bigfile-{n}-pad{pad}.jsonl"), scorer=match(), name="bigfile")
+def bigfile(n: int = 100000, pad: int = 3, by_bucket: bool = False):
+    metrics = [grouped(accuracy(), "bucket"), stderr()] if by_bucket else None
+    return Task(dataset=json_dataset(Path(__file__).parent / f"bigfile-{n}-pad{pad}.jsonl"), scorer=match(), metrics=metrics, name="bigfile")
 '''
 
 
@@ -74,11 +75,13 @@ def write_dataset_file(samples: int, pad: int) -> None:
             out.write(json.dumps({"id": i, "input": prompt(i, pad), "target": str(i + i % 7), "bucket": i % 10}) + "\n")
 
 
-def make_big_log(samples: int, pad: int = 3, from_file: bool = False) -> Path:
-    """A `samples`-line log of the task above (FILE_TASK with `from_file`), made once
-    (`pad`: repeats of a sentence in each input)."""
+def make_big_log(samples: int, pad: int = 3, from_file: bool = False, by_bucket: bool = False) -> Path:
+    """A `samples`-line log of the task above (FILE_TASK with `from_file`, with `by_bucket` its
+    accuracy grouped by the metadata field bucket), made once (`pad`: repeats of a sentence in
+    each input)."""
     name = "bigfile" if from_file else "big"
     folder = DATA / (f"{name}-{samples}" if pad == 3 else f"{name}-{samples}-pad{pad}")
+    folder = folder.with_name(folder.name + "-grouped") if by_bucket else folder
     done = folder / "complete.jsonl"
     if done.exists():
         return done
@@ -88,7 +91,7 @@ def make_big_log(samples: int, pad: int = 3, from_file: bool = False) -> Path:
     (DATA / "bigfile.py").write_text(FILE_TASK)
     if from_file:
         write_dataset_file(samples, pad)
-    evalkit("eval", f"{name}.py", "--model", "mockllm/m", "-T", f"n={samples}", "-T", f"pad={pad}", "--limit", "10", "--log-dir", str(folder), "--display", "none")
+    evalkit("eval", f"{name}.py", "--model", "mockllm/m", "-T", f"n={samples}", "-T", f"pad={pad}", *(["-T", "by_bucket=true"] if by_bucket else []), "--limit", "10", "--log-dir", str(folder), "--display", "none")
     [small] = folder.glob("*.jsonl")
     lines = small.read_text().splitlines()
     header = json.loads(lines[0])
@@ -207,11 +210,11 @@ def peak_rss_of_retry(log: Path) -> tuple[float, float]:
     return int(re.search(r"peak (\d+)", result.stderr).group(1)) / 1024, time.perf_counter() - start  # type: ignore[union-attr]
 
 
-def retry_memory(samples: int, pad: int, from_file: bool, missing: int = 1000) -> None:
+def retry_memory(samples: int, pad: int, from_file: bool, by_bucket: bool = False, missing: int = 1000) -> None:
     """eval-retry of the big log cut short by `missing` samples, and of the same task's log
     limited to 8 samples (the floor: python, evalkit's imports and the task's setup; for the
     in-memory task that includes its 100,000 Samples, for FILE_TASK one pass over the file)."""
-    complete = make_big_log(samples, pad, from_file)
+    complete = make_big_log(samples, pad, from_file, by_bucket)
     folder = DATA / "retry"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir()
@@ -222,7 +225,7 @@ def retry_memory(samples: int, pad: int, from_file: bool, missing: int = 1000) -
                 out.write(line)
     peak, seconds = peak_rss_of_retry(cut)
     lines = sum(1 for _ in cut.open("rb"))
-    shape = "json_dataset(jsonl file)" if from_file else "in-memory list"
+    shape = ("json_dataset(jsonl file)" if from_file else "in-memory list") + (", grouped() metric" if by_bucket else "")
     print(f"eval-retry, task dataset {shape}, of a {samples:,}-sample log ({complete.stat().st_size / 1e6:.0f} MB) missing {missing:,}: "
           f"peak RSS {peak:.0f} MiB, {seconds:.1f}s, {lines - 2:,} samples after")
     small = folder / "eight.jsonl"
@@ -232,6 +235,9 @@ def retry_memory(samples: int, pad: int, from_file: bool, missing: int = 1000) -
         small.write_text(json.dumps(header) + "\n" + b"".join(source.readline() for _ in range(4)).decode())
     floor, _ = peak_rss_of_retry(small)
     print(f"  floor: eval-retry of the same task's log limited to 8 samples: peak RSS {floor:.0f} MiB")
+    imports = subprocess.run([PYTHON, "-c", "import resource, evalkit.cli.main, evalkit.runner\n"
+                              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"], capture_output=True, text=True, check=True)
+    print(f"  python + import evalkit (its CLI and runner): peak RSS {int(imports.stdout) / 1024:.0f} MiB")
 
 
 def main() -> None:
@@ -240,8 +246,9 @@ def main() -> None:
     parser.add_argument("--logs", type=int, default=1000)
     parser.add_argument("--browser", action="store_true")
     parser.add_argument("--pad", type=int, default=3, help="eval-retry's task: repeats of a sentence in each input")
-    parser.add_argument("--retry-task", choices=["file", "memory", "both"], default="both",
-                        help="eval-retry's task: its dataset read from a jsonl file, built in memory, or both")
+    parser.add_argument("--retry-task", choices=["file", "memory", "both", "grouped"], default="both",
+                        help="eval-retry's task: its dataset read from a jsonl file, built in memory, or both; "
+                             "grouped: from the file, with accuracy grouped by a metadata field")
     parser.add_argument("--only", choices=["view", "list", "retry"])
     args = parser.parse_args()
     if args.only in (None, "view"):
@@ -249,8 +256,8 @@ def main() -> None:
     if args.only in (None, "list"):
         log_list(args.logs)
     if args.only in (None, "retry"):
-        for from_file in {"file": [True], "memory": [False], "both": [True, False]}[args.retry_task]:
-            retry_memory(args.samples, args.pad, from_file)
+        for from_file in {"file": [True], "memory": [False], "both": [True, False], "grouped": [True]}[args.retry_task]:
+            retry_memory(args.samples, args.pad, from_file, by_bucket=args.retry_task == "grouped")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from evalkit.registration import describe, unique_names
-from evalkit.scorer.metric import Metric, accuracy, bootstrap_stderr, mean, std, stderr, var
+from evalkit.scorer.metric import Metric, accuracy, bootstrap_stderr, grouped, mean, std, stderr, var
 from evalkit.scorer.reducer import ScoreReducer, reducer_name
 from evalkit.scorer.score import SampleScore, Score, ScoreValueError
 from evalkit.scorer.scorer import MetricsSpec
@@ -96,6 +96,7 @@ def _pick(sample_score: SampleScore, key: str) -> SampleScore:
 
 _VALUE_ONLY = {factory().__code__ for factory in (accuracy, mean, var, std, stderr, bootstrap_stderr)}
 """The code of the built-in metrics that read nothing of a SampleScore but its value."""
+_GROUPED = grouped(mean(), "key").__code__
 
 
 def _metrics_of(spec: MetricsSpec) -> Iterator[Metric]:
@@ -107,9 +108,21 @@ def _metrics_of(spec: MetricsSpec) -> Iterator[Metric]:
             yield item
 
 
-def reads_values_only(spec: MetricsSpec) -> bool:
-    """Whether every metric of `spec` is a built-in that needs only each score's value."""
-    return all(getattr(m, "__code__", None) in _VALUE_ONLY for m in _metrics_of(spec))
+def _needs(metric: Metric) -> int:
+    """What a metric reads of each SampleScore: 0 its value (and id), 1 also the sample's
+    metadata (`grouped()` of such a metric), 2 anything (a user metric)."""
+    code = getattr(metric, "__code__", None)
+    if code in _VALUE_ONLY:
+        return 0
+    if code is _GROUPED:
+        inner = metric.__closure__[code.co_freevars.index("metric")].cell_contents  # type: ignore[attr-defined]
+        return max(1, _needs(inner))
+    return 2
+
+
+def needs(spec: MetricsSpec) -> int:
+    """What the metrics of `spec` read of each SampleScore (see `_needs`)."""
+    return max((_needs(m) for m in _metrics_of(spec)), default=0)
 
 
 class _SampleScores(list[SampleScore]):
@@ -141,38 +154,62 @@ class _Ids:
         return self.ints[index] if self.others is None else self.others[index]
 
 
-class _ScoreValues(Sequence[SampleScore]):
-    """A scorer's reduced scores kept as bare values and sample ids, for metrics that read
-    only values; each SampleScore is made when a metric reaches it. Equal strings share one
-    object (a few distinct ones, such as C and I, repeat across every sample)."""
+class _Shared:
+    """One object for each of the equal strings and metadata dicts that repeat across samples
+    (score values such as C and I, metadata such as {"topic": "maths"}), up to 10,000 each."""
 
-    def __init__(self, strings: dict[str, str]) -> None:
+    LIMIT = 10_000
+
+    def __init__(self) -> None:
+        self.strings: dict[str, str] = {}
+        self.metadata: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    def value(self, value: Any) -> Any:
+        if isinstance(value, str) and len(self.strings) < self.LIMIT:
+            return self.strings.setdefault(value, value)
+        return value
+
+    def sample_metadata(self, metadata: dict[str, Any]) -> dict[str, Any]:
+        """Shared only when every field is a string, int, bool or None (the type is part of
+        the key, so 1 and True stay apart)."""
+        if len(self.metadata) >= self.LIMIT or not all(v is None or type(v) in (str, int, bool) for v in metadata.values()):
+            return metadata
+        return self.metadata.setdefault(tuple((k, type(v), v) for k, v in metadata.items()), metadata)
+
+
+class _ScoreValues(Sequence[SampleScore]):
+    """A scorer's reduced scores kept as bare values and sample ids (and, for `grouped()`,
+    the samples' metadata), for metrics that read no more; each SampleScore is made when a
+    metric reaches it."""
+
+    def __init__(self, shared: _Shared, with_metadata: bool) -> None:
         self.values: list[Any] = []
         self.ids = _Ids()
-        self.strings = strings
+        self.metadata: list[dict[str, Any]] | None = [] if with_metadata else None
+        self.shared = shared
 
     def add(self, score: Score, sample_id: Any, metadata: dict[str, Any]) -> None:
-        value = score.value
-        if isinstance(value, str) and len(self.strings) < 10_000:
-            value = self.strings.setdefault(value, value)
-        self.values.append(value)
+        self.values.append(self.shared.value(score.value))
         self.ids.append(sample_id)
+        if self.metadata is not None:
+            self.metadata.append(self.shared.sample_metadata(metadata))
 
     def picked(self, key: str) -> _ScoreValues:
         """The same scores holding only each value's `key` (see `_pick`)."""
-        picked = _ScoreValues(self.strings)
+        picked = _ScoreValues(self.shared, False)
         picked.values = [_pick(s, key).score.value for s in self]
-        picked.ids = self.ids
+        picked.ids, picked.metadata = self.ids, self.metadata
         return picked
 
     def __len__(self) -> int:
         return len(self.values)
 
     def __getitem__(self, index: int) -> SampleScore:  # type: ignore[override]
-        return SampleScore(Score(self.values[index]), self.ids[index])
+        metadata = self.metadata[index] if self.metadata is not None else {}
+        return SampleScore(Score(self.values[index]), self.ids[index], metadata)
 
     def __iter__(self) -> Iterator[SampleScore]:
-        return (SampleScore(Score(value), self.ids[index]) for index, value in enumerate(self.values))
+        return (self[index] for index in range(len(self.values)))
 
 
 class ScoreBook:
@@ -185,12 +222,12 @@ class ScoreBook:
         self.pending: dict[Any, list[dict[str, Score]]] = {}
         self.seen: dict[Any, int] = {}
         self.metadata: dict[Any, dict[str, Any]] = {}
-        strings: dict[str, str] = {}
+        shared = _Shared()
         self.reduced: dict[tuple[str, int], _ScoreValues | _SampleScores] = {
-            (s.name, r): _ScoreValues(strings) if reads_values_only(s.metrics) else _SampleScores()
+            (s.name, r): _ScoreValues(shared, needs(s.metrics) == 1) if needs(s.metrics) < 2 else _SampleScores()
             for s in self.scorers for r in range(len(self.reducers) if epochs > 1 else 1)
         }
-        """Each scorer's reduced scores: only their values where its metrics need no more."""
+        """Each scorer's reduced scores: only values, ids (and metadata) where its metrics read no more."""
         self.unreduced: list[str] = []
         """One line per sample whose epochs a reducer could not combine (counted apart in the footer)."""
         self.metric_failures: list[str] = []

@@ -76,10 +76,21 @@ def topical() -> Any:
     return score
 
 
+@scorer(metrics=[grouped(mean(), "flag"), grouped(accuracy(), "topic", all="groups")])
+def flagged() -> Any:
+    """The same verdict, for built-in metrics grouped by metadata (kept apart from the values)."""
+
+    async def score(state: TaskState, target: Target) -> Score:
+        return Score(CORRECT if state.output.completion == target.text else INCORRECT)
+
+    return score
+
+
 def numbers_task(epochs: int) -> Task:
     samples = [Sample(input=f"q{i} {'FAIL ' if i in FAILING else ''}ANSWER: {n if n % 3 else 'x'}", target=str(n),
-                      id=i, metadata={"topic": "odd" if n % 2 else "even"}) for n, i in enumerate(IDS, 1)]
-    return Task(dataset=samples, scorer=[verdict(), rubric(), topical()], epochs=Epochs(epochs, ["mean", "max"]), name="numbers")
+                      id=i, metadata={"topic": "odd" if n % 2 else "even", "flag": [None, 1, True][n % 3]})
+               for n, i in enumerate(IDS, 1)]
+    return Task(dataset=samples, scorer=[verdict(), rubric(), topical(), flagged()], epochs=Epochs(epochs, ["mean", "max"]), name="numbers")
 
 
 @pytest.mark.parametrize("epochs", [1, 2])
@@ -104,6 +115,8 @@ def test_retry_results_equal_a_fresh_run(tmp_path: Path, epochs: int) -> None:
     if epochs == 1:  # resamples depend on the order, which is the log's: the retried samples come last
         values = [SampleScore(Score(s.scores["verdict"]["value"])) for s in samples]
         assert retried.results["verdict"]["bootstrap_stderr"] == bootstrap_stderr(num_samples=50)(values)
+    flagged_label = "flagged:max" if epochs > 1 else "flagged"
+    assert retried.results[flagged_label]["mean"] == {"1": 1.0, "None": 0.0, "True": 1.0, "all": 8 / 12}
     topical_label = "topical:max" if epochs > 1 else "topical"
     assert retried.results[topical_label]["answered"].split() == sorted(
         f"{i}={n if n % 3 else 'x'}" for n, i in enumerate(IDS, 1))
