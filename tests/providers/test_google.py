@@ -51,6 +51,8 @@ def test_generate_content_request_and_output(monkeypatch: pytest.MonkeyPatch) ->
         "systemInstruction": {"role": "user", "parts": [{"text": "Answer briefly."}]},
         "safetySettings": [
             {"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"},
+            {"category": "HARM_CATEGORY_HATE_SPEECH", "threshold": "BLOCK_NONE"},
+            {"category": "HARM_CATEGORY_SEXUALLY_EXPLICIT", "threshold": "BLOCK_NONE"},
             {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "threshold": "BLOCK_ONLY_HIGH"},
         ],
         "generationConfig": {
@@ -186,7 +188,7 @@ def test_cli_eval_with_safety_settings(tmp_path: Path) -> None:
         )
     assert result.returncode == 0, result.stderr
     body = server.requests[0].json()
-    assert body["safetySettings"] == [{"category": "HARM_CATEGORY_HATE_SPEECH", "threshold": "BLOCK_LOW_AND_ABOVE"}]
+    assert {"category": "HARM_CATEGORY_HATE_SPEECH", "threshold": "BLOCK_LOW_AND_ABOVE"} in body["safetySettings"]
     assert body["generationConfig"] == {"maxOutputTokens": 32, "temperature": 0.0}
     [path] = (tmp_path / "logs").glob("*.jsonl")
     log = read_eval_log(path)

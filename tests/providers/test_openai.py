@@ -213,9 +213,16 @@ def test_azure_needs_its_own_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AZUREAI_OPENAI_BASE_URL", "http://127.0.0.1:9")
     with pytest.raises(EvalkitError, match="AZUREAI_OPENAI_API_KEY"):
         evalkit.get_model("openai/azure/dep")
-    monkeypatch.setenv("AZUREAI_OPENAI_API_KEY", "k" * 12)
-    with pytest.raises(EvalkitError, match="OPENAI_API_VERSION"):
-        evalkit.get_model("openai/azure/dep")
+
+
+def test_azure_without_an_api_version_uses_the_latest_ga_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AZUREAI_OPENAI_API_KEY", "azure-key-0123456789")
+    monkeypatch.delenv("OPENAI_API_VERSION", raising=False)
+    with RecordingServer(chat_reply) as server:
+        monkeypatch.setenv("AZUREAI_OPENAI_BASE_URL", server.url)
+        output = generate_and_close(evalkit.get_model("openai/azure/my-gpt4o"), "ANSWER: azure")
+    assert server.requests[0].path == "/openai/deployments/my-gpt4o/chat/completions?api-version=2024-10-21"
+    assert output.completion == "azure"
 
 
 def test_cli_eval_through_openai(tmp_path: Path) -> None:

@@ -24,12 +24,22 @@ FireworksAPI = _provider(
     Service("fireworks", "FIREWORKS_API_KEY", "FIREWORKS_BASE_URL", "https://api.fireworks.ai/inference/v1", top_k=True)
 )
 DeepSeekAPI = _provider(Service("deepseek", "DEEPSEEK_API_KEY", "DEEPSEEK_BASE_URL", "https://api.deepseek.com/v1"))
-OpenRouterAPI = _provider(
+_OpenRouterBase = _provider(
     Service(
         "openrouter", "OPENROUTER_API_KEY", "OPENROUTER_BASE_URL", "https://openrouter.ai/api/v1",
         top_k=True, body_args=("models", "provider", "transforms"),
     )
 )
+
+
+class OpenRouterAPI(_OpenRouterBase):
+    """`openrouter`: OpenRouter, with `-M models=a, b` (fallback models) as a list, as Inspect takes it."""
+
+    def __init__(self, model_name: str, **kwargs: Any) -> None:
+        models = kwargs.get("models")
+        if isinstance(models, str):
+            kwargs["models"] = [name.strip() for name in models.split(",") if name.strip()]
+        super().__init__(model_name, **kwargs)
 OllamaAPI = _provider(
     Service("ollama", "OLLAMA_API_KEY", "OLLAMA_BASE_URL", "http://localhost:11434/v1", key_required=False)
 )

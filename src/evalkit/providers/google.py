@@ -5,9 +5,11 @@
 GOOGLE_CLOUD_LOCATION (default `global`) with Application Default Credentials, or, without a
 project, an express-mode API key from GOOGLE_API_KEY; endpoint from GOOGLE_VERTEX_BASE_URL.
 
-`-M safety_settings={harassment: block_none, ...}` sets a threshold (block_none,
-block_only_high, block_medium_and_above, block_low_and_above, off) per category (harassment,
-hate_speech, sexually_explicit, dangerous_content; any other HARM_CATEGORY_* name also works).
+`-M safety_settings={harassment: low_and_above, ...}` sets a threshold per category, in
+Inspect's short forms (none, only_high or high, medium_and_above, low_and_above, off) or the
+API's names (block_none, BLOCK_ONLY_HIGH, ...); categories harassment, hate_speech,
+sexually_explicit, dangerous_content, or any HARM_CATEGORY_* name. As in Inspect, the four
+categories are at none (BLOCK_NONE) unless set.
 Every other `-M` goes to `genai.Client` (e.g. `-M project=...`, `-M http_options={api_version:
 v1}`, or from Python `credentials=`); the SDK's own retries are off, `Model` retries.
 
@@ -85,25 +87,42 @@ FINISH_REASONS: dict[str, StopReason] = {
 }
 
 
-def parse_safety_settings(settings: dict[str, str] | None) -> list[types.SafetySetting] | None:
-    """`{category: threshold}` (short or HARM_CATEGORY_* names) as SafetySettings."""
-    if settings is None:
-        return None
-    if not isinstance(settings, dict):
-        raise ModelArgsError("-M safety_settings must be a mapping, e.g. {harassment: block_none}")
-    parsed = []
-    for category, threshold in settings.items():
-        name = str(category).upper()
-        name = name if name.startswith("HARM_CATEGORY_") else f"HARM_CATEGORY_{name}"
-        level = str(threshold).upper()
-        if name not in types.HarmCategory.__members__ or level not in types.HarmBlockThreshold.__members__:
-            raise ModelArgsError(
-                f"-M safety_settings: {category}: {threshold} is not a known category/threshold "
-                "(categories: harassment, hate_speech, sexually_explicit, dangerous_content; thresholds: "
-                "block_none, block_only_high, block_medium_and_above, block_low_and_above, off)"
-            )
-        parsed.append(types.SafetySetting(category=types.HarmCategory[name], threshold=types.HarmBlockThreshold[level]))
-    return parsed
+DEFAULT_SAFETY_SETTINGS = dict.fromkeys(("harassment", "hate_speech", "sexually_explicit", "dangerous_content"), "none")
+"""Inspect's default: no blocking in the four main categories."""
+_THRESHOLD_ALIASES = {"HIGH": "BLOCK_ONLY_HIGH", "NONE": "BLOCK_NONE", "OFF": "OFF"}
+
+
+def parse_safety_settings(settings: dict[str, str] | None) -> list[types.SafetySetting]:
+    """`{category: threshold}` (short or API names) over the defaults, as SafetySettings."""
+    if settings is not None and not isinstance(settings, dict):
+        raise ModelArgsError("-M safety_settings must be a mapping, e.g. {harassment: low_and_above}")
+    merged: dict[str, str] = {}
+    for category, threshold in {**DEFAULT_SAFETY_SETTINGS, **(settings or {})}.items():
+        merged[_category(category)] = str(threshold)  # a short and a long name for one category: the later wins
+    return [types.SafetySetting(category=types.HarmCategory[name], threshold=_threshold(name, level))
+            for name, level in merged.items()]
+
+
+def _category(category: str) -> str:
+    name = str(category).upper()
+    name = name if name.startswith("HARM_CATEGORY_") else f"HARM_CATEGORY_{name}"
+    if name not in types.HarmCategory.__members__:
+        raise ModelArgsError(
+            f"-M safety_settings: {category} is not a known category "
+            "(harassment, hate_speech, sexually_explicit, dangerous_content, or a HARM_CATEGORY_* name)"
+        )
+    return name
+
+
+def _threshold(category: str, threshold: str) -> types.HarmBlockThreshold:
+    level = threshold.upper()
+    level = _THRESHOLD_ALIASES.get(level) or (level if level.startswith("BLOCK_") else f"BLOCK_{level}")
+    if level not in types.HarmBlockThreshold.__members__:
+        raise ModelArgsError(
+            f"-M safety_settings: {category.removeprefix('HARM_CATEGORY_').lower()}: {threshold} is not a known threshold "
+            "(none, only_high, medium_and_above, low_and_above, off)"
+        )
+    return types.HarmBlockThreshold[level]
 
 
 class GoogleAPI(ModelAPI):

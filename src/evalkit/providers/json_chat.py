@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from evalkit.errors import ModelArgsError
 from evalkit.model.api import ModelAPI
 from evalkit.model.types import ChatMessage, GenerateConfig, ModelOutput
 from evalkit.providers.per_loop import PerLoop
@@ -29,15 +30,24 @@ class JSONChatAPI(ModelAPI):
 
     Subclasses set `url` and headers through `_connect`, name their key's variable in
     `key_env`, and may override `openai_request`, `request_body` and `response_data` to
-    translate from and to the OpenAI chat-completions shape.
+    translate from and to the OpenAI chat-completions shape. Of the -M args, `headers` and
+    `extra_headers` are merged over the provider's own headers, `extra_body` (a mapping) and
+    `logit_bias` are merged into every OpenAI-style request, and the rest go to
+    `httpx.AsyncClient`.
     """
 
     provider = "http"
     url = ""
     key_env: str | None = None
+    extra_body: dict[str, Any] = {}
 
     def _connect(self, url: str, headers: dict[str, str], client_args: dict[str, Any]) -> None:
         self.url = url
+        extra = {**_mapping(client_args, "headers"), **_mapping(client_args, "extra_headers")}
+        headers = {**headers, **{str(name): str(value) for name, value in extra.items()}}
+        self.extra_body = {**_mapping(client_args, "extra_body")}
+        if "logit_bias" in client_args:
+            self.extra_body["logit_bias"] = client_args.pop("logit_bias")
         self._auth = sorted((name.lower(), value) for name, value in headers.items() if looks_secret(name))
         client_args.setdefault("timeout", httpx.Timeout(None, connect=30.0))  # Model owns timeouts
         def client() -> httpx.AsyncClient:
@@ -62,7 +72,8 @@ class JSONChatAPI(ModelAPI):
     async def generate(
         self, input: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice | None, config: GenerateConfig
     ) -> ModelOutput:
-        body = self.request_body(await self.openai_request(input, tools, tool_choice, config), config)
+        request = {**await self.openai_request(input, tools, tool_choice, config), **self.extra_body}
+        body = self.request_body(request, config)
         response = await self._client.get().post(self.url, json=body)
         if response.status_code >= 400:
             raise self._status_error(response)
@@ -109,6 +120,14 @@ class JSONChatAPI(ModelAPI):
         client = self._client.take()
         if client is not None:
             await client.aclose()
+
+
+def _mapping(args: dict[str, Any], name: str) -> dict[str, Any]:
+    """Pop the -M arg `name`, which must be a mapping (absent: empty)."""
+    value = args.pop(name, None) or {}
+    if not isinstance(value, dict):
+        raise ModelArgsError(f"-M {name} must be a mapping, e.g. {name}={{key: value}} (got {value!r})")
+    return value
 
 
 def auth_header(

@@ -62,15 +62,21 @@ class Service:
 
 
 OPENAI = Service("openai", "OPENAI_API_KEY", "OPENAI_BASE_URL")
+AZURE_API_VERSION = "2024-10-21"
+"""The latest GA version of Azure OpenAI's data-plane inference API (Azure OpenAI REST API reference)."""
+BODY_ARGS = ("logit_bias",)
+"""-M arguments every OpenAI-style API takes in the request body."""
 
 
 class OpenAIAPI(SDKModelAPI):
     """Chat completions (default) or legacy completions over `openai.AsyncOpenAI`.
 
     `openai/azure/<deployment>` uses `AsyncAzureOpenAI` (AZUREAI_OPENAI_API_KEY,
-    AZUREAI_OPENAI_BASE_URL, OPENAI_API_VERSION). Own model arg: `api` ("chat" or
-    "completions"; completions is the default for *-instruct, davinci and babbage models).
-    Every other model arg goes to the client constructor unchanged.
+    AZUREAI_OPENAI_BASE_URL, OPENAI_API_VERSION, default `AZURE_API_VERSION`). Own model args:
+    `api` ("chat" or "completions"; completions is the default for *-instruct, davinci and
+    babbage models), `extra_body` (a mapping merged into every request body), `extra_headers`
+    (sent with every request) and `logit_bias` (sent in the body). Every other model arg goes
+    to the client constructor unchanged.
 
     Chat sends tools, images, `reasoning_effort` and `response_format`, and reads back tool
     calls and the reasoning compatible servers return. Completions takes text only: no tools
@@ -92,7 +98,7 @@ class OpenAIAPI(SDKModelAPI):
     ) -> None:
         service = self.service
         self.provider = service.name
-        self.body_args = {name: model_args.pop(name) for name in service.body_args if name in model_args}
+        self.body_args = request_extras(model_args, (*BODY_ARGS, *service.body_args))
         azure = service is OPENAI and model_name.startswith("azure/")
         self.request_model = model_name.removeprefix("azure/") if azure else model_name
         if api is None:
@@ -134,11 +140,11 @@ class OpenAIAPI(SDKModelAPI):
             for field in (*OUTPUT_PARAMS, "reasoning_tokens"):
                 if getattr(config, field) is not None:
                     warn_unsupported(self.service.name, field, "the completions API has no such parameter")
-        data = await self.transport.post(path, body)
+        data = await self.transport.post(path, {**body, **self.body_args})
         return chat_output(data, data.get("model") or self.request_model, label=self.service.name, choice=parse)
 
     def _request(self, config: GenerateConfig, input_name: str, input_value: Any) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": self.request_model, input_name: input_value, **self.body_args}
+        body: dict[str, Any] = {"model": self.request_model, input_name: input_value}
         body.update(request_params(config, _PARAMS))
         if config.max_tokens is not None:
             body["max_tokens" if self.endpoint == "completions" else self.max_tokens_param] = config.max_tokens
@@ -155,6 +161,19 @@ class OpenAIAPI(SDKModelAPI):
                 if config.top_logprobs:
                     body["top_logprobs"] = config.top_logprobs
         return body
+
+
+def request_extras(model_args: dict[str, Any], body_args: tuple[str, ...]) -> dict[str, Any]:
+    """Take the body-bound -M args (`body_args`, `extra_body`) out of `model_args`, and move
+    `extra_headers` into the client's `default_headers`; the extras for every request body."""
+    body = {name: model_args.pop(name) for name in body_args if name in model_args}
+    extra_body = model_args.pop("extra_body", None) or {}
+    extra_headers = model_args.pop("extra_headers", None) or {}
+    if not isinstance(extra_body, dict) or not isinstance(extra_headers, dict):
+        raise ModelArgsError("-M extra_body and -M extra_headers must be mappings, e.g. extra_body={safe_prompt: true}")
+    if extra_headers:
+        model_args["default_headers"] = {**(model_args.get("default_headers") or {}), **extra_headers}
+    return {**body, **extra_body}
 
 
 def _settings(service: Service, base_url: str | None, api_key: str | None) -> dict[str, Any]:
@@ -181,9 +200,7 @@ def _azure_settings(base_url: str | None, api_key: str | None, model_args: dict[
     api_key = api_key or get_secret("AZUREAI_OPENAI_API_KEY")
     if api_key is None and not {"azure_ad_token", "azure_ad_token_provider"} & set(model_args):
         raise MissingCredentialsError("openai/azure", "AZUREAI_OPENAI_API_KEY")
-    api_version = model_args.get("api_version") or get_secret("OPENAI_API_VERSION")
-    if api_version is None:
-        raise MissingCredentialsError("openai/azure", "OPENAI_API_VERSION", "-M api_version=...")
+    api_version = model_args.get("api_version") or get_secret("OPENAI_API_VERSION") or AZURE_API_VERSION
     return {"api_key": api_key, "azure_endpoint": endpoint, "api_version": api_version, "max_retries": 0}
 
 

@@ -1,11 +1,14 @@
 """`transform`: any non-OpenAI HTTP inference API, described by a JMESPath transform spec.
 
-Use `transform/<model>` with `-M spec=PATH` (a YAML or JSON file; a mapping also works from
-Python) or the EVALKIT_TRANSFORM_SPEC variable. Every other `-M` goes to `httpx.AsyncClient`.
-One request is one `POST {base_url}{custom_path}` with the JSON body that
+Use `transform/<model>` with `-M spec=...` or the EVALKIT_TRANSFORM_SPEC variable, either
+holding a path to a YAML or JSON file or the JSON text itself (as Snorkel keeps it in a
+secret); a mapping also works from Python. `-M headers=`/`extra_headers=` are merged over the
+spec's headers, `-M extra_body=` and `-M logit_bias=` join the OpenAI-style request (so the
+spec's expressions can read them), and every other `-M` goes to `httpx.AsyncClient`. One
+request is one `POST {base_url}{custom_path}` with the JSON body that
 `openai_to_custom_request` builds; the reply goes through `custom_to_openai_response`.
 
-    base_url: https://api.example.com      # required; get_model(base_url=...) overrides it
+    base_url: https://api.example.com      # else -M base_url= or TRANSFORM_BASE_URL
     custom_path: /v1/generate              # appended to base_url (default "")
     headers: {X-Client: evalkit}           # extra request headers (default none)
     api_key_env: EXAMPLE_API_KEY           # default TRANSFORM_API_KEY; unset -> no key sent,
@@ -21,6 +24,14 @@ One request is one `POST {base_url}{custom_path}` with the JSON body that
     custom_to_openai_response:             # evaluated over the custom JSON reply
       choices: "[{message: {role: 'assistant', content: output.text}, finish_reason: output.reason}]"
       usage: {prompt_tokens: meta.tokens_in, completion_tokens: meta.tokens_out}
+
+The spec may instead be keyed by the OpenAI endpoint it transforms, as in Snorkel's form:
+`{"/chat/completions": {openai_to_custom_request: ..., custom_to_openai_response: ...},
+"/completions": {...}}`, other top-level keys applying to both. `/chat/completions` is used
+when present, else `/completions`; `-M endpoint=/completions` chooses. Under a root key,
+custom_path defaults to that key. For `/completions` the OpenAI-style request holds `prompt`
+(the messages' text joined by blank lines) instead of `messages`, and the mapped response is
+a completions response (`choices[].text`, `finish_reason`, `usage`).
 
 Map values: a string is a JMESPath expression (write constants as JMESPath literals, e.g.
 `"'my-model'"`), a mapping is a nested map, and a number, boolean or null is a constant. Keys
@@ -51,15 +62,18 @@ import jmespath
 from jmespath.exceptions import JMESPathError
 from jmespath.parser import ParsedResult
 
-from evalkit.errors import EvalkitError
+from evalkit.errors import EvalkitError, ModelArgsError
 from evalkit.model.api import warn_unsupported
 from evalkit.model.types import ChatMessage, GenerateConfig
 from evalkit.providers.json_chat import JSONChatAPI, auth_header
 from evalkit.providers.openai_format import OUTPUT_PARAMS, PARAMS, output_params, request_params, text_prompt
+from evalkit.secrets import get_secret
 from evalkit.tool.types import ToolChoice, ToolInfo
 
 SPEC_ENV = "EVALKIT_TRANSFORM_SPEC"
 DEFAULT_API_KEY_ENV = "TRANSFORM_API_KEY"
+BASE_URL_ENV = "TRANSFORM_BASE_URL"
+ENDPOINTS = ("/chat/completions", "/completions")
 
 
 class TransformSpecError(EvalkitError):
@@ -80,7 +94,8 @@ class TransformSpec:
     """A parsed and compiled transform spec."""
 
     source: str
-    base_url: str
+    endpoint: str
+    base_url: str | None
     custom_path: str
     headers: dict[str, str]
     api_key_env: str
@@ -100,37 +115,66 @@ class TransformSpec:
         return apply_map(self.response, data)
 
 
-def load_spec(spec: str | Mapping[str, Any] | None) -> TransformSpec:
-    """Read (a path) and compile a spec; `None` reads the path in EVALKIT_TRANSFORM_SPEC."""
-    spec = spec if spec is not None else os.environ.get(SPEC_ENV)
+def load_spec(spec: str | Mapping[str, Any] | None, endpoint: str | None = None) -> TransformSpec:
+    """Read and compile a spec: a mapping, JSON text, or a path to a YAML/JSON file; `None`
+    reads EVALKIT_TRANSFORM_SPEC. `endpoint` picks a root key of an endpoint-keyed spec."""
+    source = "-M spec"
     if spec is None:
-        raise TransformSpecError(f"transform needs a spec: pass -M spec=PATH or set {SPEC_ENV}")
+        spec, source = os.environ.get(SPEC_ENV), SPEC_ENV
+    if spec is None:
+        raise TransformSpecError(f"transform needs a spec: pass -M spec=PATH or set {SPEC_ENV} (a path or the JSON text)")
     if isinstance(spec, Mapping):
-        return compile_spec(dict(spec), "<mapping>")
+        return compile_spec(dict(spec), "<mapping>", endpoint)
+    if spec.lstrip().startswith("{"):
+        return compile_spec(_parse(spec, f"{source} (JSON text)"), f"{source} (JSON text)", endpoint)
     path = Path(spec)
     if not path.is_file():
-        raise TransformSpecError(f"transform spec {spec}: file not found")
+        raise TransformSpecError(f"transform spec {spec}: file not found (give a path, or the spec's JSON text)")
+    return compile_spec(_parse(path.read_text(encoding="utf-8"), spec), spec, endpoint)
+
+
+def _parse(text: str, source: str) -> Any:
     import yaml
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(text)
     except yaml.YAMLError as ex:
-        raise TransformSpecError(f"transform spec {spec}: not valid YAML or JSON ({str(ex).splitlines()[0]})") from None
-    return compile_spec(data, str(spec))
+        raise TransformSpecError(f"transform spec {source}: not valid YAML or JSON ({str(ex).splitlines()[0]})") from None
 
 
-def compile_spec(data: Any, source: str) -> TransformSpec:
+def _select_endpoint(data: dict[str, Any], endpoint: str | None, fail: Any) -> tuple[str, dict[str, Any], str]:
+    """The endpoint, its flat spec and its key path, for a flat or endpoint-keyed spec."""
+    roots = [key for key in data if str(key).startswith("/")]
+    if not roots:
+        if endpoint not in (None, "/chat/completions"):
+            raise fail("(top level)", f"has no {endpoint!r} key for -M endpoint={endpoint}")
+        return "/chat/completions", data, ""
+    unknown = [key for key in roots if key not in ENDPOINTS]
+    if unknown:
+        raise fail(unknown[0], f"unknown endpoint (known: {', '.join(ENDPOINTS)})")
+    chosen = endpoint or next(key for key in ENDPOINTS if key in roots)
+    if chosen not in roots:
+        raise fail("(top level)", f"has no {chosen!r} key for -M endpoint={chosen} (it has {', '.join(roots)})")
+    if not isinstance(data[chosen], dict):
+        raise fail(chosen, "must be a mapping")
+    shared = {key: value for key, value in data.items() if key not in roots}
+    return chosen, {"custom_path": chosen, **shared, **data[chosen]}, f"{chosen}."
+
+
+def compile_spec(data: Any, source: str, endpoint: str | None = None) -> TransformSpec:
     """Validate a spec mapping and compile its expressions; errors name the key path."""
+    prefix = ""
 
     def fail(path: str, problem: str) -> TransformSpecError:
-        return TransformSpecError(f"transform spec {source}: {path}: {problem}")
+        return TransformSpecError(f"transform spec {source}: {prefix}{path}: {problem}")
 
     if not isinstance(data, dict):
         raise fail("(top level)", "must be a mapping")
+    endpoint, data, prefix = _select_endpoint(data, endpoint, fail)
     unknown = sorted(set(data) - _SPEC_KEYS)
     if unknown:
-        raise fail(unknown[0], f"unknown key (known: {', '.join(sorted(_SPEC_KEYS))})")
-    for key in ("base_url", "openai_to_custom_request", "custom_to_openai_response"):
+        raise fail(unknown[0], f"unknown key (known: {', '.join(sorted(_SPEC_KEYS))}, or the endpoint keys {', '.join(ENDPOINTS)})")
+    for key in ("openai_to_custom_request", "custom_to_openai_response"):
         if key not in data:
             raise fail(key, "missing")
     for key in ("base_url", "custom_path", "api_key_env", "api_key_header", "api_key_scheme"):
@@ -145,7 +189,8 @@ def compile_spec(data: Any, source: str) -> TransformSpec:
         raise fail("custom_to_openai_response.choices", "missing (the mapped response needs choices)")
     return TransformSpec(
         source=source,
-        base_url=data["base_url"],
+        endpoint=endpoint,
+        base_url=data.get("base_url"),
         custom_path=data.get("custom_path", ""),
         headers={str(k): v for k, v in headers.items()},
         api_key_env=data.get("api_key_env", DEFAULT_API_KEY_ENV),
@@ -234,10 +279,18 @@ class TransformAPI(JSONChatAPI):
         api_key: str | None = None,
         config: GenerateConfig = GenerateConfig(),
         spec: str | Mapping[str, Any] | None = None,
+        endpoint: str | None = None,
         **model_args: Any,
     ) -> None:
-        self.spec = load_spec(spec)
-        base = (base_url or self.spec.base_url).rstrip("/")
+        if endpoint is not None and endpoint not in ENDPOINTS:
+            raise ModelArgsError(f"-M endpoint must be one of {', '.join(ENDPOINTS)} (got {endpoint!r})")
+        self.spec = load_spec(spec, endpoint)
+        base = base_url or self.spec.base_url or get_secret(BASE_URL_ENV)
+        if not base:
+            raise TransformSpecError(
+                f"transform spec {self.spec.source}: base_url: missing (add it, pass -M base_url=URL, or set {BASE_URL_ENV})"
+            )
+        base = base.rstrip("/")
         super().__init__(model_name, base_url=base, api_key=api_key, config=config, **model_args)
         auth = auth_header(
             self.provider, api_key, self.spec.api_key_env, required=self.spec.api_key_required,
@@ -249,9 +302,12 @@ class TransformAPI(JSONChatAPI):
     async def openai_request(
         self, input: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice | None, config: GenerateConfig
     ) -> dict[str, Any]:
-        messages = [{"role": m.role, "content": text_prompt(m, self.label)} for m in input]
-        return {"model": self.model_name, "messages": messages, **request_params(config),
-                **output_params(config, self.provider)}
+        texts = [(m.role, text_prompt(m, self.label)) for m in input]
+        if self.spec.endpoint == "/completions":
+            prompt: dict[str, Any] = {"prompt": "\n\n".join(text for _, text in texts)}
+        else:
+            prompt = {"messages": [{"role": role, "content": text} for role, text in texts]}
+        return {"model": self.model_name, **prompt, **request_params(config), **output_params(config, self.provider)}
 
     def request_body(self, request: dict[str, Any], config: GenerateConfig) -> Any:
         used = self.spec.request_fields
@@ -262,4 +318,14 @@ class TransformAPI(JSONChatAPI):
         return self.spec.build_request(request)
 
     def response_data(self, data: Any) -> Any:
-        return self.spec.build_response(data)
+        response = self.spec.build_response(data)
+        if self.spec.endpoint == "/completions" and isinstance(response.get("choices"), list):
+            response["choices"] = [_completion_as_chat(choice) for choice in response["choices"]]
+        return response
+
+
+def _completion_as_chat(choice: Any) -> Any:
+    """A completions choice (`text`) in the chat shape `chat_output` reads."""
+    if not isinstance(choice, dict) or "message" in choice:
+        return choice
+    return {"message": {"role": "assistant", "content": choice.get("text")}, "finish_reason": choice.get("finish_reason")}
