@@ -124,6 +124,42 @@ def test_the_environment_carries_no_credentials(sandboxes: Path, log_dir: Path, 
     assert environment["HOME"] == environment["TMPDIR"] and Path(environment["HOME"]).parent == sandboxes
 
 
+_PARENT_ENVIRON_TASK = """
+import json, sys
+from evalkit import Sample, Task, eval
+from evalkit.solver import solver
+from evalkit.util import sandbox
+
+@solver
+def probe():
+    async def solve(state, generate):
+        found = await sandbox().exec(["bash", "-c", "grep -a -c sk-parent-secret /proc/$PPID/environ /proc/1/environ; "
+                                      "grep CapEff /proc/self/status"])
+        state.metadata["seen"] = [found.stdout, found.stderr]
+        return state
+    return solve
+
+[log] = eval(Task(dataset=[Sample(input="x")], solver=probe(), sandbox="local"), model="mockllm/x",
+             log_dir=sys.argv[1], display="none")
+print(json.dumps(log.samples[0].state_metadata["seen"]))
+"""
+
+
+def test_commands_cannot_read_the_eval_process_environment(tmp_path: Path) -> None:
+    # The secret is in the environment the eval process started with (what /proc/PID/environ shows).
+    script = tmp_path / "probe.py"
+    script.write_text(_PARENT_ENVIRON_TASK)
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "logs")], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "OPENAI_API_KEY": "sk-parent-secret", "TMPDIR": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    stdout, stderr = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "sk-parent-secret" not in stdout + stderr
+    assert "environ: Permission denied" in stderr  # the eval's own environ
+    if os.geteuid() == 0:  # root without capabilities cannot read another root process's environ either
+        assert stderr.count("Permission denied") == 2
+        assert "CapEff:\t0000000000000000" in stdout
+
+
 def test_a_command_past_its_timeout_is_killed_with_its_children(sandboxes: Path, log_dir: Path) -> None:
     marker = f"{uuid.uuid4().int % 10**6 + 10**6}"
 

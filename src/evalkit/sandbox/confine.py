@@ -20,8 +20,9 @@ from functools import cache
 _CREATE_RULESET, _ADD_RULE, _RESTRICT_SELF = 444, 445, 446
 _RULESET_VERSION = 1
 _RULE_PATH_BENEATH = 1
-_PR_SET_NO_NEW_PRIVS, _PR_CAPBSET_DROP = 38, 24
-_CAP_SYS_ADMIN, _CAP_SYS_RESOURCE = 21, 24
+_PR_SET_DUMPABLE, _PR_SET_NO_NEW_PRIVS, _PR_CAPBSET_DROP = 4, 38, 24
+_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
+_CAPABILITY_VERSION_3 = 0x20080522
 
 _WRITE_FILE, _TRUNCATE = 1 << 1, 1 << 14
 # Every right that changes the file system: write (bit 1), remove dir and file (4, 5), make
@@ -98,6 +99,33 @@ def _allow(ruleset: int, path: str, rights: int) -> None:
         os.close(parent)
 
 
+@cache
+def _last_capability() -> int:
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as handle:
+            return int(handle.read())
+    except (OSError, ValueError):
+        return 63
+
+
+@cache
+def hide_parent() -> None:
+    """Make this (the eval) process non-dumpable, so its children cannot read its
+    /proc/PID/environ (API keys) or memory, even as the same user."""
+    if sys.platform == "linux":
+        _libc().prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+
+
+def _drop_capabilities(libc: ctypes.CDLL, last: int) -> None:
+    """Drop every capability: bounding, ambient, inheritable, permitted and effective sets, so
+    that root code cannot lift limits, read other root processes' /proc, mknod or chattr."""
+    for capability in range(last + 1):
+        libc.prctl(_PR_CAPBSET_DROP, capability, 0, 0, 0)
+    libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    header = struct.pack("Ii", _CAPABILITY_VERSION_3, 0)
+    libc.capset(header, bytes(24))
+
+
 def _tasks_of_user() -> int:
     """How many processes and threads this user runs now (what RLIMIT_NPROC counts)."""
     uid, count = os.getuid(), 0
@@ -119,6 +147,7 @@ def confinement(folder: str, limits: Limits, join: Callable[[], None] | None = N
     ruleset = _ruleset(folder, limits.network)
     processes = _tasks_of_user() + limits.max_processes
     libc = _libc()
+    last = _last_capability()
 
     def confine() -> None:
         if join is not None:
@@ -130,8 +159,7 @@ def confinement(folder: str, limits: Limits, join: Callable[[], None] | None = N
             hard = resource.getrlimit(kind)[1]
             value = value if hard == resource.RLIM_INFINITY else min(value, hard)
             resource.setrlimit(kind, (value, value))
-        for capability in (_CAP_SYS_ADMIN, _CAP_SYS_RESOURCE):  # else root could lift the hard limits again
-            libc.prctl(_PR_CAPBSET_DROP, capability, 0, 0, 0)
+        _drop_capabilities(libc, last)
         libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
         if ruleset is not None and libc.syscall(_RESTRICT_SELF, ruleset, 0) != 0:
             os._exit(126)

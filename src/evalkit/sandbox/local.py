@@ -25,7 +25,7 @@ from typing import Any
 import anyio
 
 from evalkit.sandbox.cgroup import PidsCgroup
-from evalkit.sandbox.confine import Limits, confinement
+from evalkit.sandbox.confine import Limits, confinement, hide_parent
 from evalkit.sandbox.environment import (
     ExecResult,
     OutputLimitExceededError,
@@ -80,6 +80,7 @@ class LocalSandboxEnvironment(SandboxEnvironment):
     @classmethod
     async def create(cls, config: LocalSandboxConfig | None) -> LocalSandboxEnvironment:
         config = config or LocalSandboxConfig()
+        hide_parent()
         # RLIMIT_NPROC does not bind root: there, a pids cgroup bounds the processes (where one can be made).
         cgroup = PidsCgroup.create(config.max_processes) if os.geteuid() == 0 else None
         created = cls(Path(tempfile.mkdtemp(prefix="evalkit-sandbox-")).resolve(), config, cgroup)
