@@ -111,6 +111,58 @@ def test_files_outside_the_folder_are_refused(sandboxes: Path, log_dir: Path) ->
     assert not (sandboxes / "escape.txt").exists()
 
 
+def test_links_fifos_and_devices_are_not_followed_or_read(sandboxes: Path, log_dir: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("outside")
+
+    async def check(box: Any) -> Any:
+        await box.exec(["bash", "-c", f"mkfifo fifo; ln -s {outside} d; ln -s {outside}/secret.txt s.txt; mkdir sub; "
+                                      "echo inside > a.txt; ln a.txt hard.txt"])
+        outcomes = {}
+        for name, action in {"read fifo": box.read_file("fifo"), "write fifo": box.write_file("fifo", "x"),
+                             "read dir link": box.read_file("d/secret.txt"), "write dir link": box.write_file("d/pwned.txt", "x"),
+                             "read link": box.read_file("s.txt"), "write link": box.write_file("s.txt", "x"),
+                             "write hard link": box.write_file("hard.txt", "x"),
+                             "read folder": box.read_file("sub"), "read missing": box.read_file("nope.txt"),
+                             "device": box.read_file("/dev/zero")}.items():
+            try:
+                outcomes[name] = ["read", await action]
+            except OSError as ex:
+                outcomes[name] = [type(ex).__name__, str(ex)]
+        outcomes["mknod"] = (await box.exec(["mknod", "zero", "c", "1", "5"])).returncode
+        return outcomes
+
+    [outcomes] = seen(run(exec_solver(check), log_dir))
+    for name in ("read fifo", "write fifo", "read dir link", "write dir link", "read link", "write link", "write hard link",
+                 "device"):
+        assert outcomes[name][0] == "PermissionError", (name, outcomes[name])
+    assert "not a regular file" in outcomes["read fifo"][1] and "links are not followed" in outcomes["read link"][1]
+    assert outcomes["read folder"][0] == "IsADirectoryError" and outcomes["read missing"][0] == "FileNotFoundError"
+    assert outcomes["mknod"] != 0  # no CAP_MKNOD, even as root
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"] and (outside / "secret.txt").read_text() == "outside"
+
+
+def test_a_link_swapped_in_while_writing_never_leads_outside(sandboxes: Path, log_dir: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+
+    async def check(box: Any) -> Any:
+        await box.exec(["bash", "-c", f"(while true; do rm -rf d; mkdir d; rm -rf d; ln -s {outside} d; done) &"])
+        written = 0
+        for _ in range(300):
+            try:
+                await box.write_file("d/pwned.txt", "x")
+                written += 1
+            except OSError:
+                pass
+        return written
+
+    [written] = seen(run(exec_solver(check), log_dir))
+    assert written > 0  # the race ran: some writes landed inside, in the real folder
+    assert list(outside.iterdir()) == []
+
+
 def test_the_environment_carries_no_credentials(sandboxes: Path, log_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-for-children")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-test-secret")

@@ -28,12 +28,11 @@ from evalkit.sandbox.cgroup import PidsCgroup
 from evalkit.sandbox.confine import Limits, confinement, hide_parent
 from evalkit.sandbox.environment import (
     ExecResult,
-    OutputLimitExceededError,
     SandboxEnvironment,
     SandboxEnvironmentLimits,
     config_from,
-    size_text,
 )
+from evalkit.sandbox.files import read_beneath, write_beneath
 from evalkit.sandbox.process import run_process
 from evalkit.sandbox.procs import processes_of
 
@@ -107,22 +106,13 @@ class LocalSandboxEnvironment(SandboxEnvironment):
                 )
 
     async def read_file(self, file: str, text: bool = True) -> Any:
-        path = self.resolve(file)
-        size = path.stat().st_size
-        if size > SandboxEnvironmentLimits.MAX_READ_FILE_SIZE:
-            raise OutputLimitExceededError(size_text(SandboxEnvironmentLimits.MAX_READ_FILE_SIZE), None)
-        data = await anyio.to_thread.run_sync(path.read_bytes)
+        data = await anyio.to_thread.run_sync(
+            read_beneath, str(self.folder), file, SandboxEnvironmentLimits.MAX_READ_FILE_SIZE)
         return data.decode("utf-8") if text else data
 
     async def write_file(self, file: str, contents: str | bytes) -> None:
-        path = self.resolve(file)
         data = contents.encode() if isinstance(contents, str) else contents
-
-        def write() -> None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-
-        await anyio.to_thread.run_sync(write)
+        await anyio.to_thread.run_sync(write_beneath, str(self.folder), file, data)
 
     async def cleanup(self) -> None:
         await anyio.to_thread.run_sync(self.remove)
