@@ -57,7 +57,7 @@ def _summary(values: list[float]) -> str:
 async def _overhead() -> None:
     create, run, cleanup, bare = [], [], [], []
     for record in RECORDS:
-        script = program(record, record["canonical_solution"])
+        script = program(record, record["canonical_solution"], False, "done")
         begin = time.perf_counter()
         box = await LocalSandboxEnvironment.create(None)
         made = time.perf_counter()

@@ -15,6 +15,7 @@ import gzip
 import importlib.util
 import json
 import re
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from evalkit import Epochs, MemoryDataset, Sample, Task, task
 from evalkit.errors import DatasetError
 from evalkit.scorer import CORRECT, INCORRECT, Score, Target, accuracy, pass_at, scorer, stderr
 from evalkit.solver import TaskState, generate
-from evalkit.util import ExecResult, OutputLimitExceededError, sandbox
+from evalkit.util import OutputLimitExceededError, sandbox
 
 INSTRUCTION = (
     "Read the following function signature and docstring, and fully implement the function described. "
@@ -62,13 +63,29 @@ def find_code(completion: str, entry_point: str) -> tuple[str, bool]:
     return code, re.search(rf"^def\s+{re.escape(entry_point)}\s*\(", code, re.MULTILINE) is not None
 
 
-def program(metadata: dict[str, Any], completion: str) -> str:
-    """The script that passes when the completion is right: prompt, completion, tests, check()."""
-    code, whole_function = find_code(completion, metadata["entry_point"])
+def program(metadata: dict[str, Any], code: str, whole_function: bool, nonce: str) -> str:
+    """The script that passes when the code is right: prompt, code, tests, check(), then `nonce`
+    on a line of its own (printed only when check() returned: an early exit(0) has none)."""
     # A whole function is appended after the prompt (whose function then has only its
     # docstring), so the prompt's imports stay in scope; a body continues the prompt.
     solution = f"{metadata['prompt']}\n{code}" if whole_function else metadata["prompt"] + code
-    return f"{solution}\n\n{metadata['test']}\n\ncheck({metadata['entry_point']})\n"
+    return f"{solution}\n\n{metadata['test']}\n\ncheck({metadata['entry_point']})\nprint('\\n{nonce}')\n"
+
+
+async def run_tests(script: str, nonce: str, timeout: int) -> str | None:
+    """None when the script ran to its end (exit 0, `nonce` the last line printed), else why not."""
+    try:  # on stdin: an argument is capped at 128 KiB, a long completion must not be a sample error
+        result = await sandbox().exec(["python3", "-"], input=script, timeout=timeout)
+    except TimeoutError:
+        return f"timeout: the tests did not finish within {timeout} seconds"
+    except OutputLimitExceededError as ex:
+        return f"the program printed more than {ex.limit_str} and was stopped"
+    lines = result.stdout.rstrip("\n").splitlines()
+    if result.success and lines and lines[-1] == nonce:
+        return None
+    if result.success:
+        return "exit code 0 before the tests finished (the program exited early)"
+    return f"exit code {result.returncode}\n{result.stderr[-_SHOWN_ERROR:]}"
 
 
 @scorer(metrics=[accuracy(), stderr()])
@@ -76,18 +93,12 @@ def verify(timeout: int = 30) -> Any:
     """C when the problem's tests pass on the completion (run in the sandbox, stopped after `timeout` seconds)."""
 
     async def score(state: TaskState, target: Target) -> Score:
-        script = program(state.metadata, state.output.completion if state.output else "")
-        try:
-            result = await sandbox().exec(["python3", "-c", script], timeout=timeout)
-        except TimeoutError:
-            result = ExecResult(False, 1, "", f"the tests did not finish within {timeout} seconds")
-        except OutputLimitExceededError as ex:
-            result = ExecResult(False, 1, "", f"the program printed more than {ex.limit_str} and was stopped")
-        answer = find_code(state.output.completion if state.output else "", state.metadata["entry_point"])[0]
-        if result.success:
-            return Score(CORRECT, answer=answer)
-        return Score(INCORRECT, answer=answer,
-                     explanation=f"exit code {result.returncode}\n{result.stderr[-_SHOWN_ERROR:]}")
+        code, whole_function = find_code(state.output.completion if state.output else "", state.metadata["entry_point"])
+        nonce = secrets.token_hex(16)
+        failure = await run_tests(program(state.metadata, code, whole_function, nonce), nonce, timeout)
+        if failure is None:
+            return Score(CORRECT, answer=code)
+        return Score(INCORRECT, answer=code, explanation=failure)
 
     return score
 

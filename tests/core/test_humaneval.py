@@ -41,9 +41,10 @@ class Completer(ModelAPI):
         return ModelOutput.from_text("completer", self.answer(record, self.calls[record["task_id"]]))
 
 
-def run(answer: Callable[[dict[str, Any], int], str], log_dir: Path, **task_args: Any) -> Any:
+def run(answer: Callable[[dict[str, Any], int], str], log_dir: Path, sample_id: list[str] | None = None,
+        **task_args: Any) -> Any:
     [log] = eval(humaneval(**task_args), model=Model("completer/x", Completer(answer)), log_dir=log_dir,
-                 display="none", fail_on_error=False)
+                 display="none", fail_on_error=False, sample_id=sample_id)
     return log
 
 
@@ -123,19 +124,37 @@ def test_hostile_solutions_are_stopped_and_the_eval_goes_on(sandboxes: Path, tmp
     hostile = {RECORDS[i * 20]["task_id"]: code.format(outside=str(outside), marker=marker)
                for i, code in enumerate(HOSTILE.values())}
 
-    log = run(lambda record, _: hostile.get(record["task_id"], record["canonical_solution"]), log_dir, timeout=8)
+    canonical = [RECORDS[i * 20 + 1]["task_id"] for i in range(5)]  # beside them, a few right answers still pass
+
+    log = run(lambda record, _: hostile.get(record["task_id"], record["canonical_solution"]), log_dir,
+              sample_id=[*hostile, *canonical], timeout=8)
     scored = values(log)
-    assert [s.error for s in log.samples] == [None] * 164
+    assert [s.error for s in log.samples] == [None] * (len(hostile) + len(canonical))
     assert {task_id: scored[task_id] for task_id in hostile} == {task_id: "I" for task_id in hostile}
-    assert [v for task_id, v in scored.items() if task_id not in hostile] == ["C"] * (164 - len(hostile))
+    assert [scored[task_id] for task_id in canonical] == ["C"] * len(canonical)
     explanations = dict(zip(HOSTILE, (next(s for s in log.samples if s.id == t).scores["verify"]["explanation"] for t in hostile)))
-    assert "did not finish within 8 seconds" in explanations["loops_forever"]
+    assert explanations["loops_forever"].startswith("timeout: the tests did not finish within 8 seconds")
     assert "MemoryError" in explanations["allocates_without_bound"]
     assert "did not finish within 8 seconds" in explanations["forks_without_end"]
     assert "PermissionError" in explanations["writes_outside_its_folder"] and not outside.exists()
     assert "printed more than 10 MiB" in explanations["prints_gigabytes"]
     assert not [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", marker]]
     # the fixture checks that no process runs in a sandbox folder and every folder is gone
+
+
+def test_an_early_exit_or_a_huge_completion_scores_incorrect(sandboxes: Path, log_dir: Path) -> None:
+    bodies = ["    import sys; sys.exit(0)\n", "    import os; os._exit(0)\n",
+              "    return None  # " + "x" * 200_000 + "\n", "    print('done'); import sys; sys.exit(0)\n"]
+    answers = {RECORDS[i]["task_id"]: body for i, body in enumerate(bodies)}
+    canonical = [r["task_id"] for r in RECORDS[10:12]]
+    log = run(lambda record, _: answers.get(record["task_id"], record["canonical_solution"]), log_dir,
+              sample_id=[*answers, *canonical])
+    assert [s.error for s in log.samples] == [None] * 6
+    scored = values(log)
+    assert [scored[t] for t in answers] == ["I"] * 4 and [scored[t] for t in canonical] == ["C"] * 2
+    explanations = [next(s for s in log.samples if s.id == t).scores["verify"]["explanation"] for t in answers]
+    assert all("exited early" in e for e in (explanations[0], explanations[1], explanations[3]))
+    assert "AssertionError" in explanations[2]
 
 
 def test_the_cli_runs_humaneval(tmp_path: Path) -> None:
