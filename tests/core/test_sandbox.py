@@ -271,8 +271,10 @@ def test_processes_left_running_are_killed_and_the_folder_removed_after_scoring(
     scored_while_running = []
 
     async def check(box: Any) -> Any:
-        # One stays in the sandbox's session, one leaves it (setsid): clean-up finds both.
-        started = await box.exec(["bash", "-c", "sleep 1000 & setsid sleep 1001 & echo started"])
+        # One stays in the sandbox's session, one leaves it (setsid) under an env= that tries to
+        # replace the sandbox's marker: clean-up finds both.
+        started = await box.exec(["bash", "-c", "sleep 1000 & setsid sleep 1001 & echo $EVALKIT_SANDBOX"],
+                                 env={"EVALKIT_SANDBOX": "not-the-marker"})
         return started.stdout
 
     @scorer(metrics=[])
@@ -283,7 +285,8 @@ def test_processes_left_running_are_killed_and_the_folder_removed_after_scoring(
 
         return score
 
-    assert seen(run(exec_solver(check), log_dir, scorer_fn=still_running())) == ["started\n"]
+    [marker] = seen(run(exec_solver(check), log_dir, scorer_fn=still_running()))
+    assert len(marker.strip()) == 32 and marker.strip() != "not-the-marker"
     assert scored_while_running == [2]  # the fixture checks both are gone, and the folder
 
 

@@ -134,12 +134,14 @@ class LocalSandboxEnvironment(SandboxEnvironment):
         return path
 
     def _environment(self, extra: dict[str, str] | None) -> dict[str, str]:
-        """A small environment: nothing of the parent's beyond PATH and locale (no credentials)."""
+        """A small environment: nothing of the parent's beyond PATH and locale (no credentials), then
+        `extra`, then the sandbox's marker."""
         path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", os.defpath)])
         base = {"PATH": path, "HOME": str(self.folder), "TMPDIR": str(self.folder), "LANG": "C.UTF-8",
-                "PYTHONNOUSERSITE": "1", _MARKER: self.marker}
+                "PYTHONNOUSERSITE": "1"}
         base.update({name: os.environ[name] for name in _PASSED_ON if name in os.environ})
-        return {**base, **(extra or {})}
+        # `env` may change any of these (as in Inspect) but not the marker clean-up finds processes by.
+        return {**base, **(extra or {}), _MARKER: self.marker}
 
 
 def _limiter(size: int) -> asyncio.Semaphore:
