@@ -290,6 +290,29 @@ def test_processes_left_running_are_killed_and_the_folder_removed_after_scoring(
     assert scored_while_running == [2]  # the fixture checks both are gone, and the folder
 
 
+def test_clean_up_spares_a_process_that_got_a_pid_the_sandbox_once_had(sandboxes: Path, log_dir: Path) -> None:
+    if not os.access("/proc/sys/kernel/ns_last_pid", os.W_OK):
+        pytest.skip("choosing the next pid (/proc/sys/kernel/ns_last_pid) needs root")
+    bystanders: list[subprocess.Popen[bytes]] = []
+
+    async def check(box: Any) -> Any:
+        leader = int((await box.exec(["bash", "-c", "echo $$"])).stdout)  # a session the sandbox started; it ended
+        for _ in range(50):  # an unrelated session leader outside the sandbox reuses its pid
+            Path("/proc/sys/kernel/ns_last_pid").write_text(str(leader - 1))
+            bystanders.append(subprocess.Popen(["sleep", "1000"], start_new_session=True, env={"PATH": os.defpath}))
+            if bystanders[-1].pid == leader:
+                return True
+        return False
+
+    try:
+        assert seen(run(exec_solver(check), log_dir)) == [True]
+        assert bystanders[-1].poll() is None  # still running after the sandbox's clean-up
+    finally:
+        for process in bystanders:
+            process.kill()
+            process.wait()
+
+
 def test_the_sandbox_is_cleaned_up_when_the_solver_fails(sandboxes: Path, log_dir: Path) -> None:
     @solver
     def crash() -> Any:

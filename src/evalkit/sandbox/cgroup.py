@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import time
 import uuid
 from pathlib import Path
+
+from evalkit.sandbox.procs import stop_and_kill
 
 _ROOTS = (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup"))
 
@@ -53,14 +53,7 @@ class PidsCgroup:
         return []
 
     def remove(self) -> None:
-        """Kill every process in the cgroup, then delete it. Each round stops them all first,
-        so that none forks a replacement while the others are killed."""
-        deadline = time.monotonic() + 10
-        while (left := self.pids()) and time.monotonic() < deadline:
-            for sig in (signal.SIGSTOP, signal.SIGKILL):
-                for pid in left:
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.kill(pid, sig)
-            time.sleep(0.01)
+        """Kill every process in the cgroup, then delete it."""
+        stop_and_kill(self.pids)
         with contextlib.suppress(OSError):
             self.path.rmdir()

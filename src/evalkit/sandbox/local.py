@@ -10,12 +10,10 @@ import asyncio
 import atexit
 import contextlib
 import os
-import signal
 import shutil
 import stat
 import sys
 import tempfile
-import time
 import uuid
 import weakref
 from dataclasses import dataclass
@@ -34,7 +32,7 @@ from evalkit.sandbox.environment import (
 )
 from evalkit.sandbox.files import read_beneath, write_beneath
 from evalkit.sandbox.process import run_process
-from evalkit.sandbox.procs import processes_of
+from evalkit.sandbox.procs import processes_of, start_time, stop_and_kill
 
 _MARKER = "EVALKIT_SANDBOX"
 _PASSED_ON = ("LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM")
@@ -68,7 +66,7 @@ class LocalSandboxEnvironment(SandboxEnvironment):
         self.cgroup = cgroup
         self.config = config
         self.marker = uuid.uuid4().hex
-        self.sessions: set[int] = set()
+        self.sessions: dict[int, int | None] = {}  # session leader pid: its start time
         self.limits = Limits(config.cpu_seconds, config.memory_mb * _MIB, config.max_processes,
                              config.max_file_mb * _MIB, config.network, config.nice)
 
@@ -102,7 +100,7 @@ class LocalSandboxEnvironment(SandboxEnvironment):
                 return await run_process(
                     cmd, input=input, cwd=str(workdir), env=self._environment(env), timeout=timeout,
                     output_limit=SandboxEnvironmentLimits.MAX_EXEC_OUTPUT_SIZE, preexec_fn=confine,
-                    on_start=self.sessions.add,
+                    on_start=self._started,
                 )
 
     async def read_file(self, file: str, text: bool = True) -> Any:
@@ -122,8 +120,11 @@ class LocalSandboxEnvironment(SandboxEnvironment):
         _live.discard(self)
         if self.cgroup is not None:
             self.cgroup.remove()  # every process, however it left the session (the scan below is then quick)
-        _kill_all(self.sessions, self.marker)
+        stop_and_kill(lambda: processes_of(self.sessions, f"{_MARKER}={self.marker}"))
         _remove_tree(self.folder)
+
+    def _started(self, pid: int) -> None:
+        self.sessions[pid] = start_time(pid)
 
     def resolve(self, file: str) -> Path:
         """`file` (relative to the folder, or absolute) as a path inside the folder; anything
@@ -150,21 +151,6 @@ def _limiter(size: int) -> asyncio.Semaphore:
     if size not in by_size:
         by_size[size] = asyncio.Semaphore(size or os.cpu_count() or 1)
     return by_size[size]
-
-
-def _kill_all(sessions: set[int], marker: str) -> None:
-    """SIGKILL every process found in a session or carrying the marker, until none is left
-    (where no cgroup lists them)."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        left = processes_of(sessions, f"{_MARKER}={marker}")
-        if not left:
-            return
-        for sig in (signal.SIGSTOP, signal.SIGKILL):  # stopped first, so none forks a replacement
-            for pid in left:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, sig)
-        time.sleep(0.01)
 
 
 def _remove_tree(folder: Path) -> None:
