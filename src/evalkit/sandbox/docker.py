@@ -5,20 +5,22 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import anyio
+
 from evalkit.errors import EvalkitError
 from evalkit.sandbox.environment import (
     ExecResult,
-    OutputLimitExceededError,
     SandboxEnvironment,
     SandboxEnvironmentLimits,
     config_from,
-    size_text,
 )
+from evalkit.sandbox.files import read_beneath
 from evalkit.sandbox.process import run_process
 
 _CONTROL_TIMEOUT = 120.0
@@ -57,9 +59,15 @@ class DockerSandboxEnvironment(SandboxEnvironment):
     async def create(cls, config: DockerSandboxConfig | None) -> DockerSandboxEnvironment:
         config = config or DockerSandboxConfig()
         name = f"evalkit-{uuid.uuid4().hex[:16]}"
-        await _docker("run", "-d", "--name", name, "--network", config.network, "--memory", config.memory,
-                      "--memory-swap", config.memory, "--cpus", f"{config.cpus:g}", "--pids-limit", str(config.pids_limit),
-                      "-w", config.workdir, "--entrypoint", "sleep", config.image, "infinity")
+        try:
+            await _docker("run", "-d", "--name", name, "--network", config.network, "--memory", config.memory,
+                          "--memory-swap", config.memory, "--cpus", f"{config.cpus:g}", "--pids-limit",
+                          str(config.pids_limit), "-w", config.workdir, "--entrypoint", "sleep", config.image, "infinity")
+        except BaseException:  # cancelled or failed: the daemon may have started it all the same
+            with anyio.CancelScope(shield=True), anyio.move_on_after(_CONTROL_TIMEOUT):
+                await run_process(["docker", "rm", "-f", name], input=None, cwd=None, env=None,
+                                  timeout=_CONTROL_TIMEOUT, output_limit=1 << 16)
+            raise
         return cls(name, config)
 
     async def exec(
@@ -74,22 +82,22 @@ class DockerSandboxEnvironment(SandboxEnvironment):
         options += ["-w", self._path(cwd or ".")]
         for name, value in (env or {}).items():
             options += ["-e", f"{name}={value}"]
-        # `timeout` inside the container stops the command there too, not only the docker client.
-        inner = ["timeout", "-s", "KILL", str(timeout), *cmd] if timeout else cmd
+        # `timeout` inside the container stops the command there too, not only the docker client;
+        # it exits 124 (or 137 after the KILL 2 s later), and only then has the time passed.
+        inner = ["timeout", "-k", "2", str(timeout), *cmd] if timeout else cmd
+        begin = time.monotonic()
         result = await run_process(["docker", "exec", *options, self.container, *inner], input=input, cwd=None, env=None,
                                    timeout=timeout + 10 if timeout else None,
                                    output_limit=SandboxEnvironmentLimits.MAX_EXEC_OUTPUT_SIZE)
-        if timeout and result.returncode == 137 and not result.stderr:
+        if timeout and result.returncode in (124, 137) and time.monotonic() - begin >= timeout:
             raise TimeoutError(f"the command did not finish within {timeout} seconds and was stopped")
         return result
 
     async def read_file(self, file: str, text: bool = True) -> Any:
         with tempfile.TemporaryDirectory(prefix="evalkit-docker-") as folder:
-            local = Path(folder) / "file"
-            await self._copy(f"{self.container}:{self._path(file)}", str(local), file)
-            if local.stat().st_size > SandboxEnvironmentLimits.MAX_READ_FILE_SIZE:
-                raise OutputLimitExceededError(size_text(SandboxEnvironmentLimits.MAX_READ_FILE_SIZE), None)
-            data = local.read_bytes()
+            # -L: the file a link points to in the container, never a link to follow on this host.
+            await self._copy(f"{self.container}:{self._path(file)}", str(Path(folder) / "file"), file, "-L")
+            data = read_beneath(folder, "file", SandboxEnvironmentLimits.MAX_READ_FILE_SIZE)
         return data.decode("utf-8") if text else data
 
     async def write_file(self, file: str, contents: str | bytes) -> None:
@@ -106,8 +114,8 @@ class DockerSandboxEnvironment(SandboxEnvironment):
     def _path(self, file: str) -> str:
         return str(PurePosixPath(self.config.workdir) / file)
 
-    async def _copy(self, source: str, destination: str, file: str) -> None:
-        result = await run_process(["docker", "cp", "-q", source, destination], input=None, cwd=None, env=None,
+    async def _copy(self, source: str, destination: str, file: str, *options: str) -> None:
+        result = await run_process(["docker", "cp", "-q", *options, source, destination], input=None, cwd=None, env=None,
                                    timeout=_CONTROL_TIMEOUT, output_limit=1 << 16)
         if not result.success:
             if "Could not find" in result.stderr or "No such" in result.stderr:

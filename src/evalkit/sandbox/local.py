@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import contextlib
 import os
 import shutil
 import stat
@@ -80,7 +79,13 @@ class LocalSandboxEnvironment(SandboxEnvironment):
         hide_parent()
         # RLIMIT_NPROC does not bind root: there, a pids cgroup bounds the processes (where one can be made).
         cgroup = PidsCgroup.create(config.max_processes) if os.geteuid() == 0 else None
-        created = cls(Path(tempfile.mkdtemp(prefix="evalkit-sandbox-")).resolve(), config, cgroup)
+        try:
+            folder = Path(tempfile.mkdtemp(prefix="evalkit-sandbox-")).resolve()
+        except BaseException:
+            if cgroup is not None:
+                cgroup.remove()
+            raise
+        created = cls(folder, config, cgroup)
         _live.add(created)
         return created
 
