@@ -5,7 +5,6 @@ sandbox, scored C/I, pass@k over epochs; hostile solutions are stopped and nothi
 from __future__ import annotations
 
 import sys
-import tempfile
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +16,6 @@ import pytest
 from evalkit import ModelAPI, ModelOutput, eval, read_eval_log
 from evalkit.model.model import Model
 from tests.conftest import REPO, run_cli
-from tests.core.test_sandbox import sandbox_processes
 
 sys.path.insert(0, str(REPO / "tasks"))
 from humaneval import humaneval, humaneval_records  # noqa: E402
@@ -50,16 +48,6 @@ def run(answer: Callable[[dict[str, Any], int], str], log_dir: Path, sample_id: 
 
 def values(log: Any) -> dict[str, str]:
     return {s.id: s.scores["verify"]["value"] for s in log.samples}
-
-
-@pytest.fixture
-def sandboxes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    folder = tmp_path / "sandboxes"
-    folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
-    yield folder
-    assert sandbox_processes(folder) == []
-    assert list(folder.iterdir()) == []
 
 
 def test_the_package_holds_the_164_problems() -> None:
