@@ -155,7 +155,7 @@ def test_compatible_service_extra_body_from_the_cli(tmp_path: Path) -> None:
         "from evalkit import task, Task, Sample\n@task\ndef t():\n    return Task(dataset=[Sample(input='ANSWER: x')])\n")
     with RecordingServer(chat_reply) as server:
         result = run_cli("eval", "t.py", "--model", "openrouter/meta/llama", "-M", "extra_body={top_a: 0.2}",
-                         "-M", 'logit_bias={"42": 3}', "-M", "models=openai/gpt-4o-mini, anthropic/claude-3.5-haiku",
+                         "-M", 'logit_bias={42: 3}', "-M", "models=openai/gpt-4o-mini, anthropic/claude-3.5-haiku",
                          "--log-dir", "logs", cwd=tmp_path,
                          env={"OPENROUTER_API_KEY": "or-key-0123456789", "OPENROUTER_BASE_URL": f"{server.url}/api/v1"})
     assert result.returncode == 0, result.stderr

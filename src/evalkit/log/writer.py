@@ -28,7 +28,7 @@ def redact(args: Any, name: str = "") -> Any:
     names that look like keys, tokens, secrets or passwords, known credential values, and
     credential shapes inside text (Bearer tokens, sk-... keys, passwords in URLs)."""
     if isinstance(args, dict):
-        return {k: redact(v, str(k)) for k, v in args.items()}
+        return {str(k): redact(v, str(k)) for k, v in args.items()}  # JSON keys are text
     if isinstance(args, (list, tuple)):
         return [redact(v, name) for v in args]
     if args in (None, "") or isinstance(args, bool):
