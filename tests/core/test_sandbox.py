@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import pytest
 
 from evalkit import Sample, Task, eval, read_eval_log
 from evalkit.errors import DefinitionError
+from evalkit.sandbox import cgroup
 from evalkit.scorer import Score, Target, includes, scorer
 from evalkit.solver import Generate, TaskState, generate, solver, use_tools
 from evalkit.tool import bash, python
@@ -253,6 +255,22 @@ def test_memory_processes_and_writes_outside_are_limited(sandboxes: Path, log_di
     assert results["write_outside"][1].startswith("PermissionError") and not outside.exists()
     assert results["fork_bomb"][0] == 1 and "BlockingIOError" in results["fork_bomb"][1]
     assert results["ulimit"] == [str(256 * 1024), "60", str(256 * 1024)]
+
+
+def test_root_without_a_pids_cgroup_is_warned_once(sandboxes: Path, log_dir: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cgroup, "_ROOTS", (tmp_path / "no-cgroup-fs",))  # as on a host where none can be made
+
+    async def check(box: Any) -> Any:
+        return (await box.exec(["true"])).returncode
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        log = run(exec_solver(check), log_dir, samples=3)
+    assert seen(log) == [0, 0, 0]
+    said = [str(w.message) for w in caught if "pids cgroup" in str(w.message)]
+    assert len(said) == (1 if os.geteuid() == 0 else 0)
+    assert all("nothing bounds the number of processes" in s for s in said)
 
 
 def test_processes_left_running_are_killed_and_the_folder_removed_after_scoring(sandboxes: Path, log_dir: Path) -> None:

@@ -126,7 +126,7 @@ def _drop_capabilities(libc: ctypes.CDLL, last: int) -> None:
     libc.capset(header, bytes(24))
 
 
-def _tasks_of_user() -> int:
+def tasks_of_user() -> int:
     """How many processes and threads this user runs now (what RLIMIT_NPROC counts)."""
     uid, count = os.getuid(), 0
     if not os.path.isdir("/proc"):
@@ -141,11 +141,13 @@ def _tasks_of_user() -> int:
 
 
 @contextlib.contextmanager
-def confinement(folder: str, limits: Limits, join: Callable[[], None] | None = None) -> Iterator[Callable[[], None]]:
+def confinement(folder: str, limits: Limits, user_tasks: int,
+                join: Callable[[], None] | None = None) -> Iterator[Callable[[], None]]:
     """The function a child runs between fork and exec (`preexec_fn`), valid inside the block;
-    it calls `join` first (to enter the sandbox's cgroup)."""
+    it calls `join` first (to enter the sandbox's cgroup). The process limit counts on top of
+    `user_tasks` (what `tasks_of_user()` found)."""
     ruleset = _ruleset(folder, limits.network)
-    processes = _tasks_of_user() + limits.max_processes
+    processes = user_tasks + limits.max_processes
     libc = _libc()
     last = _last_capability()
 

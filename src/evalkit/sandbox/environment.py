@@ -35,7 +35,8 @@ class OutputLimitExceededError(Exception):
     """A command printed, or a file held, more than the limit; `truncated_output` keeps the start."""
 
     def __init__(self, limit_str: str, truncated_output: str | None) -> None:
-        super().__init__(f"the output exceeded the limit of {limit_str} (the command was stopped)")
+        stopped = " (the command was stopped)" if truncated_output is not None else ""
+        super().__init__(f"the output exceeded the limit of {limit_str}{stopped}")
         self.limit_str = limit_str
         self.truncated_output = truncated_output
 

@@ -14,15 +14,17 @@ import stat
 import sys
 import tempfile
 import uuid
+import warnings
 import weakref
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import anyio
 
 from evalkit.sandbox.cgroup import PidsCgroup
-from evalkit.sandbox.confine import Limits, confinement, hide_parent
+from evalkit.sandbox.confine import Limits, confinement, hide_parent, tasks_of_user
 from evalkit.sandbox.environment import (
     ExecResult,
     SandboxEnvironment,
@@ -79,6 +81,8 @@ class LocalSandboxEnvironment(SandboxEnvironment):
         hide_parent()
         # RLIMIT_NPROC does not bind root: there, a pids cgroup bounds the processes (where one can be made).
         cgroup = PidsCgroup.create(config.max_processes) if os.geteuid() == 0 else None
+        if os.geteuid() == 0 and cgroup is None:
+            _warn_no_process_limit()
         try:
             folder = Path(tempfile.mkdtemp(prefix="evalkit-sandbox-")).resolve()
         except BaseException:
@@ -100,8 +104,11 @@ class LocalSandboxEnvironment(SandboxEnvironment):
         workdir = self.resolve(cwd) if cwd else self.folder
         if not workdir.is_dir():
             raise NotADirectoryError(f"cwd {cwd!r} is not a folder in the sandbox")
+        # RLIMIT_NPROC counts the user's processes: counted off the loop, and only where it binds (not root).
+        user_tasks = 0 if os.geteuid() == 0 else await anyio.to_thread.run_sync(tasks_of_user)
         async with _limiter(self.config.max_subprocesses):
-            with confinement(str(self.folder), self.limits, self.cgroup.join if self.cgroup else None) as confine:
+            join = self.cgroup.join if self.cgroup else None
+            with confinement(str(self.folder), self.limits, user_tasks, join) as confine:
                 return await run_process(
                     cmd, input=input, cwd=str(workdir), env=self._environment(env), timeout=timeout,
                     output_limit=SandboxEnvironmentLimits.MAX_EXEC_OUTPUT_SIZE, preexec_fn=confine,
@@ -122,11 +129,11 @@ class LocalSandboxEnvironment(SandboxEnvironment):
 
     def remove(self) -> None:
         """Kill every process the sandbox started (those that left its sessions too) and delete the folder."""
-        _live.discard(self)
         if self.cgroup is not None:
             self.cgroup.remove()  # every process, however it left the session (the scan below is then quick)
         stop_and_kill(lambda: processes_of(self.sessions, f"{_MARKER}={self.marker}"))
         _remove_tree(self.folder)
+        _live.discard(self)  # last: an interrupted removal is retried at exit
 
     def _started(self, pid: int) -> None:
         self.sessions[pid] = start_time(pid)
@@ -156,6 +163,12 @@ def _limiter(size: int) -> asyncio.Semaphore:
     if size not in by_size:
         by_size[size] = asyncio.Semaphore(size or os.cpu_count() or 1)
     return by_size[size]
+
+
+@cache
+def _warn_no_process_limit() -> None:
+    warnings.warn("the local sandbox runs as root without a pids cgroup (none could be made under /sys/fs/cgroup): "
+                  "nothing bounds the number of processes sandboxed code starts", UserWarning, stacklevel=3)
 
 
 def _remove_tree(folder: Path) -> None:

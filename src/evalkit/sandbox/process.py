@@ -74,8 +74,11 @@ async def run_process(
     if on_start is not None:
         on_start(process.pid)
     stdout, stderr = _Capped(output_limit), _Capped(output_limit)
-    readers = [await _reader(loop, fd, capped, process.pid) for fd, capped in ((out_read, stdout), (err_read, stderr))]
+    unread, readers = [out_read, err_read], []
     try:
+        for fd, capped in ((out_read, stdout), (err_read, stderr)):
+            unread.remove(fd)  # the transport owns it from here
+            readers.append(await _reader(loop, fd, capped, process.pid))
         async with asyncio.timeout(timeout):
             if input is not None:
                 await _feed(process, input.encode() if isinstance(input, str) else input)
@@ -90,6 +93,8 @@ async def run_process(
         for transport, task in readers:
             task.cancel()
             transport.close()
+        for fd in unread:
+            os.close(fd)
         if running:  # last: under cancellation this await may be interrupted too
             with contextlib.suppress(ProcessLookupError):
                 await asyncio.shield(process.wait())
