@@ -10,8 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from evalkit import read_eval_log
 from tests.conftest import REPO, run_cli
 

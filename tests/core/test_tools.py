@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import pytest
 
-from evalkit import ChatMessageAssistant, ChatMessageTool, GenerateConfig, ModelAPI, ModelOutput, Sample, Task, eval, read_eval_log
+from evalkit import ChatMessageAssistant, GenerateConfig, ModelAPI, ModelOutput, Sample, Task, eval, read_eval_log
 from evalkit.errors import DefinitionError
 from evalkit.model.model import Model
 from evalkit.scorer import includes, match

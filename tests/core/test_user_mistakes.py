@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from evalkit import Sample, Task, eval, eval_async, read_eval_log
+from evalkit import Sample, Task, eval, read_eval_log
 from evalkit.errors import ArgumentError
 from evalkit.scorer import Epochs, SampleScore, Score, Target, match, mean, metric, scorer
 from evalkit.solver import Generate, TaskState, generate, prompt_template, solver

@@ -194,7 +194,6 @@ def test_event_loop_runs_while_the_model_works() -> None:
     ticks = 0
 
     async def main() -> list[Any]:
-        nonlocal ticks
         async with anyio.create_task_group() as group:
             async def ticker() -> None:
                 nonlocal ticks
