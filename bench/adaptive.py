@@ -26,6 +26,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from local_server import start_process
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -48,13 +50,7 @@ def start_server(workdir: Path, cap: int, latency: float, retry_after: float) ->
     port_file = workdir / "port"
     command = [sys.executable, __file__, "--cap", str(cap), "--latency", str(latency), "--retry-after", str(retry_after),
                "--serve", str(port_file)]
-    process = subprocess.Popen(command, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
-    deadline = time.monotonic() + 30
-    while not (port_file.exists() and port_file.read_text().strip()):
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("the capped server did not start")
-        time.sleep(0.05)
-    return process, f"http://127.0.0.1:{port_file.read_text().strip()}"
+    return start_process(command, port_file, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
 def server_stats(url: str) -> dict[str, Any]:

@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Awaitable, Callable
 
+from local_server import start_process
+
 FAKE_SERVER = Path(os.environ.get(
     "EVALKIT_FAKE_LLM_SERVER", Path(__file__).resolve().parents[2] / "shared" / "bench" / "fake_llm_server.py"))
 CONCURRENCY = 256
@@ -31,14 +33,8 @@ CONCURRENCY = 256
 def start_server(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     """The fake server on a free port, and its address."""
     port_file = workdir / "port"
-    server = subprocess.Popen([sys.executable, str(FAKE_SERVER), "--port", "0", "--port-file", str(port_file)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while not (port_file.exists() and port_file.read_text().strip()):
-        if server.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("the fake LLM server did not start")
-        time.sleep(0.05)
-    return server, f"http://127.0.0.1:{port_file.read_text().strip()}"
+    return start_process([sys.executable, str(FAKE_SERVER), "--port", "0", "--port-file", str(port_file)],
+                         port_file, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def prompts(n: int) -> list[tuple[str, str]]:

@@ -26,6 +26,9 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
+
+from local_server import serve_tool_calls, start_process
 
 TASK_HEAD = '''
 from evalkit import Sample, Task, task
@@ -57,49 +60,9 @@ def cached_{k}(samples: int = 100):
 '''
 
 
-def serve(port_file: str, latency: float) -> None:
-    """The counting server (aiohttp), until killed: for odd-numbered questions a tool call, then
-    (once the tool's result is in) the answer; for even ones the answer at once."""
-    import asyncio
-
-    from aiohttp import web
-
-    count = 0
-
-    async def chat(request: web.Request) -> web.Response:
-        nonlocal count
-        count += 1
-        body = await request.json()
-        if latency:
-            await asyncio.sleep(latency)
-        odd = int(body["messages"][0]["content"].split()[1].rstrip(":")) % 2  # "Question {i}: in task ..."
-        if odd and body["messages"][-1]["role"] != "tool":
-            message = {"role": "assistant", "content": None, "tool_calls": [{
-                "id": f"call_{len(body['messages'])}", "type": "function",
-                "function": {"name": "add", "arguments": json.dumps({"x": 1, "y": 2})}}]}
-            finish = "tool_calls"
-        else:
-            message, finish = {"role": "assistant", "content": "The answer is 3"}, "stop"
-        return web.json_response({
-            "id": "chatcmpl-bench", "object": "chat.completion", "created": 1, "model": body["model"],
-            "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
-            "usage": {"prompt_tokens": 20, "completion_tokens": 5, "total_tokens": 25}})
-
-    async def requests(request: web.Request) -> web.Response:
-        return web.json_response({"requests": count})
-
-    async def main() -> None:
-        app = web.Application()
-        app.router.add_post("/v1/chat/completions", chat)
-        app.router.add_get("/count", requests)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        Path(port_file).write_text(str(site._server.sockets[0].getsockname()[1]))  # type: ignore[union-attr]
-        await asyncio.Event().wait()
-
-    asyncio.run(main())
+def odd_question(body: dict[str, Any]) -> bool:
+    """Odd-numbered questions ("Question {i}: in task ...") make a tool call first."""
+    return int(body["messages"][0]["content"].split()[1].rstrip(":")) % 2 == 1
 
 
 def requests_so_far(url: str) -> int:
@@ -137,17 +100,15 @@ def main() -> None:
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve, args.latency_ms / 1000)
+        serve_tool_calls(args.serve, args.latency_ms / 1000, odd_question)
         return
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         (work / "cached.py").write_text(TASK_HEAD + "".join(TASK.format(k=k) for k in range(1, args.tasks + 1)))
         port_file = work / "port"
-        server = subprocess.Popen([sys.executable, __file__, "--serve", str(port_file), "--latency-ms", str(args.latency_ms)])
+        server, url = start_process([sys.executable, __file__, "--serve", str(port_file), "--latency-ms", str(args.latency_ms)],
+                                    port_file, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            while not port_file.exists() or not port_file.read_text():
-                time.sleep(0.05)
-            url = f"http://127.0.0.1:{port_file.read_text()}"
             env = {**os.environ, "OPENAI_API_KEY": "sk-bench", "EVALKIT_CACHE_DIR": str(work / "cache")}
             print(f"{args.tasks} tasks x {args.models} models x {args.samples} samples (half tool-using), "
                   f"{args.latency_ms:g} ms latency, max_connections 64 per model")

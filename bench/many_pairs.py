@@ -29,6 +29,8 @@ from pathlib import Path
 
 import httpx
 
+from local_server import start_process
+
 FAKE_SERVER = Path(os.environ.get(
     "EVALKIT_FAKE_LLM_SERVER", Path(__file__).resolve().parents[2] / "shared" / "bench" / "fake_llm_server.py"))
 MODELS = ["openai/model-a", "openai/model-b", "anthropic/model-c", "anthropic/model-d"]
@@ -49,14 +51,8 @@ def {name}():
 def start_server(workdir: Path, latency_ms: float) -> tuple[subprocess.Popen[bytes], str]:
     """The fake server on a free port, and its address."""
     port_file = workdir / "port"
-    server = subprocess.Popen([sys.executable, str(FAKE_SERVER), "--port", "0", "--port-file", str(port_file),
-                               "--latency-ms", str(latency_ms)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while not (port_file.exists() and port_file.read_text().strip()):
-        if server.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("the fake LLM server did not start")
-        time.sleep(0.05)
-    return server, f"http://127.0.0.1:{port_file.read_text().strip()}"
+    return start_process([sys.executable, str(FAKE_SERVER), "--port", "0", "--port-file", str(port_file),
+                          "--latency-ms", str(latency_ms)], port_file, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def requests_served(url: str, reset: bool = False) -> int:

@@ -26,15 +26,18 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
+
+from local_server import start_process
 
 TOKENS_PER_REQUEST = 100
 
 SERVER = r'''
 import json, sys, time
 from aiohttp import web
+
+from local_server import start_process
 
 arrivals = []
 
@@ -72,13 +75,7 @@ __import__("asyncio").run(main())
 
 def start_server(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     port_file = workdir / "port"
-    process = subprocess.Popen([sys.executable, "-c", SERVER, str(port_file)])
-    deadline = time.monotonic() + 30
-    while not (port_file.exists() and port_file.read_text().strip()):
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("the recording server did not start")
-        time.sleep(0.05)
-    return process, f"http://127.0.0.1:{port_file.read_text().strip()}"
+    return start_process([sys.executable, "-c", SERVER, str(port_file)], port_file)
 
 
 def take_arrivals(url: str) -> list[float]:

@@ -16,7 +16,6 @@ Prints samples/s, client CPU ms per sample (user+sys of this process), and tools
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import subprocess
 import sys
@@ -25,52 +24,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from local_server import serve_tool_calls, start_process
 
-def serve(port_file: str, latency: float) -> None:
-    """The scripted tool-calling server (aiohttp), until killed."""
-    import asyncio
 
-    from aiohttp import web
-
-    async def chat(request: web.Request) -> web.Response:
-        body = await request.json()
-        if latency:
-            await asyncio.sleep(latency)
-        last = body["messages"][-1]
-        if body.get("tools") and last["role"] != "tool":
-            message = {"role": "assistant", "content": None, "tool_calls": [{
-                "id": f"call_{len(body['messages'])}", "type": "function",
-                "function": {"name": "add", "arguments": json.dumps({"x": 1, "y": 2})}}]}
-            finish = "tool_calls"
-        else:
-            message, finish = {"role": "assistant", "content": "The answer is 3"}, "stop"
-        return web.json_response({
-            "id": "chatcmpl-bench", "object": "chat.completion", "created": int(time.time()), "model": body["model"],
-            "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
-            "usage": {"prompt_tokens": 20, "completion_tokens": 5, "total_tokens": 25}})
-
-    async def main() -> None:
-        app = web.Application()
-        app.router.add_post("/v1/chat/completions", chat)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        Path(port_file).write_text(str(site._server.sockets[0].getsockname()[1]))  # type: ignore[union-attr]
-        await asyncio.Event().wait()
-
-    asyncio.run(main())
+def offers_tools(body: dict[str, Any]) -> bool:
+    return bool(body.get("tools"))
 
 
 def start_server(workdir: Path, latency_ms: float) -> tuple[subprocess.Popen[bytes], str]:
     port_file = workdir / f"port-{latency_ms}"
-    server = subprocess.Popen([sys.executable, __file__, "--serve", str(port_file), "--latency-ms", str(latency_ms)])
-    deadline = time.monotonic() + 30
-    while not (port_file.exists() and port_file.read_text().strip()):
-        if server.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("the tool server did not start")
-        time.sleep(0.05)
-    return server, f"http://127.0.0.1:{port_file.read_text().strip()}/v1"
+    return start_process([sys.executable, __file__, "--serve", str(port_file), "--latency-ms", str(latency_ms)], port_file, "/v1",
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def make_task(mode: str, n: int) -> Any:
@@ -124,7 +88,7 @@ def main() -> None:
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve, (args.latency_ms or [0])[0] / 1000)
+        serve_tool_calls(args.serve, (args.latency_ms or [0])[0] / 1000, offers_tools)
         return
     import os
 
