@@ -133,7 +133,7 @@ async def run_pairs(
                 for t in todo[n]:
                     await run_one(t, n, model)
             finally:
-                await _close_each(close, [model], [specs[n]])
+                await close([model], [specs[n]])
 
     hosted_models = await create([specs[n] for n in hosted]) if hosted else []
     try:
@@ -145,19 +145,5 @@ async def run_pairs(
     except BaseExceptionGroup as raised:
         raise first_leaf(raised) from None  # a pair's failure reads as it would have alone
     finally:
-        await _close_each(close, hosted_models, [specs[n] for n in hosted])
+        await close(hosted_models, [specs[n] for n in hosted])
     return [results[pair] for pair in order]
-
-
-async def _close_each(close: CloseModels, models: list[Model], specs: list[ModelSpec]) -> None:
-    """Close every model, each shielded from cancellation (a cancelled lane still closes its
-    model), and raise the first error once all are closed."""
-    first: Exception | None = None
-    for model in models:
-        with anyio.CancelScope(shield=True):
-            try:
-                await close([model], specs)
-            except Exception as error:
-                first = first or error
-    if first is not None:
-        raise first

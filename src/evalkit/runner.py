@@ -256,11 +256,20 @@ async def _resolve_roles(model_roles: dict[str, str | Model]) -> dict[str, Model
 
 
 async def _close_created(models: Iterable[Model], given: Iterable[object]) -> None:
-    """Close the models created here; the caller owns the Model objects it passed in."""
+    """Close the models created here (the caller owns the Model objects it passed in), each
+    shielded from cancellation, and raise the first error once all are closed."""
     passed = list(given)
+    first: Exception | None = None
     for each in models:
-        if not any(each is m for m in passed):
-            await each.aclose()
+        if any(each is m for m in passed):
+            continue
+        with anyio.CancelScope(shield=True):
+            try:
+                await each.aclose()
+            except Exception as error:
+                first = first or error
+    if first is not None:
+        raise first
 
 
 def report(log: EvalLog, display: DisplayMode) -> None:
