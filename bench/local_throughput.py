@@ -46,8 +46,8 @@ def load(dtype: str = "float32") -> tuple[Any, Any]:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from evalkit.providers.bundled import bundled_gguf, convert_gguf
-    from evalkit.providers.hf import load_tokenizer
+    from evalkit.providers.local.bundled import bundled_gguf, convert_gguf
+    from evalkit.providers.local.hf import load_tokenizer
 
     folder = convert_gguf(bundled_gguf(), "float32")
     return load_tokenizer(str(folder)), AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype)).eval()
@@ -62,7 +62,7 @@ def by_hand(tokenizer: Any, model: Any, batch: list[str], tokens: int, thread: T
 def _generate(tokenizer: Any, model: Any, batch: list[str], tokens: int) -> tuple[list[str], int]:
     import torch
 
-    from evalkit.providers.hf import decode_generated, eos_ids
+    from evalkit.providers.local.hf import decode_generated, eos_ids
 
     texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True, tokenize=False) for p in batch]
     encoded = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)

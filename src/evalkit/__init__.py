@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 from evalkit.task import Task, task
 
 __version__ = "0.1.0"
+# The name on PyPI: "evalkit" there is an unrelated project. Import name and command stay `evalkit`.
+DISTRIBUTION = "evalkit-ai"
 
 _EXPORTS = {
     "evalkit.dataset": ["Dataset", "FieldSpec", "MemoryDataset", "Sample", "csv_dataset", "hf_dataset", "json_dataset"],

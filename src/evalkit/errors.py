@@ -63,5 +63,9 @@ class ToolsUnsupportedError(EvalkitError):
     """Tools offered to a model whose provider cannot call them (the run stops)."""
 
 
+class EmbeddingsUnsupportedError(EvalkitError):
+    """The provider has no embeddings API (or this provider does not implement it)."""
+
+
 class ImagesUnsupportedError(EvalkitError):
     """An image sent to a text-only model (the sample fails instead of dropping it)."""

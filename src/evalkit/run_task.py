@@ -15,6 +15,7 @@ from typing import Any
 
 import anyio
 
+from evalkit import DISTRIBUTION
 from evalkit.dataset.sample import Sample
 from evalkit.dataset.selection import resolve_limit, select_samples
 from evalkit.display import DisplayMode, Progress
@@ -69,8 +70,12 @@ def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     found = {"python": platform.python_version()}
-    for package in ("evalkit", "torch", "transformers", "openai", "anthropic", "aioboto3", "google-genai"):
-        if package == "evalkit" or package.replace("-", ".") in sys.modules or package in sys.modules:
+    try:
+        found["evalkit"] = version(DISTRIBUTION)
+    except PackageNotFoundError:
+        pass
+    for package in ("torch", "transformers", "openai", "anthropic", "aioboto3", "google-genai"):
+        if package.replace("-", ".") in sys.modules or package in sys.modules:
             try:
                 found[package] = version(package)
             except PackageNotFoundError:

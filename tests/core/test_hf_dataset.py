@@ -173,4 +173,4 @@ def test_without_the_datasets_package_the_error_names_the_extra(tmp_path: Path) 
             "try:\n    hf_dataset('json', data_files='x.json')\n"
             "except Exception as ex:\n    print(type(ex).__name__, ex)\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
-    assert result.stdout.strip() == "DatasetError hf_dataset needs the datasets package: pip install 'evalkit[datasets]'"
+    assert result.stdout.strip() == "DatasetError hf_dataset needs the datasets package: pip install 'evalkit-ai[datasets]'"

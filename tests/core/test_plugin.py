@@ -29,3 +29,14 @@ def test_plugin_provider_end_to_end_through_cli(log_dir: Path) -> None:
 def test_plugin_bad_argument_is_one_line() -> None:
     result = run_cli("eval", str(REPO / "tasks" / "factual_qa.py"), "--model", "echo/x", "-M", "mode=sideways")
     assert result.returncode == 2 and "mode must be one of" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_distribution_is_evalkit_ai_and_the_plugin_depends_on_it() -> None:
+    """PyPI's `evalkit` is another project: ours installs as `evalkit-ai`, imported as `evalkit`."""
+    from importlib.metadata import requires, version
+
+    import evalkit
+
+    assert version(evalkit.DISTRIBUTION) == evalkit.__version__
+    assert evalkit.DISTRIBUTION == "evalkit-ai"
+    assert requires("evalkit-echo") == ["evalkit-ai"]

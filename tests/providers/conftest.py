@@ -22,7 +22,7 @@ JAPAN_TASK = facts_task_source()
 @pytest.fixture(scope="session")
 def bundled_folder() -> Path:
     """The bundled GGUF converted to a transformers folder (fp32), from the user cache."""
-    from evalkit.providers.bundled import bundled_gguf, convert_gguf
+    from evalkit.providers.local.bundled import bundled_gguf, convert_gguf
 
     return convert_gguf(bundled_gguf(), "float32")
 

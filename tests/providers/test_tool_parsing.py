@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from evalkit.model.content import ContentReasoning, ContentText
-from evalkit.providers.tool_parsing import parse_reply, parse_tool_calls, split_reasoning
+from evalkit.providers.local.tool_parsing import parse_reply, parse_tool_calls, split_reasoning
 
 
 def calls_of(text: str) -> list[tuple[str, dict, str | None]]:

@@ -12,8 +12,8 @@ import evalkit
 from evalkit import GenerateConfig, get_model
 from evalkit.errors import ModelNotFoundError
 from evalkit.model.registry import provider_info
-from evalkit.providers.bundled import bundled_gguf
-from evalkit.providers.vllm import sampling_kwargs
+from evalkit.providers.local.bundled import bundled_gguf
+from evalkit.providers.local.vllm import sampling_kwargs
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
 
@@ -42,7 +42,7 @@ def test_top_p_alone_samples_and_logprobs_alone_returns_the_chosen_token() -> No
 
 def test_registered_without_importing_vllm() -> None:
     info = provider_info("vllm")
-    assert info.needs == ("vllm",) and info.pip == "evalkit[vllm]"
+    assert info.needs == ("vllm",) and info.pip == "evalkit-ai[vllm]"
     assert info.sdk_installed() is HAS_VLLM
 
 
@@ -105,7 +105,7 @@ def test_vllm_response_schema_is_guided_decoding() -> None:
 def test_vllm_tools_through_the_template_and_the_parser(tmp_path: Path) -> None:
     _gpu()
     from evalkit import ChatMessageUser, Sample, Task
-    from evalkit.providers.chat_prompt import ChatRequest
+    from evalkit.providers.local.chat_prompt import ChatRequest
     from evalkit.scorer import includes
     from evalkit.solver import generate, use_tools
     from tests.providers.test_hf_tools import ADD, FEW_SHOT, add

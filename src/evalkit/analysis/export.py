@@ -101,7 +101,7 @@ def _parquet(frame: pd.DataFrame) -> pd.DataFrame:
     try:
         import pyarrow  # noqa: F401
     except ImportError:
-        raise ArgumentError("Parquet export needs pyarrow: pip install 'evalkit[analysis]'") from None
+        raise ArgumentError("Parquet export needs pyarrow: pip install 'evalkit-ai[analysis]'") from None
     frame = frame.copy()
     for name in frame.columns[frame.dtypes == object]:
         values = frame[name].dropna()

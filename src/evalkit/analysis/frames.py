@@ -21,7 +21,7 @@ def _pandas() -> Any:
     try:
         import pandas
     except ImportError:
-        raise ArgumentError("DataFrames need pandas: pip install 'evalkit[analysis]'") from None
+        raise ArgumentError("DataFrames need pandas: pip install 'evalkit-ai[analysis]'") from None
     return pandas
 
 

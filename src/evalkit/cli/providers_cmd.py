@@ -50,7 +50,7 @@ def _env_names(provider: str, names: tuple[str, ...], model_args: dict[str, obje
     if provider != "transform":
         return names
     try:
-        from evalkit.providers.transform import load_spec
+        from evalkit.providers.http.transform import load_spec
 
         spec = model_args.get("spec")
         key_env = load_spec(spec if isinstance(spec, (str, dict)) else None).api_key_env

@@ -43,7 +43,7 @@ def hf_dataset(
     first that many. `cached=False` downloads again instead of using the local cache. Other
     keyword arguments (`data_files`, `cache_dir`, `token`, ...) go to `datasets.load_dataset`.
     `trust` is accepted as in Inspect: `datasets` 4 and later run no loading scripts.
-    Needs the `datasets` package (`pip install 'evalkit[datasets]'`).
+    Needs the `datasets` package (`pip install 'evalkit-ai[datasets]'`).
     """
     del trust  # loading scripts are gone from `datasets`: nothing left to trust
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
@@ -75,7 +75,7 @@ def _load(path: str, split: str | None, name: str | None, data_dir: str | None, 
     try:
         import datasets
     except ImportError:
-        raise DatasetError("hf_dataset needs the datasets package: pip install 'evalkit[datasets]'") from None
+        raise DatasetError("hf_dataset needs the datasets package: pip install 'evalkit-ai[datasets]'") from None
     try:
         if _is_saved(path):
             loaded = datasets.load_from_disk(path)

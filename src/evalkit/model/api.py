@@ -7,6 +7,7 @@ import inspect
 from abc import ABC, abstractmethod
 from typing import Any
 
+from evalkit.errors import EmbeddingsUnsupportedError
 from evalkit.model.types import ChatMessage, GenerateConfig, ModelOutput
 from evalkit.tool.types import ToolChoice, ToolInfo
 
@@ -130,6 +131,17 @@ class ModelAPI(ABC):
     def retry_after(self, error: BaseException) -> float | None:
         """The server's hint, in seconds, of when to retry after `error`."""
         return None
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        """Embed `texts` in exactly one request (at most `embed_batch_size()` of them), one
+        vector per text, in order. Providers with an embeddings API override this."""
+        raise EmbeddingsUnsupportedError(
+            f"provider '{self.provider or type(self).__name__}' has no embeddings ({self.label}); "
+            "use a model whose provider supports embed()")
+
+    def embed_batch_size(self) -> int:
+        """The most texts one `embed` request may carry."""
+        return 96
 
     async def aclose(self) -> None:
         """Release clients, threads and memory."""

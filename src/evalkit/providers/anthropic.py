@@ -23,9 +23,9 @@ from evalkit.model.types import (
     ReasoningEffort,
     StopReason,
 )
-from evalkit.providers.http_errors import MalformedResponseError, MissingCredentialsError
-from evalkit.providers.sdk_transport import SDKModelAPI, SDKTransport
-from evalkit.providers.turns import Turn, merge_turns, system_text, unforced
+from evalkit.providers.common.http_errors import MalformedResponseError, MissingCredentialsError
+from evalkit.providers.common.sdk_transport import SDKModelAPI, SDKTransport
+from evalkit.providers.common.turns import Turn, merge_turns, system_text, unforced
 from evalkit.secrets import excerpt, get_secret
 from evalkit.tool.types import ToolCall, ToolChoice, ToolFunction, ToolInfo, parse_tool_arguments
 

@@ -65,8 +65,8 @@ from jmespath.parser import ParsedResult
 from evalkit.errors import EvalkitError, ModelArgsError
 from evalkit.model.api import warn_unsupported
 from evalkit.model.types import ChatMessage, GenerateConfig
-from evalkit.providers.json_chat import JSONChatAPI, auth_header
-from evalkit.providers.openai_format import OUTPUT_PARAMS, PARAMS, output_params, request_params, text_prompt
+from evalkit.providers.http.json_chat import JSONChatAPI, auth_header
+from evalkit.providers.openai.wire import OUTPUT_PARAMS, PARAMS, output_params, request_params, text_prompt
 from evalkit.secrets import get_secret
 from evalkit.tool.types import ToolChoice, ToolInfo
 

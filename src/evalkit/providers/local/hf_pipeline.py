@@ -40,13 +40,13 @@ from evalkit.model.types import (
     ChatCompletionChoice, ChatMessage, ChatMessageAssistant, GenerateConfig, ModelOutput, ModelUsage, StopReason,
     input_text,
 )
-from evalkit.providers.batching import DEFAULT_MAX_WAIT, Batcher, Cancellation, batch_limit, settings_key
-from evalkit.providers.chat_prompt import refuse_images
-from evalkit.providers.hf import (
+from evalkit.providers.local.batching import DEFAULT_MAX_WAIT, Batcher, Cancellation, batch_limit, settings_key
+from evalkit.providers.local.chat_prompt import refuse_images
+from evalkit.providers.local.hf import (
     DEFAULT_MAX_CONNECTIONS, decode_generated, eos_ids, generation_kwargs, load_pretrained,
     load_tokenizer, parse_dtype, resolve_source, select_device, stop_when_cancelled, trim_at_stop,
 )
-from evalkit.providers.weights import weights_identity
+from evalkit.providers.local.weights import weights_identity
 
 _OPTION = re.compile(r"^\s*([A-Z])\)\s+(.+?)\s*$", re.MULTILINE)
 _SECTION = re.compile(r"^\s*(context|question)\s*:\s*", re.IGNORECASE | re.MULTILINE)

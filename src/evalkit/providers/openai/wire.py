@@ -22,7 +22,7 @@ from evalkit.model.types import (
     StopReason,
     TopLogprob,
 )
-from evalkit.providers.http_errors import MalformedResponseError
+from evalkit.providers.common.http_errors import MalformedResponseError
 from evalkit.secrets import excerpt
 from evalkit.tool.types import ToolCall, ToolChoice, ToolFunction, ToolInfo, parse_tool_arguments
 

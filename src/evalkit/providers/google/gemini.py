@@ -50,10 +50,10 @@ from evalkit.errors import ModelArgsError
 from evalkit.model.api import ModelAPI, warn_unsupported
 from evalkit.model.types import ChatMessage, ChatMessageAssistant, GenerateConfig, ModelOutput
 from evalkit.tool.types import ToolChoice, ToolInfo
-from evalkit.providers.google_format import gemini_contents, gemini_output, gemini_tool, gemini_tool_config, thinking_config
-from evalkit.providers.per_loop import PerLoop
-from evalkit.providers.http_errors import MissingCredentialsError, is_retryable_status, retry_after_from_headers
-from evalkit.providers.turns import system_text
+from evalkit.providers.google.wire import gemini_contents, gemini_output, gemini_tool, gemini_tool_config, thinking_config
+from evalkit.providers.common.per_loop import PerLoop
+from evalkit.providers.common.http_errors import MissingCredentialsError, is_retryable_status, retry_after_from_headers
+from evalkit.providers.common.turns import system_text
 from evalkit.secrets import get_secret
 
 try:

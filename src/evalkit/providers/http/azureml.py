@@ -34,8 +34,8 @@ from __future__ import annotations
 from typing import Any
 
 from evalkit.model.types import GenerateConfig
-from evalkit.providers.http_errors import MissingCredentialsError
-from evalkit.providers.json_chat import JSONChatAPI, auth_header
+from evalkit.providers.common.http_errors import MissingCredentialsError
+from evalkit.providers.http.json_chat import JSONChatAPI, auth_header
 from evalkit.secrets import get_secret
 
 BASE_URL_ENV = "AZUREML_BASE_URL"

@@ -20,10 +20,10 @@ from evalkit.model.types import (
     ChatCompletionChoice, ChatMessage, GenerateConfig, Logprob, ModelOutput, ModelUsage, ResponseSchema, StopReason,
     TopLogprob,
 )
-from evalkit.providers.batching import DEFAULT_MAX_WAIT, Batcher, Cancellation, batch_limit, settings_key
-from evalkit.providers.chat_prompt import ChatRequest, chat_request, render_prompt, reply_choice, template_takes_tools
-from evalkit.providers.hf import DEFAULT_MAX_TOKENS, is_sampling, parse_dtype, resolve_source
-from evalkit.providers.weights import weights_identity
+from evalkit.providers.local.batching import DEFAULT_MAX_WAIT, Batcher, Cancellation, batch_limit, settings_key
+from evalkit.providers.local.chat_prompt import ChatRequest, chat_request, render_prompt, reply_choice, template_takes_tools
+from evalkit.providers.local.hf import DEFAULT_MAX_TOKENS, is_sampling, parse_dtype, resolve_source
+from evalkit.providers.local.weights import weights_identity
 from evalkit.tool.types import ToolChoice, ToolInfo
 
 DEFAULT_MAX_CONNECTIONS = 64
@@ -91,7 +91,7 @@ class VLLMAPI(ModelAPI):
             import vllm
         except ImportError as ex:
             raise ModelNotFoundError(
-                f"provider 'vllm' needs the vllm package ({ex}); install it on a CUDA machine: pip install evalkit[vllm]"
+                f"provider 'vllm' needs the vllm package ({ex}); install it on a CUDA machine: pip install evalkit-ai[vllm]"
             ) from ex
         dtype = engine_args.get("dtype")
         source = resolve_source(

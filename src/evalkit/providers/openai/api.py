@@ -20,8 +20,8 @@ from evalkit.model.types import (
     GenerateConfig,
     ModelOutput,
 )
-from evalkit.providers.http_errors import MissingCredentialsError
-from evalkit.providers.openai_format import (
+from evalkit.providers.common.http_errors import MissingCredentialsError
+from evalkit.providers.openai.wire import (
     OUTPUT_PARAMS,
     PARAMS,
     chat_choice,
@@ -35,7 +35,7 @@ from evalkit.providers.openai_format import (
     text_prompt,
     tool_params,
 )
-from evalkit.providers.sdk_transport import SDKModelAPI, SDKTransport
+from evalkit.providers.common.sdk_transport import SDKModelAPI, SDKTransport
 from evalkit.secrets import get_secret
 from evalkit.tool.types import ToolChoice, ToolInfo
 

@@ -10,7 +10,7 @@ import orjson
 
 from evalkit.model.adaptive import pool_size
 from evalkit.model.api import ModelAPI
-from evalkit.providers.http_errors import (
+from evalkit.providers.common.http_errors import (
     MalformedResponseError,
     error_detail,
     error_retry_after,
@@ -18,7 +18,7 @@ from evalkit.providers.http_errors import (
     is_retryable_status,
     request_error,
 )
-from evalkit.providers.per_loop import PerLoop
+from evalkit.providers.common.per_loop import PerLoop
 from evalkit.secrets import excerpt
 
 DEFAULT_MAX_CONNECTIONS = 32

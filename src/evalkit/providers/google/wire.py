@@ -1,6 +1,6 @@
 """The Gemini wire shape (google-genai types): tools and tool choice, thinking config, messages
 to Contents (tool calls and results, images, thought signatures) and a response back to a
-ModelOutput. Shared by the `google` and `vertex` providers (providers/google.py)."""
+ModelOutput. Shared by the `google` and `vertex` providers (providers/google/gemini.py)."""
 
 from __future__ import annotations
 

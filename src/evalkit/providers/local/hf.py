@@ -27,11 +27,11 @@ from evalkit.model.api import ModelAPI, warn_unsupported
 from evalkit.model.types import (
     ChatMessage, GenerateConfig, ModelOutput, ModelUsage, StopReason,
 )
-from evalkit.providers.batching import DEFAULT_MAX_WAIT, Batcher, Cancellation, batch_limit, settings_key
-from evalkit.providers.bundled import bundled_gguf, convert_gguf
-from evalkit.providers.chat_prompt import ChatRequest, chat_request, render_prompt, reply_choice, template_takes_tools
-from evalkit.providers.tool_parsing import TOOL_MARKERS
-from evalkit.providers.weights import weights_identity
+from evalkit.providers.local.batching import DEFAULT_MAX_WAIT, Batcher, Cancellation, batch_limit, settings_key
+from evalkit.providers.local.bundled import bundled_gguf, convert_gguf
+from evalkit.providers.local.chat_prompt import ChatRequest, chat_request, render_prompt, reply_choice, template_takes_tools
+from evalkit.providers.local.tool_parsing import TOOL_MARKERS
+from evalkit.providers.local.weights import weights_identity
 from evalkit.secrets import get_secret
 from evalkit.tool.types import ToolChoice, ToolInfo
 

@@ -13,7 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from evalkit.providers.bundled import cache_dir, file_identity
+from evalkit.providers.local.bundled import cache_dir, file_identity
 
 _SAFETENSORS = ("*.safetensors",)
 _PICKLED = ("*.bin", "*.pt", "*.pth")

@@ -10,8 +10,8 @@ from typing import Any
 
 from evalkit.model.api import warn_unsupported
 from evalkit.model.types import ChatCompletionChoice, ChatMessage, ChatMessageTool, StopReason
-from evalkit.providers.openai_format import function_tool, text_prompt, tool_result_text
-from evalkit.providers.tool_parsing import parse_reply
+from evalkit.providers.openai.wire import function_tool, text_prompt, tool_result_text
+from evalkit.providers.local.tool_parsing import parse_reply
 from evalkit.tool.types import ToolChoice, ToolInfo
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from evalkit.errors import ModelNotFoundError
 from evalkit.model.types import GenerateConfig
-from evalkit.providers.openai import OpenAIAPI, Service
+from evalkit.providers.openai.api import OpenAIAPI, Service
 
 
 def _provider(service: Service) -> type[OpenAIAPI]:

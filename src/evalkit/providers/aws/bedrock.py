@@ -60,9 +60,9 @@ from evalkit.model.types import (
     ModelUsage,
     StopReason,
 )
-from evalkit.providers.aws import AWSAPI
-from evalkit.providers.http_errors import MalformedResponseError
-from evalkit.providers.turns import system_text, unforced
+from evalkit.providers.aws.session import AWSAPI
+from evalkit.providers.common.http_errors import MalformedResponseError
+from evalkit.providers.common.turns import system_text, unforced
 from evalkit.tool.types import ToolCall, ToolChoice, ToolFunction, ToolInfo, parse_tool_arguments
 
 STOP_REASONS: dict[str, StopReason] = {

@@ -11,8 +11,8 @@ import httpx
 from evalkit.errors import ModelArgsError
 from evalkit.model.api import ModelAPI
 from evalkit.model.types import ChatMessage, GenerateConfig, ModelOutput
-from evalkit.providers.per_loop import PerLoop
-from evalkit.providers.http_errors import (
+from evalkit.providers.common.per_loop import PerLoop
+from evalkit.providers.common.http_errors import (
     MalformedResponseError,
     MissingCredentialsError,
     body_detail,
@@ -20,7 +20,7 @@ from evalkit.providers.http_errors import (
     request_error,
     retry_after_from_headers,
 )
-from evalkit.providers.openai_format import chat_output, chat_request
+from evalkit.providers.openai.wire import chat_output, chat_request
 from evalkit.secrets import excerpt, get_secret, looks_secret
 from evalkit.tool.types import ToolChoice, ToolInfo
 

@@ -40,9 +40,9 @@ from botocore.exceptions import ClientError
 from evalkit.errors import ModelArgsError
 from evalkit.model.api import warn_unsupported
 from evalkit.model.types import ChatMessage, GenerateConfig, ModelOutput, ModelUsage, StopReason
-from evalkit.providers.aws import AWSAPI
-from evalkit.providers.http_errors import MalformedResponseError, is_retryable_status
-from evalkit.providers.openai_format import chat_output, chat_request, text_prompt
+from evalkit.providers.aws.session import AWSAPI
+from evalkit.providers.common.http_errors import MalformedResponseError, is_retryable_status
+from evalkit.providers.openai.wire import chat_output, chat_request, text_prompt
 from evalkit.secrets import excerpt
 
 Api = Literal["tgi", "messages"]

@@ -16,7 +16,7 @@ from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
 from evalkit.model.api import ModelAPI
 from evalkit.model.types import GenerateConfig
-from evalkit.providers.http_errors import MissingCredentialsError, is_retryable_status, retry_after_from_headers
+from evalkit.providers.common.http_errors import MissingCredentialsError, is_retryable_status, retry_after_from_headers
 from evalkit.secrets import get_secret
 
 READ_TIMEOUT = 3600.0

@@ -1,0 +1,1 @@
+"""Amazon: Bedrock (Converse) and SageMaker endpoints over one aioboto3 session."""

@@ -1,0 +1,1 @@
+"""Local inference: hf, hf-pipeline, vllm, the request batcher, the bundled model, chat prompts and tool-call parsing."""

@@ -1,0 +1,1 @@
+"""OpenAI (chat, completions, Azure OpenAI), the OpenAI-compatible services, and the chat-completions wire shape."""
