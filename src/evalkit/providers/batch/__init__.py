@@ -1,0 +1,1 @@
+"""Provider batch APIs: requests collected into batches, submitted, polled and mapped back."""
