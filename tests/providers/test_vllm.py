@@ -48,7 +48,7 @@ def test_registered_without_importing_vllm() -> None:
 
 @pytest.mark.skipif(HAS_VLLM, reason="checks the message shown where vllm is missing")
 def test_missing_vllm_says_what_to_install() -> None:
-    with pytest.raises(ModelNotFoundError, match=r"pip install evalkit\[vllm\]"):
+    with pytest.raises(ModelNotFoundError, match=r"pip install evalkit-ai\[vllm\]"):
         get_model("vllm/bundled")
 
 
