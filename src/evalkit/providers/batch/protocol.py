@@ -1,4 +1,14 @@
-"""The contract between the batcher and one provider's batch API."""
+"""The contract between the batcher and one provider's batch API.
+
+A ModelAPI that supports batch mode implements, beside `generate`:
+
+    def batch_protocol(self) -> BatchProtocol     # built lazily, same client and credentials
+    def batch_body(self, input, tools, tool_choice, config) -> dict[str, Any]   # what generate() sends
+    def batch_output(self, body: dict[str, Any]) -> ModelOutput                 # how generate() parses a reply
+
+`batch_body` may be `async def` (building messages loads images): the batcher awaits its
+result when it is awaitable.
+"""
 
 from __future__ import annotations
 
