@@ -67,5 +67,9 @@ class EmbeddingsUnsupportedError(EvalkitError):
     """The provider has no embeddings API (or this provider does not implement it)."""
 
 
+class BatchUnsupportedError(EvalkitError):
+    """Batch mode asked of a provider that has no batch API in evalkit."""
+
+
 class ImagesUnsupportedError(EvalkitError):
     """An image sent to a text-only model (the sample fails instead of dropping it)."""

@@ -9,6 +9,7 @@ from typing import Any
 import anthropic
 import orjson
 
+from evalkit.errors import BatchUnsupportedError
 from evalkit.model.api import warn_unsupported
 from evalkit.model.content import Content, ContentImage, ContentReasoning, ContentText, image_bytes, is_url
 from evalkit.model.types import (
@@ -23,6 +24,8 @@ from evalkit.model.types import (
     ReasoningEffort,
     StopReason,
 )
+from evalkit.providers.batch.anthropic import MessageBatches
+from evalkit.providers.batch.protocol import BatchProtocol
 from evalkit.providers.common.http_errors import MalformedResponseError, MissingCredentialsError
 from evalkit.providers.common.sdk_transport import SDKModelAPI, SDKTransport
 from evalkit.providers.common.turns import Turn, merge_turns, system_text, unforced
@@ -101,11 +104,24 @@ class AnthropicAPI(SDKModelAPI):
             anthropic, client_class, settings, model_args, provider=self.provider, model=self.request_model, key_env=key_env,
             reset_headers=_RESET_HEADERS, connections=config.max_connections or 0,
         )
+        self._batches: MessageBatches | None = None
 
     async def generate(
         self, input: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice | None, config: GenerateConfig
     ) -> ModelOutput:
-        data = await self.transport.post("/v1/messages", await self._request(input, tools, tool_choice, config))
+        body = await self.batch_body(input, tools, tool_choice, config)
+        return self.batch_output(await self.transport.post("/v1/messages", body))
+
+    def batch_protocol(self) -> BatchProtocol:
+        """Message Batches on this client (the Anthropic API only: Bedrock and Vertex have none here)."""
+        if self.provider != "anthropic":
+            raise BatchUnsupportedError(f"{self.provider}: batch mode is not supported; run without --batch")
+        if self._batches is None:
+            self._batches = MessageBatches(self.transport)
+        return self._batches
+
+    def batch_output(self, data: dict[str, Any]) -> ModelOutput:
+        """The ModelOutput for a Messages API reply (a Message)."""
         content = data.get("content")
         if not isinstance(content, list):
             raise MalformedResponseError(f"{self.provider}: the reply has no 'content' list: {excerpt(str(data), 200)}")
@@ -118,9 +134,10 @@ class AnthropicAPI(SDKModelAPI):
             usage=ModelUsage(input_tokens, output_tokens, input_tokens + output_tokens) if usage else None,
         )
 
-    async def _request(
+    async def batch_body(
         self, messages: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice | None, config: GenerateConfig
     ) -> dict[str, Any]:
+        """The Messages API request body (`params` of a batch request)."""
         system, turns = await _conversation(messages, self.provider)
         body: dict[str, Any] = {
             "model": self.request_model,

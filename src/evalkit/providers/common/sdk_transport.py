@@ -3,6 +3,7 @@ classifies their errors, and `SDKModelAPI`, the base of the providers built on i
 
 from __future__ import annotations
 
+from importlib import import_module
 from types import ModuleType
 from typing import Any
 
@@ -12,6 +13,7 @@ from evalkit.model.adaptive import pool_size
 from evalkit.model.api import ModelAPI
 from evalkit.providers.common.http_errors import (
     MalformedResponseError,
+    ProviderRequestError,
     error_detail,
     error_retry_after,
     error_status,
@@ -53,8 +55,10 @@ class SDKTransport:
         key_env: str | None,
         reset_headers: tuple[str, ...] = (),
         connections: int | str = 0,
+        http: str = "httpx2",
     ) -> None:
         self._sdk = sdk
+        self._http = import_module(http)  # the HTTP library the SDK is built on (groq's: httpx)
 
         def new_client() -> Any:
             return client_class(**{"timeout": None, **settings, "http_client": self._http_client(), **model_args})
@@ -67,9 +71,7 @@ class SDKTransport:
         self._client = PerLoop(new_client, initial=new_client())  # made now, so a bad -M fails at once
 
     def _http_client(self) -> Any:
-        import httpx2
-
-        limits = httpx2.Limits(max_connections=self._pool, max_keepalive_connections=self._pool)
+        limits = self._http.Limits(max_connections=self._pool, max_keepalive_connections=self._pool)
         try:
             return self._sdk.DefaultAioHttpClient(limits=limits)
         except RuntimeError:  # the SDK's aiohttp extra is not installed
@@ -77,14 +79,10 @@ class SDKTransport:
 
     async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST `body` as JSON to `path` (relative to the client's base URL); the decoded reply."""
-        import httpx2
-
         try:
-            response = await self._client.get().post(path, body=body, cast_to=httpx2.Response)
+            response = await self._client.get().post(path, body=body, cast_to=self._http.Response)
         except self._sdk.APIStatusError as error:
-            mapped = request_error(
-                self.provider, error_status(error), error_detail(error), model=self.model, key_env=self.key_env
-            )
+            mapped = self.status_error(error)
             if mapped is None:
                 raise
             raise mapped from error
@@ -97,6 +95,14 @@ class SDKTransport:
                 f"{self.provider}: the reply is not a JSON object (HTTP {response.status_code}): {excerpt(response.content.decode(errors='replace'), 200)!r}"
             )
         return data
+
+    def client(self) -> Any:
+        """The SDK client of the running event loop (for the SDK's own resources, e.g. batches)."""
+        return self._client.get()
+
+    def status_error(self, error: BaseException) -> ProviderRequestError | None:
+        """A clear `ProviderRequestError` for an SDK status error a retry cannot fix, else None."""
+        return request_error(self.provider, error_status(error), error_detail(error), model=self.model, key_env=self.key_env)
 
     def is_retryable(self, error: BaseException) -> bool:
         """Dropped connections, timeouts, 408/409/425/429 and 5xx."""

@@ -1,0 +1,149 @@
+"""Anthropic Message Batches: the real anthropic SDK talking to a local Message Batches server,
+through the provider's batch protocol, batch_body and batch_output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+import evalkit
+from evalkit import ChatMessageSystem, ChatMessageUser, GenerateConfig, ModelOutput
+from evalkit.errors import BatchUnsupportedError
+from evalkit.model.api import ModelAPI
+from evalkit.providers.batch.protocol import BatchRequest, BatchStatus
+from evalkit.providers.common.http_errors import ProviderRequestError
+from tests.providers.helpers import generate_and_close, isolate_env
+from tests.providers.test_anthropic import ENV, KEY
+from tests.servers.anthropic_batch_server import BATCH_ERROR, BATCH_EXPIRE, AnthropicBatchServer
+
+MODEL = "claude-haiku-4-5"
+CONFIG = GenerateConfig(max_tokens=32, temperature=0.0)
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    isolate_env(monkeypatch, tmp_path, unset=ENV, ANTHROPIC_API_KEY=KEY)
+
+
+def question(i: int) -> list[Any]:
+    return [ChatMessageSystem("Answer with a number."), ChatMessageUser(f"What is {i} * 7? ANSWER: {i * 7}")]
+
+
+async def run_batch(api: ModelAPI, inputs: list[list[Any]]) -> tuple[list[BatchStatus], dict[str, Any]]:
+    """Submit one batch of `inputs` (custom ids q0, q1, ...), poll it until it is no longer
+    running, and fetch its results if it ended; the statuses seen and the results."""
+    protocol = api.batch_protocol()
+    requests = [BatchRequest(f"q{i}", await api.batch_body(input, [], None, CONFIG)) for i, input in enumerate(inputs)]
+    batch_id = await protocol.submit(requests)
+    statuses = [await protocol.status(batch_id)]
+    while statuses[-1].state == "running":
+        statuses.append(await protocol.status(batch_id))
+    results = await protocol.results(batch_id) if statuses[-1].state == "ended" else {}
+    await api.aclose()
+    return statuses, results
+
+
+def test_batch_params_are_what_generate_sends_and_outputs_are_parsed_alike() -> None:
+    inputs = [question(i) for i in range(3)]
+    with AnthropicBatchServer(polls_to_finish=3) as server:
+        model = evalkit.get_model(f"anthropic/{MODEL}", base_url=server.url)
+        direct = generate_and_close(model, inputs[1], CONFIG)
+        statuses, results = anyio.run(run_batch, model.api, inputs)
+    sent_directly, create, *polls = server.requests
+    assert (create.method, create.path) == ("POST", "/v1/messages/batches")
+    assert create.headers["authorization"] == f"Bearer {KEY}" and create.headers["anthropic-version"]
+    wire = create.json()["requests"]
+    assert [item["custom_id"] for item in wire] == ["q0", "q1", "q2"]
+    assert wire[1]["params"] == sent_directly.json() == {
+        "model": MODEL, "max_tokens": 32, "temperature": 0.0, "system": "Answer with a number.",
+        "messages": [{"role": "user", "content": "What is 1 * 7? ANSWER: 7"}],
+    }
+    [batch_id] = server.ledger.batches
+    assert [(r.method, r.path) for r in polls] == [("GET", f"/v1/messages/batches/{batch_id}")] * 4 + [
+        ("GET", f"/v1/messages/batches/{batch_id}/results")]  # 3 polls, then results() looks the batch up first
+    assert [s.state for s in statuses] == ["running", "running", "ended"]
+    assert (statuses[0].completed, statuses[0].total, statuses[-1].completed, statuses[-1].failed) == (0, 3, 3, 0)
+    outputs: dict[str, ModelOutput] = {custom_id: model.api.batch_output(body) for custom_id, body in results.items()}
+    assert {custom_id: o.completion for custom_id, o in outputs.items()} == {"q0": "0", "q1": "7", "q2": "14"}
+    assert outputs["q1"].completion == direct.completion and outputs["q1"].usage == direct.usage
+    assert outputs["q1"].stop_reason == direct.stop_reason == "stop" and outputs["q1"].model == MODEL
+
+
+def test_errored_and_expired_requests_become_errors_the_provider_classifies() -> None:
+    prompts = {"ok": "ANSWER: 5", "invalid": f"{BATCH_ERROR} invalid_request_error", "overloaded": f"{BATCH_ERROR} overloaded_error",
+               "limited": f"{BATCH_ERROR} rate_limit_error", "expired": BATCH_EXPIRE}
+    with AnthropicBatchServer(polls_to_finish=1) as server:
+        api = evalkit.get_model(f"anthropic/{MODEL}", base_url=server.url).api
+        statuses, results = anyio.run(run_batch, api, [[ChatMessageUser(p)] for p in prompts.values()])
+    assert (statuses[-1].state, statuses[-1].completed, statuses[-1].failed) == ("ended", 1, 4)
+    by_name = {name: results[f"q{i}"] for i, name in enumerate(prompts)}
+    assert api.batch_output(by_name["ok"]).completion == "5"
+    invalid = by_name["invalid"]
+    assert isinstance(invalid, ProviderRequestError) and invalid.status == 400
+    assert str(invalid) == "anthropic: request rejected (HTTP 400): invalid_request_error"
+    assert not api.is_retryable(invalid)
+    assert api.is_retryable(by_name["overloaded"]) and not api.is_rate_limit(by_name["overloaded"])
+    assert "overloaded_error: Overloaded" in str(by_name["overloaded"])
+    assert api.is_retryable(by_name["limited"]) and api.is_rate_limit(by_name["limited"])
+    assert api.is_retryable(by_name["expired"]) and "expired" in str(by_name["expired"])
+
+
+def test_a_request_the_messages_api_refuses_is_errored_with_its_message() -> None:
+    body_problem = [ChatMessageUser("ANSWER: x")]
+    with AnthropicBatchServer(polls_to_finish=1) as server:
+        api = evalkit.get_model(f"anthropic/{MODEL}", base_url=server.url).api
+
+        async def scenario() -> Any:
+            protocol = api.batch_protocol()
+            body = await api.batch_body(body_problem, [], None, CONFIG)
+            body["messages"].append({"role": "user", "content": " "})  # blank content, as the API refuses
+            batch_id = await protocol.submit([BatchRequest("blank", body)])
+            await protocol.status(batch_id)
+            results = await protocol.results(batch_id)
+            await api.aclose()
+            return results["blank"]
+
+        error = anyio.run(scenario)
+    assert isinstance(error, ProviderRequestError) and "must have non-empty content" in str(error)
+
+
+@pytest.mark.parametrize(("outcome", "reason"), [("expired", "expired (2 requests unprocessed after 24 hours)"),
+                                                 ("canceled", "was canceled (2 canceled, 0 expired)")])
+def test_a_batch_that_ended_with_nothing_processed_has_failed(outcome: str, reason: str) -> None:
+    with AnthropicBatchServer(polls_to_finish=2, outcome=outcome) as server:
+        api = evalkit.get_model(f"anthropic/{MODEL}", base_url=server.url).api
+        statuses, results = anyio.run(run_batch, api, [question(1), question(2)])
+    [batch_id] = server.ledger.batches
+    assert [s.state for s in statuses] == ["running", "failed"]
+    assert statuses[-1].error == f"anthropic: batch {batch_id} {reason}"
+    assert (statuses[-1].failed, statuses[-1].total) == (2, 2) and results == {}
+
+
+def test_a_refused_batch_fails_in_one_line() -> None:
+    with AnthropicBatchServer() as server:
+        api = evalkit.get_model(f"anthropic/{MODEL}", base_url=server.url).api
+
+        async def scenario() -> None:
+            body = await api.batch_body(question(1), [], None, CONFIG)
+            try:
+                with pytest.raises(ProviderRequestError, match=r"^anthropic: request rejected \(HTTP 400\): custom_id values must be unique$"):
+                    await api.batch_protocol().submit([BatchRequest("same", body), BatchRequest("same", body)])
+                with pytest.raises(ProviderRequestError, match="HTTP 404"):
+                    await api.batch_protocol().status("msgbatch_unknown")
+            finally:
+                await api.aclose()
+
+        anyio.run(scenario)
+
+
+@pytest.mark.parametrize("model", ["anthropic/bedrock/anthropic.claude-3-haiku", "anthropic/vertex/claude-3-haiku"])
+def test_bedrock_and_vertex_claude_have_no_batch_mode(monkeypatch: pytest.MonkeyPatch, model: str) -> None:
+    for name, value in {"AWS_ACCESS_KEY_ID": "AKIATESTTESTTEST", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_REGION": "eu-west-2",
+                        "ANTHROPIC_VERTEX_PROJECT_ID": "my-project", "ANTHROPIC_VERTEX_REGION": "us-east5"}.items():
+        monkeypatch.setenv(name, value)
+    args = {"access_token": "ya29.test-token"} if "vertex" in model else {}
+    with pytest.raises(BatchUnsupportedError, match=r"^anthropic/(bedrock|vertex): batch mode is not supported; run without --batch$"):
+        evalkit.get_model(model, **args).api.batch_protocol()

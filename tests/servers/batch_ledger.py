@@ -1,0 +1,55 @@
+"""What the local batch servers share: the batches they were given, how often each custom_id
+was submitted, and when a batch is done (after a set number of polls)."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+
+@dataclass
+class Batch:
+    """One submitted batch: its requests (custom_id -> body), polls so far, results once done."""
+
+    id: str
+    requests: dict[str, Any]
+    polls: int = 0
+    results: dict[str, Any] | None = None
+
+
+@dataclass
+class Ledger:
+    """The batches a server holds; a batch is done on its `polls_to_finish`-th poll, and its
+    results are then computed once by `answer(custom_id, body)`."""
+
+    prefix: str
+    polls_to_finish: int
+    answer: Callable[[str, Any], Any]
+    batches: dict[str, Batch] = field(default_factory=dict)
+    submitted: Counter[str] = field(default_factory=Counter)
+    """How many times each custom_id was submitted (in any batch)."""
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def create(self, requests: dict[str, Any]) -> Batch:
+        with self._lock:
+            batch = Batch(f"{self.prefix}{len(self.batches) + 1:04d}", requests)
+            self.batches[batch.id] = batch
+            self.submitted.update(requests)
+            return batch
+
+    def poll(self, batch_id: str) -> Batch | None:
+        """The batch after one more poll (its results made when this poll finishes it); None if unknown."""
+        with self._lock:
+            batch = self.batches.get(batch_id)
+            if batch is None:
+                return None
+            batch.polls += 1
+            if batch.results is None and batch.polls >= self.polls_to_finish:
+                batch.results = {custom_id: self.answer(custom_id, body) for custom_id, body in batch.requests.items()}
+            return batch
+
+    def duplicates(self) -> list[str]:
+        """custom_ids submitted more than once."""
+        return [custom_id for custom_id, count in self.submitted.items() if count > 1]
