@@ -69,6 +69,11 @@ BUILTIN: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...], str]] = [
      "evalkit-ai[bedrock]"),
     ("azureml", f"{_P}.http.azureml:AzureMLAPI", "Azure Machine Learning online endpoints, chat-completions JSON (azureml/<deployment>)",
      (), ("AZUREML_BASE_URL", "AZUREML_API_KEY"), ""),
+    ("cohere", f"{_P}.cohere:CohereAPI", "Cohere v2 chat and embeddings (cohere/<model>)",
+     ("cohere",), ("COHERE_API_KEY", "COHERE_BASE_URL"), "evalkit-ai[cohere]"),
+    ("hf-inference", f"{_P}.hf_inference:HFInferenceAPI",
+     "Hugging Face Inference (hf-inference/<hub-id>) and dedicated Inference Endpoints or TGI/TEI servers (hf-inference/<https URL>), chat and embeddings",
+     ("huggingface_hub",), ("HF_TOKEN", "HF_INFERENCE_BASE_URL"), "evalkit-ai[hf-inference]"),
 ]
 
 
