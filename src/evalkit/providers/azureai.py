@@ -124,6 +124,9 @@ class AzureAIAPI(ModelAPI):
         if any(has_image(m.content) for m in input):
             raise ImagesUnsupportedError("azureai with emulated tools sends text only, but a message holds an image; "
                                          "use -M emulate_tools=false if the deployment calls tools itself")
+        if tools and tool_choice not in (None, "auto", "none"):
+            warn_unsupported(self.provider, "tool_choice", "with emulated tools a call cannot be forced; offered as 'auto'")
+            tool_choice = "auto"
         return chat_request(self.provider, input, tools, tool_choice)
 
     def _emulated_output(self, data: dict[str, Any], request: ChatRequest) -> ModelOutput:
