@@ -160,6 +160,21 @@ def test_seq2seq_tasks(t5: str, task: str, prefix: str) -> None:
     assert alone.completion == outputs[1].completion  # right padding does not change the answer
 
 
+def test_seq2seq_num_choices_each_input_gets_its_own_sequences(t5: str) -> None:
+    model = get_model("hf-pipeline/text2text-generation/local", model_path=t5)
+    prompts = ["The cat sat on the mat all day long.", "Hello"]
+    greedy = [generate(model, prompt, config=GenerateConfig(temperature=0, max_tokens=6))[0] for prompt in prompts]
+    assert greedy[0].completion != greedy[1].completion  # the inputs' answers tell them apart
+    near_greedy = GenerateConfig(temperature=1e-4, max_tokens=6, num_choices=2)  # sampling, but sure of its pick
+    outputs = generate(model, *prompts, config=near_greedy)
+    assert model.api.batcher.batches[-1] == 2
+    for output, alone in zip(outputs, greedy):
+        assert [choice.message.text for choice in output.choices] == [alone.completion] * 2
+        assert [choice.stop_reason for choice in output.choices] == [alone.stop_reason] * 2
+        assert output.usage.output_tokens == 2 * alone.usage.output_tokens
+        assert output.usage.input_tokens == alone.usage.input_tokens
+
+
 def test_fill_mask(build: Callable[..., str], smol_tokenizer: Any, tmp_path: Path) -> None:
     from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
 

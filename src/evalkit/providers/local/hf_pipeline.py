@@ -2,26 +2,39 @@
 
 Model names: `hf-pipeline/<task>/<hub-id>` or `hf-pipeline/<task>/local -M model_path=DIR`.
 Each answer's text is what a scorer compares; the task's full output goes to the output's
-metadata (and so to the sample's log line).
+metadata (and so to the sample's log line). How each task reads a chat (`pipeline_tasks`):
 
-- text-classification, sentiment-analysis: the last user message -> the top label.
+- text-classification, sentiment-analysis: the last user message -> the top label; a pair
+  (NLI, paraphrase) as the JSON object `{"text": ..., "text_pair": ...}` (the Snowflake
+  signature's names). The output: the labels ranked (`-M top_k` of them; all by default).
 - zero-shot-classification: the last user message -> the top label; the candidate labels come
   from `-M candidate_labels=[a, b]`, else from the prompt's `A) option` lines (as
   `multiple_choice()` writes them; the sequence classified is the prompt without them).
 - question-answering: the question is the last user message, the context the system
   message(s) (e.g. `system_message("{context}")` from sample metadata), else the prompt's
-  `Context:` and `Question:` sections -> the answer span.
+  `Context:` and `Question:` sections, or `{"question": ..., "context": ...}` -> the answer
+  span. With `-M top_k=K` (K > 1) the choices are the K best spans, best first, and the
+  output is their list of {answer, score, start, end}.
+- table-question-answering (TAPAS models): the query is the last user message, the table the
+  system message(s) (e.g. `system_message("{table}")`), or `{"query": ..., "table": ...}`. A
+  table is JSON `{column: [values]}` (the Snowflake and transformers form) or
+  `[{column: value}, ...]`, the same as a Python literal (what `{table}` writes for a dict in
+  sample metadata), else CSV with a header row -> the pipeline's answer: the selected cells
+  joined by ", ", after `AGGREGATOR > ` when the model aggregates (SUM, AVERAGE, COUNT); the
+  output holds answer, coordinates ([row, column]), cells and aggregator ("NONE" when none).
 - summarization, translation_xx_to_yy, text2text-generation: the last user message, with the
-  model's task prefix (`task_specific_params`) -> the generated text.
+  model's task prefix (`task_specific_params`) -> the generated text(s), one choice per
+  `--num-choices` sequence when sampling.
 - fill-mask: text holding the mask token (or `[MASK]`/`<mask>`) -> the top token.
 - token-classification, ner: the last user message -> `word (TYPE), word (TYPE), ...`.
-- text-generation: the chat, through its template -> the generated text.
+- text-generation: the chat, through its template -> the generated text(s).
 
-Transformers 5 dropped the question-answering and sequence-to-sequence pipelines; evalkit runs
-those tasks with the model classes directly. Own model args: `model_path`, `tokenizer_path`,
-`device`, `dtype`, `batch_size`, `batch_wait`, `candidate_labels`, `hypothesis_template`,
-`aggregation_strategy` (ner, default "simple"), `top_k` (fill-mask candidates kept, default 5);
-every other `-M` goes to `from_pretrained`.
+Transformers 5 dropped the question-answering and sequence-to-sequence pipelines, and its
+table pipeline cannot batch; evalkit runs those tasks with the model classes directly. Own
+model args: `model_path`, `tokenizer_path`, `device`, `dtype`, `batch_size`, `batch_wait`,
+`candidate_labels`, `hypothesis_template`, `aggregation_strategy` (ner, default "simple"),
+`top_k` (fill-mask candidates kept, default 5; question-answering spans, default 1;
+text-classification labels, default all); every other `-M` goes to `from_pretrained`.
 
 No tools (the older `generate(messages, config)` form): a tool request fails with one line;
 chat models that call tools run on the `hf` provider. Images fail the request with one line.
@@ -29,7 +42,6 @@ chat models that call tools run on the `hf` provider. Images fail the request wi
 
 from __future__ import annotations
 
-import re
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -40,6 +52,7 @@ from evalkit.model.types import (
     ChatCompletionChoice, ChatMessage, ChatMessageAssistant, GenerateConfig, ModelOutput, ModelUsage, StopReason,
     input_text,
 )
+from evalkit.providers.local import pipeline_tasks as tasks
 from evalkit.providers.local.batching import DEFAULT_MAX_WAIT, Batcher, Cancellation, batch_limit, settings_key
 from evalkit.providers.local.chat_prompt import refuse_images
 from evalkit.providers.local.hf import (
@@ -48,10 +61,8 @@ from evalkit.providers.local.hf import (
 )
 from evalkit.providers.local.weights import weights_identity
 
-_OPTION = re.compile(r"^\s*([A-Z])\)\s+(.+?)\s*$", re.MULTILINE)
-_SECTION = re.compile(r"^\s*(context|question)\s*:\s*", re.IGNORECASE | re.MULTILINE)
 _ALIASES = {"sentiment-analysis": "text-classification", "ner": "token-classification"}
-MAX_ANSWER_TOKENS = 30
+_DEFAULT_TOP_K = {"fill-mask": 5, "question-answering": 1}
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,8 @@ class Answer:
     input_tokens: int = 0
     output_tokens: int = 0
     stop_reason: StopReason = "stop"
+    alternatives: tuple[tuple[str, StopReason], ...] = ()
+    """The choices after the first, in order (num_choices sequences, top_k answers)."""
 
 
 class HFPipelineAPI(ModelAPI):
@@ -86,7 +99,7 @@ class HFPipelineAPI(ModelAPI):
         candidate_labels: list[str] | str | None = None,
         hypothesis_template: str | None = None,
         aggregation_strategy: str = "simple",
-        top_k: int = 5,
+        top_k: int | None = None,
         **model_args: Any,
     ) -> None:
         super().__init__(model_name, base_url=base_url, api_key=api_key, config=config, **model_args)
@@ -97,9 +110,10 @@ class HFPipelineAPI(ModelAPI):
             raise ModelArgsError(
                 f"hf-pipeline model '{model_name}' must be <task>/<model>, task one of: "
                 "text-classification, sentiment-analysis, zero-shot-classification, question-answering, "
-                "summarization, translation_xx_to_yy, text2text-generation, fill-mask, token-classification, "
-                "ner, text-generation"
+                "table-question-answering, summarization, translation_xx_to_yy, text2text-generation, fill-mask, "
+                "token-classification, ner, text-generation"
             )
+        self.top_k = _top_k(top_k, self.task)
         self.device = select_device(device)
         self.dtype = parse_dtype(dtype, self.device)
         source = resolve_source(
@@ -113,7 +127,6 @@ class HFPipelineAPI(ModelAPI):
         self.candidate_labels = tuple(candidate_labels) if candidate_labels else None
         self.hypothesis_template = hypothesis_template
         self.aggregation_strategy = aggregation_strategy
-        self.top_k = int(top_k)
         self.pipeline = _pipeline(kind, self.model, self.tokenizer, self.device) if kind in _PIPELINES else None
         handler = kind.replace("-", "_")
         self._run: Callable[[GenerateConfig, Any, list[Any], Cancellation], list[Answer]] = getattr(
@@ -140,9 +153,12 @@ class HFPipelineAPI(ModelAPI):
         length = sum(len(m.text) for m in messages)
         answer = await self.batcher.submit(inputs, key=(settings_key(config), extra), length=length, limit=limit)
         usage = ModelUsage(answer.input_tokens, answer.output_tokens, answer.input_tokens + answer.output_tokens)
-        choice = ChatCompletionChoice(ChatMessageAssistant(answer.text), stop_reason=answer.stop_reason)
-        metadata = {"task": self.task, "output": _plain(answer.output)}
-        return ModelOutput(model=f"hf-pipeline/{self.model_name}", choices=[choice], usage=usage, metadata=metadata)
+        choices = [
+            ChatCompletionChoice(ChatMessageAssistant(text), stop_reason=reason)
+            for text, reason in ((answer.text, answer.stop_reason), *answer.alternatives)
+        ]
+        metadata = {"task": self.task, "output": tasks.plain(answer.output)}
+        return ModelOutput(model=f"hf-pipeline/{self.model_name}", choices=choices, usage=usage, metadata=metadata)
 
     async def aclose(self) -> None:
         self.batcher.close()
@@ -156,42 +172,31 @@ class HFPipelineAPI(ModelAPI):
         with torch.inference_mode():
             return self._run(settings, extra, batch, cancellation)
 
-    def _count(self, text: str) -> int:
-        return len(self.tokenizer(text)["input_ids"])
+    def _count(self, text: str | dict[str, str]) -> int:
+        encoded = self.tokenizer(**text) if isinstance(text, dict) else self.tokenizer(text)
+        return len(encoded["input_ids"])
 
     # --- preparing one request (event loop): (inputs, what else its batch must share) ---
 
     def _prepare_text(self, messages: list[ChatMessage]) -> tuple[Any, Hashable]:
         return input_text(messages), None
 
+    def _prepare_text_classification(self, messages: list[ChatMessage]) -> tuple[Any, Hashable]:
+        return tasks.classification_input(messages), None
+
     def _prepare_text_generation(self, messages: list[ChatMessage]) -> tuple[Any, Hashable]:
         return tuple((m.role, m.text) for m in messages), None
 
     def _prepare_zero_shot_classification(self, messages: list[ChatMessage]) -> tuple[Any, Hashable]:
-        text = input_text(messages)
         if self.candidate_labels:
-            return text, self.candidate_labels
-        options = _OPTION.findall(text)
-        if not options:
-            raise ValueError(
-                "zero-shot-classification needs candidate labels: -M candidate_labels=[a, b] or "
-                "'A) option' lines in the prompt (multiple_choice() writes them)"
-            )
-        return _OPTION.sub("", text).strip(), tuple(option for _, option in options)
+            return input_text(messages), self.candidate_labels
+        return tasks.zero_shot_input(messages)
 
     def _prepare_question_answering(self, messages: list[ChatMessage]) -> tuple[Any, Hashable]:
-        question = input_text(messages)
-        context = "\n".join(m.text for m in messages if m.role == "system")
-        if not context:
-            parts = dict(zip(*[iter(_SECTION.split(question)[1:])] * 2))  # {"context": ..., "question": ...}
-            sections = {name.lower(): value.strip() for name, value in parts.items()}
-            context, question = sections.get("context", ""), sections.get("question", question)
-        if not context:
-            raise ValueError(
-                "question-answering needs a context: a system message (e.g. system_message('{context}')) "
-                "or 'Context: ...' and 'Question: ...' in the prompt"
-            )
-        return (question, context), None
+        return tasks.question_and_context(messages), None
+
+    def _prepare_table_question_answering(self, messages: list[ChatMessage]) -> tuple[Any, Hashable]:
+        return tasks.query_and_table(messages), None
 
     def _prepare_fill_mask(self, messages: list[ChatMessage]) -> tuple[Any, Hashable]:
         text = input_text(messages)
@@ -203,9 +208,9 @@ class HFPipelineAPI(ModelAPI):
     # --- running one batch (worker thread) ---
 
     def _run_text_classification(
-        self, settings: GenerateConfig, extra: Any, texts: list[str], cancellation: Cancellation
+        self, settings: GenerateConfig, extra: Any, texts: list[str | dict[str, str]], cancellation: Cancellation
     ) -> list[Answer]:
-        results = _per_input(self.pipeline(texts, batch_size=len(texts), top_k=None))
+        results = tasks.per_input(self.pipeline(texts, batch_size=len(texts), top_k=self.top_k))
         return [Answer(ranked[0]["label"], ranked, self._count(text)) for text, ranked in zip(texts, results)]
 
     def _run_zero_shot_classification(
@@ -219,7 +224,7 @@ class HFPipelineAPI(ModelAPI):
     def _run_fill_mask(
         self, settings: GenerateConfig, extra: Any, texts: list[str], cancellation: Cancellation
     ) -> list[Answer]:
-        results = _per_input(self.pipeline(texts, batch_size=len(texts), top_k=self.top_k))
+        results = tasks.per_input(self.pipeline(texts, batch_size=len(texts), top_k=self.top_k))
         return [
             Answer(ranked[0]["token_str"].strip(), ranked, self._count(text)) for text, ranked in zip(texts, results)
         ]
@@ -228,8 +233,8 @@ class HFPipelineAPI(ModelAPI):
         self, settings: GenerateConfig, extra: Any, texts: list[str], cancellation: Cancellation
     ) -> list[Answer]:
         found_all = self.pipeline(texts, batch_size=len(texts), aggregation_strategy=self.aggregation_strategy)
-        results = _per_input(found_all)
-        return [Answer(_entities_text(found), found, self._count(text)) for text, found in zip(texts, results)]
+        results = tasks.per_input(found_all)
+        return [Answer(tasks.entities_text(found), found, self._count(text)) for text, found in zip(texts, results)]
 
     def _run_text_generation(
         self, settings: GenerateConfig, extra: Any, chats: list[tuple[tuple[str, str], ...]], cancellation: Cancellation
@@ -241,14 +246,18 @@ class HFPipelineAPI(ModelAPI):
             messages, batch_size=len(messages), return_full_text=False, stopping_criteria=stopping, **kwargs
         )
         answers = []
-        for chat, result in zip(messages, results):
-            text = _generated_text(result[0]["generated_text"])
-            output_tokens = len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        for chat, sequences in zip(messages, results):
             prompt_tokens = len(self.tokenizer.apply_chat_template(chat, add_generation_prompt=True)["input_ids"])
-            text, stopped = trim_at_stop(text, settings.stop_seqs)
-            stop: StopReason = "max_tokens" if output_tokens >= kwargs["max_new_tokens"] and not stopped else "stop"
-            answers.append(Answer(text, result, prompt_tokens, output_tokens, stop))
+            decoded = [self._generated(tasks.generated_text(s["generated_text"]), settings, kwargs) for s in sequences]
+            answers.append(_answer_of(decoded, sequences, prompt_tokens))
         return answers
+
+    def _generated(self, text: str, settings: GenerateConfig, kwargs: dict[str, Any]) -> tuple[str, int, StopReason]:
+        """(text up to a stop sequence, tokens generated, stop reason) of one text-generation sequence."""
+        output_tokens = len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        text, stopped = trim_at_stop(text, settings.stop_seqs)
+        stop: StopReason = "max_tokens" if output_tokens >= kwargs["max_new_tokens"] and not stopped else "stop"
+        return text, output_tokens, stop
 
     def _run_seq2seq(
         self, settings: GenerateConfig, extra: Any, texts: list[str], cancellation: Cancellation
@@ -258,13 +267,15 @@ class HFPipelineAPI(ModelAPI):
         inputs = [prefix + text for text in texts]
         encoded = self.tokenizer(inputs, return_tensors="pt", padding=True, truncation=True).to(self.device)
         kwargs = generation_kwargs(settings, self.tokenizer)
-        stopping = stop_when_cancelled(cancellation, kwargs.get("num_return_sequences", 1))
-        generated = self.model.generate(**encoded, **kwargs, stopping_criteria=stopping)
+        per_input = kwargs.get("num_return_sequences", 1)  # generate() returns each input's sequences in turn
+        stopping = stop_when_cancelled(cancellation, per_input)
+        rows = self.model.generate(**encoded, **kwargs, stopping_criteria=stopping)[:, 1:].tolist()
         ends = eos_ids(self.model.generation_config, self.tokenizer)
         answers = []
-        for text, mask, row in zip(inputs, encoded["attention_mask"], generated[:, 1:].tolist()):
-            answer, count, stop = decode_generated(self.tokenizer, row, ends, settings.stop_seqs)
-            answers.append(Answer(answer, {"input": text, "generated_text": answer}, int(mask.sum()), count, stop))
+        for index, (text, mask) in enumerate(zip(inputs, encoded["attention_mask"])):
+            own = rows[index * per_input : (index + 1) * per_input]
+            decoded = [decode_generated(self.tokenizer, row, ends, settings.stop_seqs) for row in own]
+            answers.append(_answer_of(decoded, {"input": text, "generated_text": decoded[0][0]}, int(mask.sum())))
         return answers
 
     def _run_question_answering(
@@ -280,24 +291,60 @@ class HFPipelineAPI(ModelAPI):
         answers = []
         for row, context in enumerate(contexts):
             in_context = [i for i, part in enumerate(encoded.sequence_ids(row)) if part == 1]
-            start, end, score = _best_span(logits.start_logits[row], logits.end_logits[row], in_context)
-            begin, finish = int(offsets[row][start][0]), int(offsets[row][end][1])
-            found = {"answer": context[begin:finish], "score": score, "start": begin, "end": finish}
-            answers.append(Answer(found["answer"].strip(), found, int(encoded["attention_mask"][row].sum())))
+            found = []
+            for start, end, score in tasks.best_spans(logits.start_logits[row], logits.end_logits[row], in_context,
+                                                      self.top_k):
+                begin, finish = int(offsets[row][start][0]), int(offsets[row][end][1])
+                found.append({"answer": context[begin:finish], "score": score, "start": begin, "end": finish})
+            texts = [span["answer"].strip() for span in found]
+            output = found[0] if self.top_k == 1 else found  # as the pipeline: one dict, or a ranked list
+            tokens = int(encoded["attention_mask"][row].sum())
+            answers.append(Answer(texts[0], output, tokens, alternatives=tuple((t, "stop") for t in texts[1:])))
+        return answers
+
+    def _run_table_question_answering(
+        self, settings: GenerateConfig, extra: Any, items: list[tuple[str, Any]], cancellation: Cancellation
+    ) -> list[Answer]:
+        encoded = self.tokenizer.pad(
+            [self.tokenizer(table=table, queries=query, truncation="drop_rows_to_fit") for query, table in items],
+            return_tensors="pt",
+        )
+        result = self.model(**{name: tensor.to(self.device) for name, tensor in encoded.items()})
+        config = self.model.config
+        aggregating = bool(getattr(config, "num_aggregation_labels", 0))
+        aggregation_logits = result.logits_aggregation.float().cpu() if aggregating else None
+        predicted = self.tokenizer.convert_logits_to_predictions(encoded, result.logits.float().cpu(), aggregation_logits)
+        operators = predicted[1] if aggregating else [None] * len(items)
+        answers = []
+        for row, ((_, table), coordinates, operator) in enumerate(zip(items, predicted[0], operators)):
+            aggregator = config.aggregation_labels[operator] if operator is not None else "NONE"
+            prefixed = operator is not None and operator != config.no_aggregation_label_index
+            found = tasks.table_answer(table, coordinates, aggregator, prefixed)
+            answers.append(Answer(found["answer"], found, int(encoded["attention_mask"][row].sum())))
         return answers
 
 
 _PIPELINES = ("text-classification", "zero-shot-classification", "fill-mask", "token-classification", "text-generation")
+_DIRECT = ("question-answering", "table-question-answering")
 _SEQ2SEQ = ("summarization", "text2text-generation", "translation")
 
 
 def _kind(task: str) -> str | None:
     """The handler family of `task` (translation_xx_to_yy and summarization are seq2seq)."""
-    if task in _PIPELINES or task == "question-answering":
+    if task in _PIPELINES or task in _DIRECT:
         return task
     if task in _SEQ2SEQ or task.startswith("translation_"):
         return "seq2seq"
     return None
+
+
+def _top_k(top_k: int | None, task: str) -> int | None:
+    """`-M top_k`, else the task's default (fill-mask 5, question-answering 1, else all)."""
+    if top_k is None:
+        return _DEFAULT_TOP_K.get(task)
+    if int(top_k) < 1:
+        raise ModelArgsError(f"-M top_k={top_k} must be a whole number of at least 1")
+    return int(top_k)
 
 
 def _auto_class(kind: str) -> Any:
@@ -310,6 +357,7 @@ def _auto_class(kind: str) -> Any:
         "token-classification": "AutoModelForTokenClassification",
         "text-generation": "AutoModelForCausalLM",
         "question-answering": "AutoModelForQuestionAnswering",
+        "table-question-answering": "AutoModelForTableQuestionAnswering",
         "seq2seq": "AutoModelForSeq2SeqLM",
     }
     return getattr(transformers, names[kind])
@@ -321,43 +369,8 @@ def _pipeline(kind: str, model: Any, tokenizer: Any, device: str) -> Any:
     return pipeline(kind, model=model, tokenizer=tokenizer, device=device)
 
 
-def _best_span(start_logits: Any, end_logits: Any, allowed: list[int]) -> tuple[int, int, float]:
-    """The (start, end) token span within `allowed` with the highest start+end score, at most
-    MAX_ANSWER_TOKENS long, and its probability."""
-    import torch
-
-    index = torch.tensor(allowed)
-    starts = torch.softmax(start_logits[index].float(), -1)
-    ends = torch.softmax(end_logits[index].float(), -1)
-    scores = torch.triu(starts[:, None] * ends[None, :])
-    scores = torch.tril(scores, MAX_ANSWER_TOKENS - 1)
-    best = int(torch.argmax(scores))
-    first, last = divmod(best, len(allowed))
-    return allowed[first], allowed[last], float(scores[first, last])
-
-
-def _per_input(results: list[Any]) -> list[list[Any]]:
-    """One ranked list per input: pipelines return a bare list for a batch of one."""
-    return [results] if results and isinstance(results[0], dict) else results
-
-
-def _entities_text(entities: list[dict[str, Any]]) -> str:
-    return ", ".join(f"{e['word'].strip()} ({e.get('entity_group') or e.get('entity')})" for e in entities)
-
-
-def _generated_text(generated: Any) -> str:
-    """The new text of a text-generation result (a string, or the chat's last message)."""
-    if isinstance(generated, list):
-        return generated[-1]["content"] if generated else ""
-    return str(generated)
-
-
-def _plain(value: Any) -> Any:
-    """`value` with numpy and torch scalars turned into Python numbers (for the JSON log)."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):
-        return value.item()
-    return value
+def _answer_of(decoded: list[tuple[str, int, StopReason]], output: Any, input_tokens: int) -> Answer:
+    """The Answer of one input's generated sequences, each (text, tokens, stop reason)."""
+    (text, _, stop), *others = decoded
+    output_tokens = sum(count for _, count, _ in decoded)
+    return Answer(text, output, input_tokens, output_tokens, stop, tuple((t, reason) for t, _, reason in others))
