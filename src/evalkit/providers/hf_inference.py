@@ -11,7 +11,8 @@ Where requests go:
 Chat goes to `<url>/v1/chat/completions` (as the client appends it); embeddings to the URL
 itself (the root route of TEI and of Inference Endpoints), or for a hub id to its
 `/pipeline/feature-extraction` route. HF_TOKEN (or `api_key=`) is sent as a bearer token.
-Every `-M` goes to `AsyncInferenceClient` unchanged (e.g. `-M headers={X-Test: 1}`,
+huggingface_hub's offline mode (HF_HUB_OFFLINE=1) blocks these requests too: it fails in one
+line. Every `-M` goes to `AsyncInferenceClient` unchanged (e.g. `-M headers={X-Test: 1}`,
 `-M bill_to=my-org`).
 
 Chat: the chat-completions messages, tools and tool_choice (any -> required, a ToolFunction
@@ -31,8 +32,9 @@ from typing import Any
 
 import httpx2
 from huggingface_hub import AsyncInferenceClient, constants, get_token
-from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError
+from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError, OfflineModeIsEnabled
 
+from evalkit.errors import EvalkitError
 from evalkit.model.api import ModelAPI, warn_unsupported
 from evalkit.model.types import ChatMessage, GenerateConfig, ModelOutput
 from evalkit.providers.common.http_errors import (
@@ -62,6 +64,10 @@ _PARAMS = {
 }
 _FINISH_ALIASES = {"eos_token": "stop", "stop_sequence": "stop"}
 _UNSUPPORTED = ("top_k", "reasoning_effort", "reasoning_tokens")
+
+
+class HubOfflineError(EvalkitError):
+    """huggingface_hub's offline mode (HF_HUB_OFFLINE) blocks every request it would make."""
 
 
 class HFInferenceAPI(ModelAPI):
@@ -149,6 +155,9 @@ class HFInferenceAPI(ModelAPI):
             if mapped is None:
                 raise
             raise mapped from error
+        except OfflineModeIsEnabled:
+            raise HubOfflineError(f"{self.label}: HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) is set, and huggingface_hub "
+                                  "sends no request in offline mode; unset it to call an inference endpoint") from None
         except json.JSONDecodeError as error:  # a 2xx body that is not JSON
             raise MalformedResponseError(f"{self.label}: the reply is not JSON: {error}") from None
 
