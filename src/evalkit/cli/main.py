@@ -7,12 +7,13 @@ import sys
 
 import click
 
+from evalkit import DISTRIBUTION
 from evalkit.errors import EvalkitError
 from evalkit.secrets import apply_dotenv_settings, scrub
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="evalkit", prog_name="evalkit")
+@click.version_option(package_name=DISTRIBUTION, prog_name="evalkit")
 @click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
 def cli(debug: bool) -> None:
     """Evaluate language models: evalkit eval TASK.py --model provider/model."""
