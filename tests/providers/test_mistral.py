@@ -61,9 +61,9 @@ def test_request_and_output(monkeypatch: pytest.MonkeyPatch) -> None:
     with RecordingServer(chat_reply) as server:
         monkeypatch.setenv("MISTRAL_BASE_URL", server.url)
         model = evalkit.get_model("mistral/mistral-large-latest")
-        with pytest.warns(UserWarning, match="'mistral' does not support top_k"):
+        with pytest.warns(UserWarning, match="'mistral' does not support reasoning_tokens"):
             output = generate_and_close(model, [evalkit.ChatMessageSystem("Be brief."), ChatMessageUser("ANSWER: bonjour")],
-                                        config.merge(GenerateConfig(top_k=5)))
+                                        config.merge(GenerateConfig(top_k=5, reasoning_effort="low", reasoning_tokens=100)))
     [request] = server.requests
     assert request.path == "/v1/chat/completions"
     assert request.headers["authorization"] == f"Bearer {KEY}"
@@ -71,7 +71,7 @@ def test_request_and_output(monkeypatch: pytest.MonkeyPatch) -> None:
         "model": "mistral-large-latest", "stream": False,
         "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "ANSWER: bonjour"}],
         "max_tokens": 8, "temperature": 0.2, "top_p": 0.9, "stop": ["END"], "random_seed": 7, "n": 2,
-        "frequency_penalty": 0.1, "presence_penalty": 0.2,
+        "frequency_penalty": 0.1, "presence_penalty": 0.2, "top_k": 5, "reasoning_effort": "low",
         "response_format": {"type": "json_schema", "json_schema": {"name": "answer", "schema": {"type": "object"}, "strict": True}},
     }
     assert [c.message.text for c in output.choices] == ["bonjour", "bonjour"]
@@ -98,6 +98,23 @@ def test_length_thinking_chunks_and_model_length() -> None:
     assert thinking.message.content == [ContentReasoning("Paris, surely."), ContentText("Paris")]
     assert thinking.stop_reason == "max_tokens" and thinking.completion == "Paris"
     assert full.stop_reason == "model_length"
+
+
+def test_logprobs() -> None:
+    def token(text: str, logprob: float) -> dict[str, Any]:
+        return {"token": text, "logprob": logprob, "bytes": list(text.encode()), "token_id": 1}
+
+    logprobs = {"content": [{**token("Hi", -0.25), "top_logprobs": [token("Hi", -0.25), token("Hey", -1.5)]}]}
+    reply = completion({"content": "Hi"})
+    reply.body["choices"][0]["logprobs"] = logprobs
+    with RecordingServer(lambda request: reply) as server:
+        model = evalkit.get_model("mistral/mistral-small-latest", base_url=server.url)
+        output = generate_and_close(model, "Greet me.", GenerateConfig(top_logprobs=2))
+    body = server.requests[0].json()
+    assert body["logprobs"] is True and body["top_logprobs"] == 2
+    [only] = output.choices[0].logprobs or ()
+    assert (only.token, only.logprob) == ("Hi", -0.25)
+    assert [(t.token, t.logprob) for t in only.top_logprobs] == [("Hi", -0.25), ("Hey", -1.5)]
 
 
 def test_model_args_reach_the_client_constructor(monkeypatch: pytest.MonkeyPatch) -> None:

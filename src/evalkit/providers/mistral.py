@@ -9,6 +9,7 @@ import httpx2
 import orjson
 from mistralai.client import Mistral, errors
 
+from evalkit.model.adaptive import pool_size
 from evalkit.model.api import ModelAPI, warn_unsupported
 from evalkit.model.types import ChatCompletionChoice, ChatMessage, ChatMessageTool, GenerateConfig, ModelOutput
 from evalkit.providers.common.http_errors import (
@@ -21,24 +22,14 @@ from evalkit.providers.common.http_errors import (
 )
 from evalkit.providers.common.per_loop import PerLoop
 from evalkit.providers.common.sdk_transport import DEFAULT_MAX_CONNECTIONS, POOL_SIZE
+from evalkit.providers.openai.wire import PARAMS as WIRE_PARAMS
 from evalkit.providers.openai.wire import chat_choice, chat_messages, chat_output, output_params, request_params, tool_params
 from evalkit.secrets import excerpt, get_secret
 from evalkit.tool.types import ToolChoice, ToolInfo
 
-PARAMS = {
-    "max_tokens": "max_tokens",
-    "temperature": "temperature",
-    "top_p": "top_p",
-    "stop_seqs": "stop",
-    "seed": "random_seed",
-    "frequency_penalty": "frequency_penalty",
-    "presence_penalty": "presence_penalty",
-    "num_choices": "n",
-}
-"""GenerateConfig field -> Mistral chat-completions parameter."""
-
-UNSUPPORTED = ("top_k", "logprobs", "top_logprobs", "reasoning_effort")
-"""GenerateConfig fields Mistral's chat API does not take (warned about, then dropped)."""
+PARAMS = {**{field: name for field, name in WIRE_PARAMS.items() if field != "seed"}, "seed": "random_seed",
+          "reasoning_effort": "reasoning_effort"}
+"""GenerateConfig field -> Mistral chat-completions parameter (the OpenAI names, but the seed)."""
 
 MISTRAL_ENV = ("MISTRAL_API_KEY", "MISTRAL_BASE_URL")
 AZURE_ENV = ("AZUREAI_MISTRAL_API_KEY", "AZUREAI_MISTRAL_BASE_URL")
@@ -77,7 +68,7 @@ class MistralAPI(ModelAPI):
         if azure and not base_url:
             raise MissingCredentialsError(name, url_env)
         super().__init__(model_name, base_url=base_url, api_key=api_key, config=config, **model_args)
-        pool = max(int(config.max_connections) if isinstance(config.max_connections, int) else 0, POOL_SIZE)
+        pool = max(pool_size(config.max_connections, 0), POOL_SIZE)
 
         def new_client() -> tuple[Mistral, httpx2.AsyncClient]:
             http = httpx2.AsyncClient(timeout=None, limits=httpx2.Limits(max_connections=pool, max_keepalive_connections=pool))
@@ -103,18 +94,17 @@ class MistralAPI(ModelAPI):
         self, input: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice | None, config: GenerateConfig
     ) -> dict[str, Any]:
         """The keyword arguments of `chat.complete_async` for one request."""
-        for field in UNSUPPORTED:
-            if getattr(config, field) is not None:
-                warn_unsupported(self.provider, field)
         request = {"model": self.request_model, "messages": mistral_messages(input, await chat_messages(input))}
         request.update(request_params(config, PARAMS))
+        if config.top_logprobs:
+            request["logprobs"] = True  # top_logprobs alone returns nothing
         request.update(tool_params(tools, tool_choice, config))
         if request.get("tool_choice") == "required":
             request["tool_choice"] = "any"  # Mistral's own name for a forced tool call
         if config.response_schema is not None:
             request["response_format"] = output_params(config, self.provider)["response_format"]
         if config.reasoning_tokens is not None:
-            warn_unsupported(self.provider, "reasoning_tokens")
+            warn_unsupported(self.provider, "reasoning_tokens", "Mistral takes reasoning_effort instead")
         return request
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
