@@ -15,6 +15,9 @@ from evalkit import (
     ChatMessageSystem,
     ChatMessageTool,
     ChatMessageUser,
+    ContentImage,
+    ContentReasoning,
+    ContentText,
     GenerateConfig,
     Model,
     ResponseSchema,
@@ -30,7 +33,7 @@ from evalkit.solver import generate, use_tools
 from evalkit.tool import ToolCall, ToolFunction
 from tests.conftest import REPO, run_cli
 from tests.providers.helpers import RETRY_AFTER, generate_and_close, isolate_env, waited_for_hint
-from tests.servers.cohere_server import cohere_reply, embedding, error, scripted_turns, tool_call
+from tests.servers.cohere_server import chat, cohere_reply, embedding, error, scripted_turns, tool_call
 from tests.servers.http import RecordingServer, Reply
 from tests.servers.openai_server import scripted
 from tests.tools import ADD_PARAMETERS, add
@@ -256,6 +259,23 @@ def test_history_with_tool_results_is_sent_in_the_v2_shape() -> None:
                                               "function": {"name": "add", "arguments": '{"x": 1, "y": 2}'}}]},
         {"role": "tool", "tool_call_id": "c1", "content": "3"},
     ]
+
+
+def test_images_and_reasoning_in_the_reply() -> None:
+    image = "data:image/png;base64,iVBORw0KGgo="
+    messages = [ChatMessageUser([ContentText("What is this? ANSWER: a dot"), ContentImage(image, detail="low")])]
+
+    def reply(request: Any) -> Reply:
+        return chat(request.json(), {"content": [{"type": "thinking", "thinking": "Looks round."},
+                                                 {"type": "text", "text": "a dot"}]}, "COMPLETE", 2)
+
+    with RecordingServer(reply) as server:
+        output = generate_and_close(evalkit.get_model(MODEL, base_url=server.url), messages)
+    assert server.requests[0].json()["messages"] == [{"role": "user", "content": [
+        {"type": "text", "text": "What is this? ANSWER: a dot"},
+        {"type": "image_url", "image_url": {"url": image, "detail": "low"}}]}]
+    assert output.message.content == [ContentReasoning("Looks round."), ContentText("a dot")]
+    assert output.completion == "a dot"
 
 
 def test_cli_eval(tmp_path: Path) -> None:
