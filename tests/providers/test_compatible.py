@@ -17,7 +17,6 @@ from tests.servers.openai_server import chat_reply, error_reply, openai_reply
 # provider, key variable, base URL variable, default base URL (None: must be set), key required, top_k sent
 SERVICES = [
     ("together", "TOGETHER_API_KEY", "TOGETHER_BASE_URL", "https://api.together.xyz/v1", True, True),
-    ("groq", "GROQ_API_KEY", "GROQ_BASE_URL", "https://api.groq.com/openai/v1", True, False),
     ("grok", "GROK_API_KEY", "GROK_BASE_URL", "https://api.x.ai/v1", True, False),
     ("fireworks", "FIREWORKS_API_KEY", "FIREWORKS_BASE_URL", "https://api.fireworks.ai/inference/v1", True, True),
     ("deepseek", "DEEPSEEK_API_KEY", "DEEPSEEK_BASE_URL", "https://api.deepseek.com/v1", True, False),
@@ -26,6 +25,8 @@ SERVICES = [
     ("llama-cpp-python", "LLAMA_CPP_PYTHON_API_KEY", "LLAMA_CPP_PYTHON_BASE_URL", "http://localhost:8000/v1", False, True),
     ("vllm-server", "VLLM_API_KEY", "VLLM_BASE_URL", "http://localhost:8000/v1", False, True),
     ("databricks", "DATABRICKS_API_KEY", "DATABRICKS_BASE_URL", None, True, False),
+    ("sglang", "SGLANG_API_KEY", "SGLANG_BASE_URL", "http://localhost:30000/v1", False, True),
+    ("perplexity", "PERPLEXITY_API_KEY", "PERPLEXITY_BASE_URL", "https://api.perplexity.ai", True, True),
 ]
 IDS = [s[0] for s in SERVICES]
 
@@ -128,8 +129,8 @@ def test_generic_openai_api_needs_a_base_url_and_a_service() -> None:
 
 
 def test_compatible_errors_name_the_services_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GROQ_API_KEY", "groq-key-0123456789")
+    monkeypatch.setenv("DEEPSEEK_API_KEY", "ds-key-0123456789")
     with RecordingServer(lambda request: error_reply(401, "Invalid API Key")) as server:
-        monkeypatch.setenv("GROQ_BASE_URL", f"{server.url}/openai/v1")
-        with pytest.raises(EvalkitError, match="groq: authentication failed \\(HTTP 401\\); check GROQ_API_KEY: Invalid API Key"):
-            generate_and_close(evalkit.get_model("groq/llama-3.1-8b-instant"), "ANSWER: never")
+        monkeypatch.setenv("DEEPSEEK_BASE_URL", f"{server.url}/v1")
+        with pytest.raises(EvalkitError, match="deepseek: authentication failed \\(HTTP 401\\); check DEEPSEEK_API_KEY: Invalid API Key"):
+            generate_and_close(evalkit.get_model("deepseek/deepseek-chat"), "ANSWER: never")

@@ -24,6 +24,7 @@ from evalkit.providers.common.http_errors import MissingCredentialsError
 from evalkit.providers.openai.wire import (
     OUTPUT_PARAMS,
     PARAMS,
+    ChoiceParser,
     chat_choice,
     chat_messages,
     chat_output,
@@ -141,6 +142,11 @@ class OpenAIAPI(SDKModelAPI):
                 if getattr(config, field) is not None:
                     warn_unsupported(self.service.name, field, "the completions API has no such parameter")
         data = await self.transport.post(path, {**body, **self.body_args})
+        return self.output(data, parse)
+
+    def output(self, data: dict[str, Any], parse: ChoiceParser) -> ModelOutput:
+        """The ModelOutput for the reply `data`, each choice read by `parse`; a service whose
+        replies carry more than OpenAI's (citations, timings) adds it here."""
         return chat_output(data, data.get("model") or self.request_model, label=self.service.name, choice=parse)
 
     def _request(self, config: GenerateConfig, input_name: str, input_value: Any) -> dict[str, Any]:
