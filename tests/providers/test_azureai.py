@@ -204,7 +204,7 @@ def test_embeddings(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_cli_eval(tmp_path: Path) -> None:
     with RecordingServer(lambda request: completion({"content": "Tokyo"})) as server:
         result = run_cli("eval", str(REPO / "tasks" / "factual_qa.py"), "--model", "azureai/Phi-4", "--limit", "1",
-                         "-M", "api_version=2024-08-01-preview", "--log-dir", str(tmp_path / "logs"),
+                         "-M", "api_version=2024-08-01-preview", "-M", "emulate_tools=true", "--log-dir", str(tmp_path / "logs"),
                          env={"AZUREAI_BASE_URL": f"{server.url}/models", "AZUREAI_API_KEY": "cli-azureai-key"})
     assert result.returncode == 0, result.stderr
     [request] = server.requests
