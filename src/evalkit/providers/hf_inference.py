@@ -117,8 +117,8 @@ class HFInferenceAPI(ModelAPI):
             params["tools"] = [function_tool(t) for t in tools]
             if tool_choice is not None:
                 params["tool_choice"] = _tool_choice(tool_choice)
-        if config.parallel_tool_calls is not None:
-            warn_unsupported(self.provider, "parallel_tool_calls")
+        if config.parallel_tool_calls is False:
+            warn_unsupported(self.provider, "parallel_tool_calls", "TGI has no switch for parallel tool calls")
         for field in _UNSUPPORTED:
             if getattr(config, field) is not None:
                 warn_unsupported(self.provider, field)
