@@ -110,7 +110,11 @@ def error_retry_after(error: BaseException, reset_headers: tuple[str, ...] = ())
 
 def body_detail(body: Any) -> str | None:
     """The server's own message in a decoded error body (`{"error": {"message": ...}}`,
-    `{"error": "..."}`, `{"message": ...}`), if it has one."""
+    `{"error": "..."}`, `{"message": ...}`, Cloudflare's `{"errors": [{"message": ...}]}`), if it has one."""
+    if isinstance(body, dict) and isinstance(body.get("errors"), list):
+        messages = [e["message"] for e in body["errors"] if isinstance(e, dict) and isinstance(e.get("message"), str)]
+        if messages:
+            return "; ".join(messages)
     if isinstance(body, dict):
         inner = body.get("error", body)
         message = inner.get("message") if isinstance(inner, dict) else inner
