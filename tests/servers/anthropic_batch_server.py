@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 from typing import Any
 
@@ -41,8 +40,6 @@ class AnthropicBatchServer(RecordingServer):
         super().__init__(self._handle)
         self.ledger = Ledger("msgbatch_", polls_to_finish, self._result)
         self.outcome = outcome
-        self._seen: set[str] = set()
-        self._seen_lock = threading.Lock()
 
     def _handle(self, request: Request) -> Reply:
         path = request.path.split("?")[0]
@@ -65,7 +62,7 @@ class AnthropicBatchServer(RecordingServer):
         if bad or len(set(ids)) != len(ids) or not requests:
             problem = f"invalid custom_id {bad[0]!r}" if bad else "custom_id values must be unique" if requests else "no requests"
             return _error(400, "invalid_request_error", problem)
-        batch = self.ledger.create({item["custom_id"]: item["params"] for item in requests})
+        batch = self.ledger.create([(item["custom_id"], item["params"]) for item in requests])
         return Reply(body=self._batch_json(batch))
 
     def _batch_json(self, batch: Batch) -> dict[str, Any]:
@@ -93,7 +90,7 @@ class AnthropicBatchServer(RecordingServer):
             return {"type": self.outcome}
         prompt = next((turn_text(m["content"]) for m in reversed(params.get("messages") or []) if m["role"] == "user"), "")
         marker = _MARKER.search(prompt)
-        if marker and (marker.group(1) + ":" == BATCH_ERROR or self._first_time(params)):
+        if marker and (marker.group(1) + ":" == BATCH_ERROR or self.ledger.first_time(params)):
             kind = marker.group(2)
             return {"type": "errored", "error": {"type": "error", "error": {"type": kind, "message": ERROR_MESSAGES.get(kind, kind)}}}
         if BATCH_EXPIRE in prompt:
@@ -102,13 +99,6 @@ class AnthropicBatchServer(RecordingServer):
         if reply.status != 200:
             return {"type": "errored", "error": reply.body}
         return {"type": "succeeded", "message": reply.body}
-
-    def _first_time(self, params: dict[str, Any]) -> bool:
-        key = json.dumps(params, sort_keys=True)
-        with self._seen_lock:
-            first = key not in self._seen
-            self._seen.add(key)
-            return first
 
 
 def _error(status: int, kind: str, message: str) -> Reply:

@@ -3,6 +3,7 @@ was submitted, and when a batch is done (after a set number of polls)."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -30,13 +31,15 @@ class Ledger:
     batches: dict[str, Batch] = field(default_factory=dict)
     submitted: Counter[str] = field(default_factory=Counter)
     """How many times each custom_id was submitted (in any batch)."""
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _seen: set[str] = field(default_factory=set)
+    _lock: threading.RLock = field(default_factory=threading.RLock)
 
-    def create(self, requests: dict[str, Any]) -> Batch:
+    def create(self, requests: list[tuple[str, Any]]) -> Batch:
+        """A new batch of (custom_id, body) pairs, each custom_id counted as submitted."""
         with self._lock:
-            batch = Batch(f"{self.prefix}{len(self.batches) + 1:04d}", requests)
+            batch = Batch(f"{self.prefix}{len(self.batches) + 1:04d}", dict(requests))
             self.batches[batch.id] = batch
-            self.submitted.update(requests)
+            self.submitted.update(custom_id for custom_id, _ in requests)
             return batch
 
     def poll(self, batch_id: str) -> Batch | None:
@@ -49,6 +52,14 @@ class Ledger:
             if batch.results is None and batch.polls >= self.polls_to_finish:
                 batch.results = {custom_id: self.answer(custom_id, body) for custom_id, body in batch.requests.items()}
             return batch
+
+    def first_time(self, body: Any) -> bool:
+        """Whether this request body (in any batch, under any custom_id) is seen for the first time."""
+        key = json.dumps(body, sort_keys=True)
+        with self._lock:
+            first = key not in self._seen
+            self._seen.add(key)
+            return first
 
     def duplicates(self) -> list[str]:
         """custom_ids submitted more than once."""

@@ -46,10 +46,12 @@ from google import genai
 from google.auth.exceptions import DefaultCredentialsError
 from google.genai import errors, types
 
-from evalkit.errors import ModelArgsError
+from evalkit.errors import BatchUnsupportedError, ModelArgsError
 from evalkit.model.api import ModelAPI, warn_unsupported
 from evalkit.model.types import ChatMessage, ChatMessageAssistant, GenerateConfig, ModelOutput
 from evalkit.tool.types import ToolChoice, ToolInfo
+from evalkit.providers.batch.google import GeminiBatches, inlined_request, inlined_response
+from evalkit.providers.batch.protocol import BatchProtocol
 from evalkit.providers.google.wire import gemini_contents, gemini_output, gemini_tool, gemini_tool_config, thinking_config
 from evalkit.providers.common.per_loop import PerLoop
 from evalkit.providers.common.http_errors import MissingCredentialsError, is_retryable_status, retry_after_from_headers
@@ -103,6 +105,11 @@ def _threshold(category: str, threshold: str) -> types.HarmBlockThreshold:
     return types.HarmBlockThreshold[level]
 
 
+def _calls_so_far(messages: list[ChatMessage]) -> int:
+    """The tool calls already in the conversation (a reply's calls without an id are numbered on)."""
+    return sum(len(m.tool_calls or []) for m in messages if isinstance(m, ChatMessageAssistant))
+
+
 class GoogleAPI(ModelAPI):
     """Gemini through google-genai (see the module docstring)."""
 
@@ -121,6 +128,7 @@ class GoogleAPI(ModelAPI):
     ) -> None:
         super().__init__(model_name, base_url=base_url or get_secret(self.base_url_env), api_key=api_key, config=config, **model_args)
         self.safety_settings = parse_safety_settings(safety_settings)
+        self._batches: GeminiBatches | None = None
         args = self._auth_args(api_key, dict(model_args))
         self._credential = args.get("api_key") or f"{args.get('project')}/{args.get('location')}"
         args["http_options"] = self._http_options(args.get("http_options"))
@@ -154,12 +162,32 @@ class GoogleAPI(ModelAPI):
     async def generate(
         self, input: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice | None, config: GenerateConfig
     ) -> ModelOutput:
-        contents = await gemini_contents(input)
-        response = await self._client.get().aio.models.generate_content(
-            model=self.model_name, contents=contents, config=self.generation_config(input, tools, tool_choice, config)
-        )
-        calls_so_far = sum(len(m.tool_calls or []) for m in input if isinstance(m, ChatMessageAssistant))
-        return gemini_output(response, self.label, first_call=calls_so_far)
+        response = await self._client.get().aio.models.generate_content(**await self._request(input, tools, tool_choice, config))
+        return gemini_output(response, self.label, first_call=_calls_so_far(input))
+
+    async def _request(
+        self, input: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice | None, config: GenerateConfig
+    ) -> dict[str, Any]:
+        """generate_content's arguments: model, contents and config."""
+        config_ = self.generation_config(input, tools, tool_choice, config)
+        return {"model": self.model_name, "contents": await gemini_contents(input), "config": config_}
+
+    def batch_protocol(self) -> BatchProtocol:
+        """Gemini API batches of inlined requests, on this client."""
+        if self._batches is None:
+            self._batches = GeminiBatches(self._client.get, self.label)
+        return self._batches
+
+    async def batch_body(
+        self, input: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice | None, config: GenerateConfig
+    ) -> dict[str, Any]:
+        """generate()'s request as an inlined batch request (google-genai's JSON)."""
+        return inlined_request(await self._request(input, tools, tool_choice, config), first_call=_calls_so_far(input))
+
+    def batch_output(self, body: dict[str, Any]) -> ModelOutput:
+        """The ModelOutput for a batch result (a generateContent response), as generate() builds it."""
+        response, first_call = inlined_response(body)
+        return gemini_output(response, self.label, first_call=first_call)
 
     def generation_config(
         self, messages: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice | None, config: GenerateConfig
@@ -217,6 +245,10 @@ class VertexAPI(GoogleAPI):
 
     provider = "vertex"
     base_url_env = "GOOGLE_VERTEX_BASE_URL"
+
+    def batch_protocol(self) -> BatchProtocol:
+        """Not available: Vertex AI batch prediction takes no inlined requests (only Cloud Storage or BigQuery)."""
+        raise BatchUnsupportedError("vertex: batch mode is not supported (Vertex AI batch jobs read Cloud Storage or BigQuery); run without --batch")
 
     def _auth_args(self, api_key: str | None, args: dict[str, Any]) -> dict[str, Any]:
         args = {"vertexai": True, **args}

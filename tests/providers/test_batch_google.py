@@ -1,0 +1,150 @@
+"""Gemini API batch mode: the real google-genai client talking to a local batch server, through
+the provider's batch protocol, batch_body and batch_output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from google.genai import errors
+
+from evalkit import ChatMessageAssistant, ChatMessageSystem, ChatMessageTool, ChatMessageUser, GenerateConfig, get_model
+from evalkit.errors import BatchUnsupportedError, EvalkitError
+from evalkit.model.api import ModelAPI
+from evalkit.providers.batch.protocol import BatchRequest, BatchStatus
+from evalkit.tool.types import ToolCall, ToolInfo
+from tests.providers.helpers import generate_and_close
+from tests.servers.gemini_batch_server import BATCH_ERROR, GeminiBatchServer
+from tests.servers.gemini_server import function_call, gemini_parts
+from tests.servers.http import RecordingServer
+
+MODEL = "gemini-2.5-flash"
+CONFIG = GenerateConfig(max_tokens=64, temperature=0.0)
+
+
+@pytest.fixture(autouse=True)
+def google_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GOOGLE_API_KEY", "gkey-evalkit-test")
+    for name in ("GEMINI_API_KEY", "GOOGLE_BASE_URL", "GOOGLE_VERTEX_BASE_URL", "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION",
+                 "GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_GENAI_API_VERSION"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def question(i: int) -> list[Any]:
+    return [ChatMessageSystem("Answer with a number."), ChatMessageUser(f"What is {i} * 7? ANSWER: {i * 7}")]
+
+
+async def run_batch(api: ModelAPI, inputs: list[list[Any]]) -> tuple[list[BatchStatus], dict[str, Any]]:
+    """Submit one batch of `inputs` (custom ids q0, q1, ...), poll it until it is no longer
+    running, and fetch its results if it ended; the statuses seen and the results."""
+    protocol = api.batch_protocol()
+    requests = [BatchRequest(f"q{i}", await api.batch_body(input, [], None, CONFIG)) for i, input in enumerate(inputs)]
+    batch_id = await protocol.submit(requests)
+    statuses = [await protocol.status(batch_id)]
+    while statuses[-1].state == "running":
+        statuses.append(await protocol.status(batch_id))
+    results = await protocol.results(batch_id) if statuses[-1].state == "ended" else {}
+    await api.aclose()
+    return statuses, results
+
+
+def test_inlined_requests_are_what_generate_sends_and_outputs_are_parsed_alike() -> None:
+    inputs = [question(i) for i in range(3)]
+    with GeminiBatchServer(polls_to_finish=3) as server:
+        model = get_model(f"google/{MODEL}", base_url=server.url)
+        direct = generate_and_close(model, inputs[1], CONFIG)
+        statuses, results = anyio.run(run_batch, model.api, inputs)
+    sent_directly, create, *polls = server.requests
+    version = sent_directly.path.split("/")[1]  # google-genai's default API version (v1 in 3.x)
+    assert (create.method, create.path) == ("POST", f"/{version}/models/{MODEL}:batchGenerateContent")
+    assert create.headers["x-goog-api-key"] == "gkey-evalkit-test"
+    batch = create.json()["batch"]
+    assert batch["displayName"] == "evalkit-3"
+    items = batch["inputConfig"]["requests"]["requests"]
+    assert [item["metadata"] for item in items] == [{"custom_id": "q0"}, {"custom_id": "q1"}, {"custom_id": "q2"}]
+    assert items[1]["request"] == {"model": f"models/{MODEL}", **sent_directly.json()}
+    assert sent_directly.json()["generationConfig"] == {"maxOutputTokens": 64, "temperature": 0.0}
+    assert sent_directly.json()["systemInstruction"] == {"role": "user", "parts": [{"text": "Answer with a number."}]}
+    [batch_id] = server.ledger.batches
+    assert [(r.method, r.path) for r in polls] == [("GET", f"/{version}/{batch_id}")] * 4  # 3 polls, then results()
+    assert [s.state for s in statuses] == ["running", "running", "ended"]
+    outputs = {custom_id: model.api.batch_output(body) for custom_id, body in results.items()}
+    assert {custom_id: o.completion for custom_id, o in outputs.items()} == {"q0": "0", "q1": "7", "q2": "14"}
+    assert outputs["q1"].completion == direct.completion and outputs["q1"].usage == direct.usage
+    assert outputs["q1"].stop_reason == direct.stop_reason == "stop" and outputs["q1"].model == f"google/{MODEL}"
+
+
+def test_per_request_errors_become_the_api_errors_the_provider_classifies() -> None:
+    prompts = {"ok": "ANSWER: 5", "invalid": f"{BATCH_ERROR} INVALID_ARGUMENT", "exhausted": f"{BATCH_ERROR} RESOURCE_EXHAUSTED",
+               "unavailable": f"{BATCH_ERROR} UNAVAILABLE"}
+    with GeminiBatchServer(polls_to_finish=1) as server:
+        api = get_model(f"google/{MODEL}", base_url=server.url).api
+        statuses, results = anyio.run(run_batch, api, [[ChatMessageUser(p)] for p in prompts.values()])
+    assert statuses[-1].state == "ended"
+    by_name = {name: results[f"q{i}"] for i, name in enumerate(prompts)}
+    assert api.batch_output(by_name["ok"]).completion == "5"
+    invalid, exhausted, unavailable = by_name["invalid"], by_name["exhausted"], by_name["unavailable"]
+    assert isinstance(invalid, errors.ClientError) and (invalid.code, invalid.status) == (400, "INVALID_ARGUMENT")
+    assert invalid.message == "INVALID_ARGUMENT for this request" and not api.is_retryable(invalid)
+    assert isinstance(exhausted, errors.ClientError) and exhausted.code == 429
+    assert api.is_retryable(exhausted) and api.is_rate_limit(exhausted)
+    assert isinstance(unavailable, errors.ServerError) and unavailable.code == 503
+    assert api.is_retryable(unavailable) and not api.is_rate_limit(unavailable)
+
+
+@pytest.mark.parametrize(("outcome", "reason"), [("BATCH_STATE_FAILED", "failed"), ("BATCH_STATE_EXPIRED", "expired"),
+                                                 ("BATCH_STATE_CANCELLED", "cancelled")])
+def test_a_failed_expired_or_cancelled_batch_has_failed(outcome: str, reason: str) -> None:
+    with GeminiBatchServer(polls_to_finish=2, outcome=outcome) as server:
+        api = get_model(f"google/{MODEL}", base_url=server.url).api
+        statuses, results = anyio.run(run_batch, api, [question(1), question(2)])
+    [batch_id] = server.ledger.batches
+    assert [s.state for s in statuses] == ["running", "failed"]
+    assert statuses[-1].error == f"google/{MODEL}: batch {batch_id} {reason}" and results == {}
+
+
+def test_tool_calls_without_ids_are_numbered_on_from_the_conversation_as_in_generate() -> None:
+    tool = ToolInfo("add", "Add two numbers.", {"type": "object", "properties": {"x": {"type": "integer"}}})
+    earlier = ToolCall("evalkit-call-0", "add", {"x": 1})
+    conversation = [ChatMessageUser("add"), ChatMessageAssistant("", tool_calls=[earlier]),
+                    ChatMessageTool("1", tool_call_id=earlier.id, function="add")]
+    reply = gemini_parts(function_call("add", {"x": 2}), function_call("add", {"x": 3}))
+    with RecordingServer(lambda request: reply) as server:
+        api = get_model(f"google/{MODEL}", base_url=server.url).api
+
+        async def scenario() -> tuple[Any, Any]:
+            direct = await api.generate(conversation, [tool], "auto", CONFIG)
+            body = await api.batch_body(conversation, [tool], "auto", CONFIG)
+            await api.aclose()
+            return direct, body
+
+        direct, body = anyio.run(scenario)
+    assert body["metadata"] == {"evalkit_first_call": "1"} and body["config"]["tools"][0]["function_declarations"][0]["name"] == "add"
+    batched = api.batch_output({**reply.body, "metadata": body["metadata"]})
+    assert [c.id for c in batched.choices[0].message.tool_calls] == [c.id for c in direct.choices[0].message.tool_calls] == [
+        "evalkit-call-1", "evalkit-call-2"]
+
+
+def test_a_batch_over_the_inline_limit_fails_in_one_line_naming_a_size_that_fits() -> None:
+    with GeminiBatchServer() as server:
+        api = get_model(f"google/{MODEL}", base_url=server.url).api
+
+        async def scenario() -> None:
+            body = await api.batch_body([ChatMessageUser("x" * 3_000_000)], [], None, CONFIG)
+            try:
+                await api.batch_protocol().submit([BatchRequest(f"q{i}", body) for i in range(8)])
+            finally:
+                await api.aclose()
+
+        with pytest.raises(EvalkitError, match=r"^google/gemini-2.5-flash: a batch of 8 requests is 24.0 MB, over the 20 MB .* use --batch 6 "):
+            anyio.run(scenario)
+    assert server.requests == []
+
+
+def test_vertex_has_no_batch_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    api = get_model(f"vertex/{MODEL}", api_key="vertex-express-key").api
+    with pytest.raises(BatchUnsupportedError, match=r"^vertex: batch mode is not supported .* run without --batch$"):
+        api.batch_protocol()
