@@ -19,7 +19,9 @@ from evalkit.providers.batch.protocol import BatchProtocol, BatchRequest, BatchS
 from evalkit.providers.common.sdk_transport import SDKTransport
 
 MAX_REQUESTS = 100_000
-"""The API's cap on requests per batch (it also caps a batch at 256 MB)."""
+"""The API's cap on requests per batch."""
+MAX_BYTES = 250_000_000
+"""Request bodies per batch: the API caps a batch at 256 MB, envelope included."""
 
 ERROR_STATUS = {
     "invalid_request_error": 400,
@@ -53,6 +55,7 @@ class MessageBatches(BatchProtocol):
     """The Message Batches API on the provider's own anthropic client (its transport's)."""
 
     max_requests = MAX_REQUESTS
+    max_bytes = MAX_BYTES
 
     def __init__(self, transport: SDKTransport) -> None:
         self.transport = transport

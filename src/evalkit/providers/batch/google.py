@@ -9,8 +9,9 @@ Status) that becomes the google-genai APIError the API would have raised for tha
 with the HTTP status of its code (RESOURCE_EXHAUSTED -> 429, UNAVAILABLE -> 503, ...), so the
 provider's is_retryable/is_rate_limit classify it as usual.
 
-The API takes at most 20 MB of inlined requests per batch: a larger batch fails in one line,
-naming the size to pass with --batch. The Gemini API reports no per-request counts while a
+The API takes at most 20 MB of inlined requests per batch: the batcher keeps batches to
+`max_bytes` of bodies, and a batch over the limit still fails in one line, naming a size to
+pass with --batch. The Gemini API reports no per-request counts while a
 batch runs, so the status's counts stay 0.
 """
 
@@ -29,6 +30,9 @@ from evalkit.providers.common.http_errors import MalformedResponseError
 MAX_REQUESTS = 1000
 """Requests per batch: the API caps inlined requests at 20 MB, not at a count."""
 MAX_INLINED_BYTES = 20_000_000
+"""The API's cap on a batch's inlined requests."""
+MAX_BYTES = 19_000_000
+"""Request bodies per batch, leaving room for the metadata and the envelope within MAX_INLINED_BYTES."""
 CUSTOM_ID = "custom_id"
 """The metadata key naming each request."""
 FIRST_CALL = "evalkit_first_call"
@@ -69,6 +73,7 @@ class GeminiBatches(BatchProtocol):
     """Gemini API batches on the provider's own google-genai client."""
 
     max_requests = MAX_REQUESTS
+    max_bytes = MAX_BYTES
 
     def __init__(self, client: Callable[[], genai.Client], label: str) -> None:
         self._client = client
