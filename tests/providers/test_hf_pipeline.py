@@ -116,11 +116,15 @@ def test_zero_shot_through_eval_logs_the_pipeline_output(nli: str, tmp_path: Pat
         assert sample["scores"]["choice"]["answer"] in {"A", "B"}  # the label text maps back to its letter
 
 
-def test_question_answering_context_from_system_message_or_sections(build: Callable[..., str]) -> None:
+@pytest.fixture(scope="module")
+def qa(build: Callable[..., str]) -> str:
     from transformers import LlamaConfig, LlamaForQuestionAnswering
 
-    path = build("qa", LlamaConfig, LlamaForQuestionAnswering, **SMALL)
-    model = get_model("hf-pipeline/question-answering/local", model_path=path)
+    return build("qa", LlamaConfig, LlamaForQuestionAnswering, **SMALL)
+
+
+def test_question_answering_context_from_system_message_or_sections(qa: str) -> None:
+    model = get_model("hf-pipeline/question-answering/local", model_path=qa)
     context = "Tokyo is the capital of Japan. It has about fourteen million people."
     by_system = [ChatMessageSystem(content=context), ChatMessageUser(content="What is the capital of Japan?")]
     by_sections = f"Context: {context}\nQuestion: How many people live in Tokyo?"
@@ -132,6 +136,140 @@ def test_question_answering_context_from_system_message_or_sections(build: Calla
         assert output.completion == found["answer"].strip() and 0 < found["score"] <= 1
     with pytest.raises(ValueError, match="needs a context"):
         anyio.run(model.generate, "What is the capital of Japan?")
+
+
+def test_question_answering_top_k_gives_the_best_spans_as_choices(qa: str) -> None:
+    context = "Tokyo is the capital of Japan. It has about fourteen million people."
+    question = "What is the capital of Japan?"
+    single = generate(get_model("hf-pipeline/question-answering/local", model_path=qa), question_and(context))[0]
+    model = get_model("hf-pipeline/question-answering/local", model_path=qa, top_k=3)
+    signature = json.dumps({"question": question, "context": context})  # the Snowflake signature's inputs
+    by_system, by_signature = generate(model, question_and(context), signature)
+    assert model.api.batcher.batches == [2]
+    assert by_system.choices == by_signature.choices and by_system.metadata == by_signature.metadata
+    spans = by_system.metadata["output"]
+    assert len(spans) == len(by_system.choices) == 3
+    assert [choice.message.text for choice in by_system.choices] == [span["answer"].strip() for span in spans]
+    assert spans[0]["score"] >= spans[1]["score"] >= spans[2]["score"] > 0
+    assert len({(span["start"], span["end"]) for span in spans}) == 3
+    assert all(context[span["start"]:span["end"]] == span["answer"] for span in spans)
+    best = single.metadata["output"]
+    assert (spans[0]["start"], spans[0]["end"]) == (best["start"], best["end"]) and by_system.completion == single.completion
+    assert spans[0]["score"] == pytest.approx(best["score"])
+    with pytest.raises(ModelArgsError, match="top_k=0 must be a whole number of at least 1"):
+        get_model("hf-pipeline/question-answering/local", model_path=qa, top_k=0)
+
+
+def question_and(context: str) -> list[Any]:
+    return [ChatMessageSystem(content=context), ChatMessageUser(content="What is the capital of Japan?")]
+
+
+def test_text_classification_of_a_text_pair(nli: str) -> None:
+    from transformers import pipeline
+
+    premise, hypothesis = "A man is playing a guitar on stage.", "Someone is making music."
+    model = get_model("hf-pipeline/text-classification/local", model_path=nli)
+    pair, alone = generate(model, json.dumps({"text": premise, "text_pair": hypothesis}), premise)
+    assert model.api.batcher.batches == [2]
+    reference = pipeline("text-classification", model=nli, tokenizer=nli, device="cpu")
+    for output, text in ((pair, {"text": premise, "text_pair": hypothesis}), (alone, premise)):
+        expected = reference(text, top_k=None)
+        assert [r["label"] for r in output.metadata["output"]] == [r["label"] for r in expected]
+        scores = [r["score"] for r in output.metadata["output"]]
+        assert scores == pytest.approx([r["score"] for r in expected], abs=1e-4)
+        assert output.completion == expected[0]["label"]
+    assert pair.metadata["output"] != alone.metadata["output"]  # the pair is read, not just its text
+    assert pair.usage.input_tokens == len(model.api.tokenizer(premise, hypothesis)["input_ids"])
+    assert alone.usage.input_tokens == len(model.api.tokenizer(premise)["input_ids"])
+    top_one = get_model("hf-pipeline/text-classification/local", model_path=nli, top_k=1)
+    (best,) = generate(top_one, json.dumps({"text": premise, "text_pair": hypothesis}))[0].metadata["output"]
+    assert best["label"] == pair.completion and best["score"] == pytest.approx(pair.metadata["output"][0]["score"])
+
+
+TAPAS_WORDS = "city population country paris tokyo lima france japan peru which what has the most is of how many ?"
+CITIES = {"City": ["Paris", "Tokyo", "Lima"], "Population": ["2", "14", "10"]}
+
+
+@pytest.fixture(scope="module")
+def tapas(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny random TAPAS with an aggregation head and a WordPiece vocabulary written here;
+    its cell bias selects every cell of the column it picks, so answers are never empty."""
+    import torch
+    from transformers import TapasConfig, TapasForQuestionAnswering, TapasTokenizer
+
+    folder = tmp_path_factory.mktemp("tapas")
+    digits = [str(d) for d in range(10)] + [f"##{d}" for d in range(10)]
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[EMPTY]"]
+    (folder / "vocab.txt").write_text("\n".join(special + TAPAS_WORDS.split() + digits) + "\n")
+    tokenizer = TapasTokenizer(str(folder / "vocab.txt"))
+    torch.manual_seed(0)
+    config = TapasConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_aggregation_labels=4, no_aggregation_label_index=0,
+                         aggregation_labels={0: "NONE", 1: "SUM", 2: "AVERAGE", 3: "COUNT"})
+    model = TapasForQuestionAnswering(config)
+    with torch.no_grad():
+        model.output_bias.fill_(50.0)
+    return save(folder, model, tokenizer)
+
+
+def test_table_question_answering_reads_each_table_form_and_matches_the_pipeline(tapas: str) -> None:
+    from transformers import pipeline
+
+    query = "Which city has the most population?"
+    csv = "City,Population\nParis,2\nTokyo,14\nLima,10"
+    countries = [{"Country": "France"}, {"Country": "Japan"}, {"Country": "Peru"}]
+    model = get_model("hf-pipeline/table-question-answering/local", model_path=tapas)
+    by_json, by_csv, by_signature, by_rows = generate(
+        model,
+        [ChatMessageSystem(content=json.dumps(CITIES)), ChatMessageUser(content=query)],
+        [ChatMessageSystem(content=csv), ChatMessageUser(content=query)],
+        json.dumps({"query": query, "table": json.dumps(CITIES)}),  # the Snowflake signature: table as JSON text
+        [ChatMessageSystem(content=json.dumps(countries)), ChatMessageUser(content="What is the country?")],
+    )
+    assert model.api.batcher.batches == [4]
+    reference = pipeline("table-question-answering", model=tapas, tokenizer=tapas, device="cpu")
+    expected_cities = reference(table=CITIES, query=query)
+    expected_countries = reference(table={"Country": ["France", "Japan", "Peru"]}, query="What is the country?")
+    for output, expected in ((by_json, expected_cities), (by_csv, expected_cities), (by_signature, expected_cities),
+                             (by_rows, expected_countries)):
+        found = output.metadata["output"]
+        assert output.metadata["task"] == "table-question-answering"
+        assert found["answer"] == expected["answer"] and found["cells"] == expected["cells"] and found["cells"]
+        assert found["coordinates"] == [list(c) for c in expected["coordinates"]]
+        assert found["aggregator"] == expected.get("aggregator", "NONE")
+        prefix = "" if found["aggregator"] == "NONE" else f"{found['aggregator']} > "
+        assert output.completion == prefix + ", ".join(found["cells"])
+        assert output.usage.input_tokens > 0 and output.usage.output_tokens == 0
+    assert set(by_json.metadata["output"]["cells"]) <= {*CITIES["City"], *CITIES["Population"]}
+    with pytest.raises(ValueError, match="table-question-answering needs a table"):
+        anyio.run(model.generate, query)
+    with pytest.raises(ValueError, match="the table has no rows"):
+        anyio.run(model.generate, [ChatMessageSystem(content="City,Population"), ChatMessageUser(content=query)])
+
+
+def test_table_question_answering_through_eval(tapas: str, tmp_path: Path) -> None:
+    from transformers import pipeline
+
+    from evalkit.scorer import exact
+    from evalkit.solver import generate as generate_solver, system_message
+
+    query = "Which city has the most population?"
+    right = pipeline("table-question-answering", model=tapas, tokenizer=tapas, device="cpu")(table=CITIES, query=query)
+    task = Task(
+        dataset=[Sample(input=query, target=right["answer"], metadata={"table": CITIES}),
+                 Sample(input=query, target="Nowhere", metadata={"table": CITIES})],
+        solver=[system_message("{table}"), generate_solver()],  # a dict in metadata renders as a Python literal
+        scorer=exact(),
+        name="table-qa",
+    )
+    log = evalkit.eval(task, "hf-pipeline/table-question-answering/local", model_args={"model_path": tapas},
+                       log_dir=tmp_path, display="none")[0]
+    assert log.footer["status"] == "success" and log.footer["counts"]["completed"] == 2
+    samples = [json.loads(line) for line in log.location.read_text().splitlines()[1:-1]]
+    assert sorted(sample["scores"]["exact"]["value"] for sample in samples) == ["C", "I"]
+    for sample in samples:
+        assert sample["output"]["completion"] == right["answer"]
+        assert sample["output"]["metadata"]["output"]["cells"] == right["cells"]
 
 
 @pytest.fixture(scope="module")
@@ -243,6 +381,19 @@ def test_text_generation_trims_at_stop_sequences(tiny_llama: Path) -> None:
             assert cut.completion == whole.completion and cut.stop_reason == "max_tokens"
         assert cut.completion == reference.completion and cut.stop_reason == reference.stop_reason
     assert stop not in piped[1].completion and piped[1].completion
+
+
+def test_text_generation_num_choices_each_input_gets_its_own_sequences(tiny_llama: Path) -> None:
+    model = get_model("hf-pipeline/text-generation/local", model_path=str(tiny_llama))
+    prompts = ["Hi", "What is the capital of Japan?"]
+    greedy = [generate(model, prompt, config=GenerateConfig(temperature=0, max_tokens=6))[0] for prompt in prompts]
+    assert greedy[0].completion != greedy[1].completion
+    outputs = generate(model, *prompts, config=GenerateConfig(temperature=1e-4, max_tokens=6, num_choices=2))
+    assert model.api.batcher.batches[-1] == 2
+    for output, alone in zip(outputs, greedy):
+        assert [choice.message.text for choice in output.choices] == [alone.completion] * 2
+        assert output.usage.output_tokens == 2 * alone.usage.output_tokens
+        assert output.usage.input_tokens == alone.usage.input_tokens
 
 
 def test_weights_name_and_hash(tiny_llama: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

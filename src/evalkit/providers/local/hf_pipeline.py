@@ -312,8 +312,8 @@ class HFPipelineAPI(ModelAPI):
         result = self.model(**{name: tensor.to(self.device) for name, tensor in encoded.items()})
         config = self.model.config
         aggregating = bool(getattr(config, "num_aggregation_labels", 0))
-        aggregation_logits = result.logits_aggregation.float().cpu() if aggregating else None
-        predicted = self.tokenizer.convert_logits_to_predictions(encoded, result.logits.float().cpu(), aggregation_logits)
+        aggregation = result.logits_aggregation.float().cpu() if aggregating else None
+        predicted = self.tokenizer.convert_logits_to_predictions(encoded, result.logits.float().cpu(), aggregation)
         operators = predicted[1] if aggregating else [None] * len(items)
         answers = []
         for row, ((_, table), coordinates, operator) in enumerate(zip(items, predicted[0], operators)):
