@@ -9,7 +9,8 @@ Each result is computed from its params by `messages_reply` (the Messages API se
 request the API refuses is `errored` with its invalid_request_error. A last user turn holding
 `BATCH_ERROR: <error type>` is errored with that type; with `BATCH_ERROR_ONCE: <type>` only
 the first time those params are submitted; `BATCH_EXPIRE` expires it. `outcome="expired"` or
-"canceled" ends every batch with all its requests so.
+"canceled" ends every batch with all its requests so. `refuse_creates` lists HTTP statuses to
+answer the first batch creations with (each once, in order).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ BATCH_ERROR_ONCE = "BATCH_ERROR_ONCE:"
 BATCH_EXPIRE = "BATCH_EXPIRE"
 ERROR_MESSAGES = {"overloaded_error": "Overloaded", "api_error": "Internal server error", "rate_limit_error": "Rate limited"}
 
+_ERROR_TYPES = {401: "authentication_error", 429: "rate_limit_error", 529: "overloaded_error"}
 _CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _MARKER = re.compile(r"(BATCH_ERROR(?:_ONCE)?):\s*(\w+)")
 _PATH = re.compile(r"^/v1/messages/batches/([^/?]+)(/results)?")
@@ -36,10 +38,11 @@ _PATH = re.compile(r"^/v1/messages/batches/([^/?]+)(/results)?")
 class AnthropicBatchServer(RecordingServer):
     """`with AnthropicBatchServer() as server:`; `server.ledger` holds the batches it was given."""
 
-    def __init__(self, polls_to_finish: int = 2, outcome: str = "ended") -> None:
+    def __init__(self, polls_to_finish: int = 2, outcome: str = "ended", refuse_creates: tuple[int, ...] = ()) -> None:
         super().__init__(self._handle)
         self.ledger = Ledger("msgbatch_", polls_to_finish, self._result)
         self.outcome = outcome
+        self.refusals = list(refuse_creates)
 
     def _handle(self, request: Request) -> Reply:
         path = request.path.split("?")[0]
@@ -56,6 +59,10 @@ class AnthropicBatchServer(RecordingServer):
         return Reply(body=self._batch_json(batch))
 
     def _create(self, body: dict[str, Any]) -> Reply:
+        with self._lock:
+            status = self.refusals.pop(0) if self.refusals else None
+        if status is not None:
+            return _error(status, _ERROR_TYPES.get(status, "api_error"), f"refused with HTTP {status}")
         requests = body.get("requests") or []
         ids = [item.get("custom_id") for item in requests]
         bad = [i for i in ids if not isinstance(i, str) or not _CUSTOM_ID.match(i)]

@@ -11,7 +11,8 @@ Each response is computed from its request as generateContent answers it here: t
 "ANSWER:" in the last user turn. A last user turn holding `BATCH_ERROR: <google.rpc code name>`
 (e.g. RESOURCE_EXHAUSTED) gets that error instead; with `BATCH_ERROR_ONCE: <name>` only the
 first time that request is submitted. `outcome="BATCH_STATE_FAILED"` (or _CANCELLED,
-_EXPIRED) ends every batch so, without output.
+_EXPIRED) ends every batch so, without output. `refuse_creates` lists HTTP statuses to answer
+the first batch creations with (each once, in order).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ BATCH_ERROR = "BATCH_ERROR:"
 BATCH_ERROR_ONCE = "BATCH_ERROR_ONCE:"
 RPC_CODES = {"INVALID_ARGUMENT": 3, "RESOURCE_EXHAUSTED": 8, "INTERNAL": 13, "UNAVAILABLE": 14, "PERMISSION_DENIED": 7}
 
+_STATUS_NAMES = {401: "UNAUTHENTICATED", 429: "RESOURCE_EXHAUSTED", 503: "UNAVAILABLE"}
 _MARKER = re.compile(r"(BATCH_ERROR(?:_ONCE)?):\s*(\w+)")
 _CREATE = re.compile(r"^/v1(?:beta)?/models/([^/:]+):batchGenerateContent$")
 _GENERATE = re.compile(r"^/v1(?:beta)?/models/([^/:]+):generateContent$")
@@ -39,10 +41,11 @@ _TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContent
 class GeminiBatchServer(RecordingServer):
     """`with GeminiBatchServer() as server:`; `server.ledger` holds the batches it was given."""
 
-    def __init__(self, polls_to_finish: int = 2, outcome: str = "BATCH_STATE_SUCCEEDED") -> None:
+    def __init__(self, polls_to_finish: int = 2, outcome: str = "BATCH_STATE_SUCCEEDED", refuse_creates: tuple[int, ...] = ()) -> None:
         super().__init__(self._handle)
         self.ledger = Ledger("batches/", polls_to_finish, self._result)
         self.outcome = outcome
+        self.refusals = list(refuse_creates)
         self.models: dict[str, str] = {}
 
     def _handle(self, request: Request) -> Reply:
@@ -58,6 +61,10 @@ class GeminiBatchServer(RecordingServer):
         return Reply(body=self._operation(batch))
 
     def _create(self, model: str, body: dict[str, Any]) -> Reply:
+        with self._lock:
+            status = self.refusals.pop(0) if self.refusals else None
+        if status is not None:
+            return google_error(status, _STATUS_NAMES.get(status, "INTERNAL"), f"refused with HTTP {status}")
         items = (((body.get("batch") or {}).get("inputConfig") or {}).get("requests") or {}).get("requests") or []
         if not items:
             return google_error(400, "INVALID_ARGUMENT", "batch.inputConfig has no requests")
