@@ -15,7 +15,7 @@ from azure.core.exceptions import HttpResponseError, ServiceRequestError, Servic
 from evalkit.errors import ImagesUnsupportedError, ModelArgsError
 from evalkit.model.api import ModelAPI, warn_unsupported
 from evalkit.model.content import has_image
-from evalkit.model.types import ChatMessage, ChatMessageAssistant, ChatMessageTool, GenerateConfig, ModelOutput
+from evalkit.model.types import ChatCompletionChoice, ChatMessage, ChatMessageAssistant, ChatMessageTool, GenerateConfig, ModelOutput
 from evalkit.providers.common.http_errors import (
     MalformedResponseError,
     MissingCredentialsError,
@@ -28,12 +28,13 @@ from evalkit.providers.common.per_loop import PerLoop
 from evalkit.providers.common.sdk_transport import DEFAULT_MAX_CONNECTIONS
 from evalkit.providers.local.chat_prompt import ChatRequest, chat_request, described_tools_chat, reply_choice
 from evalkit.providers.openai.wire import (
+    ChoiceParser,
     chat_messages,
     chat_output,
+    choice_text,
     request_params,
     stop_reason,
     tool_params,
-    usage,
 )
 from evalkit.secrets import excerpt, get_secret
 from evalkit.tool.types import ToolChoice, ToolInfo
@@ -106,13 +107,12 @@ class AzureAIAPI(ModelAPI):
         emulated = self._emulated(input, tools, tool_choice)
         if emulated is None:
             params["messages"] = await chat_messages(input)
-            params.update(tool_params(tools, tool_choice, GenerateConfig()))
+            params.update(tool_params(tools, tool_choice, GenerateConfig()))  # no parallel_tool_calls: warned above
         else:
             params["messages"] = described_tools_chat(emulated.messages, emulated.tools)
         data = await self._call(self._chat.get().complete(**params))
-        if emulated is None:
-            return chat_output(data, data.get("model") or self.model_name, label=self.provider)
-        return self._emulated_output(data, emulated)
+        parse = None if emulated is None else emulated_choice(emulated)
+        return chat_output(data, data.get("model") or self.model_name, label=self.provider, choice=parse)
 
     def _emulated(self, input: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice | None) -> ChatRequest | None:
         """The request with tools described in the prompt, when emulating and the conversation
@@ -128,20 +128,6 @@ class AzureAIAPI(ModelAPI):
             warn_unsupported(self.provider, "tool_choice", "with emulated tools a call cannot be forced; offered as 'auto'")
             tool_choice = "auto"
         return chat_request(self.provider, input, tools, tool_choice)
-
-    def _emulated_output(self, data: dict[str, Any], request: ChatRequest) -> ModelOutput:
-        """The output with the tool calls read back from each choice's text."""
-        choices = data.get("choices")
-        if not isinstance(choices, list) or not choices:
-            raise MalformedResponseError(f"{self.provider}: response has no choices: {excerpt(str(data))}")
-        parsed = []
-        for choice in choices:
-            message = choice.get("message") if isinstance(choice, dict) else None
-            text = message.get("content") if isinstance(message, dict) else None
-            if not isinstance(text, str):
-                raise MalformedResponseError(f"{self.provider}: choice has no message.content text: {excerpt(str(choice))}")
-            parsed.append(reply_choice(text, stop_reason(choice.get("finish_reason")), request))
-        return ModelOutput(model=data.get("model") or self.model_name, choices=parsed, usage=usage(data.get("usage")))
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         data = await self._call(self._embeddings.get().embed(input=texts, model=self.model_name))
@@ -195,3 +181,13 @@ class AzureAIAPI(ModelAPI):
             if client is not None:
                 await client.close()
 
+
+def emulated_choice(request: ChatRequest) -> ChoiceParser:
+    """A parser for the choices of a reply to `request`: tool calls and reasoning read back from the text."""
+
+    def parse(choice: Any, label: str) -> ChatCompletionChoice:
+        message = choice.get("message") if isinstance(choice, dict) else None
+        content = message.get("content") if isinstance(message, dict) else None
+        return reply_choice(choice_text(choice, content, label), stop_reason(choice.get("finish_reason")), request)
+
+    return parse
