@@ -8,7 +8,7 @@ ended with a results_url; GET .../results streams JSON Lines {"custom_id", "resu
 Each result is computed from its params by `messages_reply` (the Messages API server), so a
 request the API refuses is `errored` with its invalid_request_error. A last user turn holding
 `BATCH_ERROR: <error type>` is errored with that type; with `BATCH_ERROR_ONCE: <type>` only
-the first time those params are submitted; `BATCH_EXPIRE` expires it. `outcome="expired"` or
+the first time those params are submitted; `BATCH_EXPIRE` expires it and `BATCH_CANCEL` cancels it. `outcome="expired"` or
 "canceled" ends every batch with all its requests so. `refuse_creates` lists HTTP statuses to
 answer the first batch creations with (each once, in order).
 """
@@ -27,6 +27,7 @@ from tests.servers.http import RecordingServer, Reply, Request
 BATCH_ERROR = "BATCH_ERROR:"
 BATCH_ERROR_ONCE = "BATCH_ERROR_ONCE:"
 BATCH_EXPIRE = "BATCH_EXPIRE"
+BATCH_CANCEL = "BATCH_CANCEL"
 ERROR_MESSAGES = {"overloaded_error": "Overloaded", "api_error": "Internal server error", "rate_limit_error": "Rate limited"}
 
 _ERROR_TYPES = {401: "authentication_error", 429: "rate_limit_error", 529: "overloaded_error"}
@@ -100,8 +101,8 @@ class AnthropicBatchServer(RecordingServer):
         if marker and (marker.group(1) + ":" == BATCH_ERROR or self.ledger.first_time(params)):
             kind = marker.group(2)
             return {"type": "errored", "error": {"type": "error", "error": {"type": kind, "message": ERROR_MESSAGES.get(kind, kind)}}}
-        if BATCH_EXPIRE in prompt:
-            return {"type": "expired"}
+        if BATCH_EXPIRE in prompt or BATCH_CANCEL in prompt:
+            return {"type": "expired" if BATCH_EXPIRE in prompt else "canceled"}
         reply = messages_reply(Request("POST", "/v1/messages", {}, json.dumps(params).encode(), time.monotonic()))
         if reply.status != 200:
             return {"type": "errored", "error": reply.body}

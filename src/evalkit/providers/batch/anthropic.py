@@ -5,8 +5,8 @@ generate() sends), polled until its processing_status is "ended", and its result
 at the batch's results_url) map each custom_id to the Message, or to an exception:
 `errored` results carry the API's error type, mapped to the HTTP status the Messages API would
 have answered (so 400s fail as they would without batching and overloaded/api errors are
-retried), `expired` ones are retryable (the API did not get to them within 24 hours) and
-`canceled` ones are not.
+retried); `expired` (not processed within 24 hours) and `canceled` ones are retried, in a
+later batch.
 """
 
 from __future__ import annotations
@@ -37,13 +37,13 @@ ERROR_STATUS = {
 }
 """The HTTP status the Messages API answers with each error type."""
 
-EXPIRED_STATUS = 408
-"""An expired request is treated as timed out: retried, like a 408."""
+UNPROCESSED_STATUS = 408
+"""An expired or canceled request is treated as timed out: retried, like a 408."""
 
 
 class BatchItemError(RuntimeError):
     """One request of a batch that did not succeed; `status_code` and `body` are read like an
-    SDK status error's (None: not retryable)."""
+    SDK status error's."""
 
     def __init__(self, message: str, status_code: int | None, body: Any = None) -> None:
         super().__init__(message)
@@ -86,17 +86,16 @@ class MessageBatches(BatchProtocol):
     def _result(self, result: Any) -> dict[str, Any] | Exception:
         """A result's Message as the Messages API returns it, or the exception for its failure."""
         if result.type == "succeeded":
-            return result.message.to_dict()
+            return result.message.to_dict(mode="json")
         if result.type == "errored":
-            body = result.error.to_dict()
+            body = result.error.to_dict(mode="json")
             error = body.get("error") or {}
             failure = BatchItemError(
                 f"{self.transport.provider}: {error.get('type')}: {error.get('message')}", ERROR_STATUS.get(error.get("type")), body,
             )
             return self.transport.status_error(failure) or failure
-        if result.type == "expired":
-            return BatchItemError(f"{self.transport.provider}: the batch expired before this request was processed", EXPIRED_STATUS)
-        return BatchItemError(f"{self.transport.provider}: the request was {result.type} (the batch was canceled)", None)
+        reason = "the batch expired before this request was processed" if result.type == "expired" else f"the request was {result.type}"
+        return BatchItemError(f"{self.transport.provider}: {reason}", UNPROCESSED_STATUS)
 
     def _batches(self) -> Any:
         return self.transport.client().messages.batches
