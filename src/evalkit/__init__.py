@@ -26,7 +26,7 @@ _EXPORTS = {
     "evalkit.model.registry": ["hookimpl"],
     "evalkit.model.content": ["Content", "ContentImage", "ContentReasoning", "ContentText"],
     "evalkit.model.types": [
-        "ChatCompletionChoice", "ChatMessage", "ChatMessageAssistant", "ChatMessageSystem",
+        "BatchConfig", "ChatCompletionChoice", "ChatMessage", "ChatMessageAssistant", "ChatMessageSystem",
         "ChatMessageTool", "ChatMessageUser", "GenerateConfig", "ModelOutput", "ModelUsage", "ResponseSchema",
     ],
     "evalkit.scorer.reducer": ["Epochs"],
@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     from evalkit.model.registry import hookimpl
     from evalkit.model.content import Content, ContentImage, ContentReasoning, ContentText
     from evalkit.model.types import (
+        BatchConfig,
         ChatCompletionChoice,
         ChatMessage,
         ChatMessageAssistant,

@@ -32,6 +32,9 @@ class Progress:
         self.retries = 0
         self.waiting = 0
         """Samples waiting out a server's rate limit right now."""
+        self.batches = 0
+        self.batched = 0
+        """Provider batches in flight (batch mode) and the requests waiting in them."""
         self.tokens = 0
         self.started = time.monotonic()
         self._last_shown = self.started - PLAIN_EVERY_SECONDS  # the first change shows at once
@@ -77,6 +80,12 @@ class Progress:
         self.waiting += change
         self.show()
 
+    def add_batches(self, batches: int, requests: int) -> None:
+        """Count `batches` more (or fewer) provider batches in flight, holding `requests` requests."""
+        self.batches += batches
+        self.batched += requests
+        self.show()
+
     @property
     def rate(self) -> float:
         elapsed = time.monotonic() - self.started
@@ -90,6 +99,8 @@ class Progress:
             parts.append(f"{self.retries} retries")
         if self.waiting:
             parts.append(f"{self.waiting} waiting on rate limit")
+        if self.batches:
+            parts.append(f"{self.batches} batch{'es' if self.batches > 1 else ''} pending ({self.batched} requests)")
         return ", ".join(parts)
 
     def show(self, force: bool = False) -> None:

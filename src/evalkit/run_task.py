@@ -28,6 +28,8 @@ from evalkit.model.cache import CachePolicy
 from evalkit.model.model import Model, RetryRecorder
 from evalkit.model.roles import ActiveModels, running
 from evalkit.model.types import GenerateConfig, ModelUsage
+from evalkit.providers.batch.batcher import samples_at_once
+from evalkit.providers.batch.requests import batch_sample, open_batch_run
 from evalkit.run_sample import failed, run_sample
 from evalkit.sample_limits import SampleLimits
 from evalkit.scorebook import ScoreBook
@@ -169,10 +171,11 @@ class _Tally:
     """False when the failure is the run's settings (no samples selected, a bad argument): a retry would fail again."""
 
 
-def _resume(task: Task, resume: EvalLog, work: Iterator[tuple[Sample, int]],
-            keep: Callable[[EvalSample], None]) -> tuple[int, Iterator[tuple[Sample, int]], _Tally]:
-    """Compact the log, passing each finished sample to `keep` as it streams by; return how
-    many finished, the work still to do, and the retries and time spent so far."""
+def _resume(task: Task, resume: EvalLog, work: Iterator[tuple[Sample, int]], keep: Callable[[EvalSample], None],
+            keep_batch: Callable[[dict[str, Any]], None]) -> tuple[int, Iterator[tuple[Sample, int]], _Tally]:
+    """Compact the log, passing each finished sample to `keep` (and each batch record to
+    `keep_batch`) as it streams by; return how many finished, the work still to do, and the
+    retries and time spent so far."""
     check_same_task(resume.header, task.identity(), resume.location)
     before = resume.footer or {}
     tally = _Tally(retries=int(before.get("retries", 0)), duration=float(before.get("duration", 0.0)))
@@ -184,7 +187,7 @@ def _resume(task: Task, resume: EvalLog, work: Iterator[tuple[Sample, int]],
         tally.limited += sample.limit is not None
         tally.cache_hits += sample.cache_hits or 0
 
-    count = compact_log(resume, finished)
+    count = compact_log(resume, finished, keep_batch)
     return count, (pair for pair in work if (pair[0].id, pair[1]) not in done), tally
 
 
@@ -221,6 +224,7 @@ async def run_task(task: Task, model: Model, options: RunOptions, resume: EvalLo
     active = ActiveModels(model, options.roles)
     finished = 0
     tally = _Tally()
+    recorded: list[dict[str, Any]] = []
 
     def keep(sample: EvalSample) -> None:
         book.add(sample.id, sample.metadata or NO_METADATA, sample.scores)
@@ -231,7 +235,7 @@ async def run_task(task: Task, model: Model, options: RunOptions, resume: EvalLo
         path = _log_path(options.log_dir, task.display_name, model.name, header["eval_id"])
     else:
         header, path = resume.header, resume.location
-        finished, work, tally = _resume(task, resume, work, keep)
+        finished, work, tally = _resume(task, resume, work, keep, recorded.append)
     writer = LogWriter(path)
     if resume is None:
         writer.header(header)
@@ -241,13 +245,15 @@ async def run_task(task: Task, model: Model, options: RunOptions, resume: EvalLo
     status = "cancelled"
     started = time.monotonic()
     progress = Progress(f"{task.display_name} · {model.name}", total, options.display, already_done=finished)
+    batches = open_batch_run(config.batch, header["eval_id"], writer.batch, progress.add_batches, recorded)
 
     async def worker(cancel: anyio.CancelScope) -> None:
         for sample, epoch in work:
             model.api.activity.active += 1
             try:
-                result = await run_sample(task, model, config, sample, epoch,
-                                          RetryRecorder(progress.add_retry, progress.add_waiting), limits, options.cache)
+                with batch_sample(batches, sample.id, epoch):
+                    result = await run_sample(task, model, config, sample, epoch,
+                                              RetryRecorder(progress.add_retry, progress.add_waiting), limits, options.cache)
             finally:
                 model.api.activity.active -= 1
             result, fatal = _record(result, book, writer)
@@ -264,7 +270,8 @@ async def run_task(task: Task, model: Model, options: RunOptions, resume: EvalLo
     try:
         with progress, running(active):
             async with anyio.create_task_group() as group:
-                for _ in range(min(options.max_samples or model.max_connections(config), max(total, 1))):
+                at_once = options.max_samples or samples_at_once(model.api, config.batch) or model.max_connections(config)
+                for _ in range(min(at_once, max(total, 1))):
                     group.start_soon(worker, group.cancel_scope)
         status = "success"
     except BaseException as raised:

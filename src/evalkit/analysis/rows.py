@@ -94,9 +94,14 @@ def run_row(log: EvalLog, samples: int | None = None) -> dict[str, Any]:
 
 
 def count_lines(path: Any) -> int:
-    """The number of sample lines a log holds so far (its lines, less the header)."""
-    lines = 0
+    """The number of sample lines a log holds so far (its lines, less the header and the
+    batch records of batch mode)."""
+    lines = batches = 0
+    marker = b'\n{"batch":'
+    tail = b""
     with open(path, "rb") as handle:
         while chunk := handle.read(1 << 20):
             lines += chunk.count(b"\n")
-    return max(lines - 1, 0)
+            batches += (tail + chunk).count(marker)
+            tail = chunk[-(len(marker) - 1):]
+    return max(lines - 1 - batches, 0)

@@ -178,3 +178,16 @@ def parse_model_roles(items: tuple[str, ...] | list[str]) -> dict[str, str]:
                                 "e.g. --model-role grader=openai/gpt-4o")
         roles[role.strip()] = model.strip()
     return roles
+
+
+def parse_batch(text: str | None) -> bool | int | dict[str, Any] | None:
+    """`--batch` alone (on), `--batch SIZE`, or `--batch FILE` (YAML/JSON BatchConfig fields)."""
+    if text is None:
+        return None
+    value = parse_value(text)
+    if isinstance(value, bool) or (isinstance(value, int) and value > 0):
+        return value
+    if isinstance(value, str) and not text.endswith(".py") and Path(text).is_file():
+        return load_config_file(text, "--batch")
+    raise ArgumentError(f"--batch takes nothing, a batch size above 0 or a YAML/JSON file of BatchConfig fields (got '{text}'); "
+                        "put the task before --batch")

@@ -17,6 +17,7 @@ from evalkit.cli.args import (
     load_config_file,
     parse_fail_on_error,
     parse_key_values,
+    parse_batch,
     parse_model_roles,
     refuse_generation_settings,
 )
@@ -61,6 +62,9 @@ from evalkit.errors import ModelArgsError
 @click.option("--reasoning-tokens", type=WHOLE_NUMBER, help="Thinking budget in tokens (Anthropic, Gemini).")
 @click.option("--parallel-tool-calls/--no-parallel-tool-calls", default=None, help="Allow several tool calls per turn.")
 @click.option("--max-tool-output", type=WHOLE_NUMBER, help="Bytes of a tool result shown to the model (default 16 KiB).")
+@click.option("--batch", is_flag=False, flag_value="true", default=None, metavar="[SIZE|FILE]", callback=lambda c, p, v: parse_batch(v),
+              help="Send requests through the provider's batch API (openai, anthropic, google, together): "
+                   "optionally requests per batch, or a YAML/JSON file of BatchConfig fields.")
 @click.option("--log-dir", type=str, envvar="EVALKIT_LOG_DIR", default="logs", show_default=True)
 @click.option("--fail-on-error", type=str, default="true", show_default=True,
               help="true: stop at the first sample error; false: never; 0-1: past that fraction; N: past N errors.")

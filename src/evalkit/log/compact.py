@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from evalkit.log.reader import read_eval_log_samples
+from evalkit.log.reader import EvalSampleStream
 from evalkit.log.schema import EvalLog, EvalSample
 from evalkit.log.writer import LogWriter, write_error
 
@@ -45,17 +45,19 @@ class SampleKeys:
         return isinstance(sample_id, int) and 0 <= sample_id < self.DENSE
 
 
-def compact_log(log: EvalLog, keep: Callable[[EvalSample], None]) -> int:
-    """Replace `log`'s file with its header and its finished (error-free) samples, passing
-    each of those to `keep` and returning how many there are. Samples stream from the old
-    file to the new one one at a time, so memory stays flat on a large log.
+def compact_log(log: EvalLog, keep: Callable[[EvalSample], None],
+                keep_batch: Callable[[dict[str, Any]], None] | None = None) -> int:
+    """Replace `log`'s file with its header, its finished (error-free) samples and its batch
+    records, passing each sample to `keep` (and each batch record to `keep_batch`) and
+    returning how many samples there are. Records stream from the old file to the new one
+    one at a time, so memory stays flat on a large log.
 
     The new file is written to `<log>.tmp` (emptied first: a stale one from an earlier crash
     is never appended to), synced, renamed over the log, and the folder synced, so a crash at
     any moment leaves either the old log or the new one whole."""
     temporary = log.location.with_name(log.location.name + ".tmp")
     try:
-        count = _write(temporary, log, keep)
+        count = _write(temporary, log, keep, keep_batch)
         os.replace(temporary, log.location)
     except OSError as ex:
         temporary.unlink(missing_ok=True)
@@ -67,8 +69,16 @@ def compact_log(log: EvalLog, keep: Callable[[EvalSample], None]) -> int:
     return count
 
 
-def _write(path: Path, log: EvalLog, keep: Callable[[EvalSample], None]) -> int:
-    samples = read_eval_log_samples(log.location)  # checks the header before the new file is made
+def _write(path: Path, log: EvalLog, keep: Callable[[EvalSample], None],
+           keep_batch: Callable[[dict[str, Any]], None] | None) -> int:
+    writer: LogWriter | None = None
+
+    def batch(record: dict[str, Any]) -> None:  # batches still to collect: kept, in their order
+        writer.batch(record, durable=False)  # type: ignore[union-attr]  # synced with the whole file
+        if keep_batch is not None:
+            keep_batch(record)
+
+    samples = EvalSampleStream(log.location, on_batch=batch)  # checks the header before the new file is made
     writer = LogWriter(path, truncate=True)
     count = 0
     try:

@@ -6,7 +6,7 @@ Reads stream the file line by line: `read_eval_log_samples` holds one sample at 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -86,12 +86,18 @@ def _header(path: Path, records: Iterator[tuple[int, dict[str, Any]]]) -> dict[s
     return _checked(path, first[0], "header", first[1]["header"])
 
 
-def _samples(path: Path, records: Iterator[tuple[int, dict[str, Any]]], into: EvalLog | EvalSampleStream | None) -> Iterator[EvalSample]:
-    """The samples among `records` (after the header); the footer goes to `into` when given."""
+def _samples(path: Path, records: Iterator[tuple[int, dict[str, Any]]], into: EvalLog | EvalSampleStream | None,
+             on_batch: Callable[[dict[str, Any]], None] | None = None) -> Iterator[EvalSample]:
+    """The samples among `records` (after the header); the footer goes to `into` when given,
+    and each batch record (batch mode: a provider batch created) to `on_batch`."""
     for number, record in records:
         if "footer" in record:
             if into is not None:
                 into.footer = _checked(path, number, "footer", record["footer"])
+        elif "batch" in record:
+            batch = _checked(path, number, "batch", record["batch"])
+            if on_batch is not None:
+                on_batch(batch)
         elif "header" not in record:  # a resumed run may append a header of its own
             yield EvalSample.from_dict(_checked(path, number, "sample", record))
 
@@ -99,16 +105,16 @@ def _samples(path: Path, records: Iterator[tuple[int, dict[str, Any]]], into: Ev
 class EvalSampleStream(Iterator[EvalSample]):
     """The samples of a log, read one line at a time. Once it is used up, `footer` holds the
     log's footer (None when there is none) and `ignored_line` the number of a damaged last
-    line that was left out."""
+    line that was left out. `on_batch` is given each batch record as it streams by."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, on_batch: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.path = path
         self.footer: dict[str, Any] | None = None
         self.ignored_line: int | None = None
         self._records = _Records(path)
         lines = iter(self._records)
         self.header = _header(path, lines)
-        self._samples = _samples(path, lines, self)
+        self._samples = _samples(path, lines, self, on_batch)
 
     def __next__(self) -> EvalSample:
         try:

@@ -113,12 +113,20 @@ FOOTER: dict[str, Rule] = {
     "error": (_optional(_is_str), "null or a string"),
 }
 
-REQUIRED = {"header": ("eval_id", "task", "model"), "sample": ("id",), "footer": ("status",)}
-RULES = {"header": HEADER, "sample": SAMPLE, "footer": FOOTER}
+BATCH: dict[str, Rule] = {
+    "id": _STRING,
+    "provider": _STRING,
+    "model": _STRING,
+    "custom_ids": (lambda value: isinstance(value, list) and all(_is_str(item) for item in value), "a list of strings"),
+    "created": (_is_number, "a number (seconds since the epoch)"),
+}
+
+REQUIRED = {"header": ("eval_id", "task", "model"), "sample": ("id",), "footer": ("status",), "batch": ("id", "custom_ids")}
+RULES = {"header": HEADER, "sample": SAMPLE, "footer": FOOTER, "batch": BATCH}
 
 
 def problem(kind: str, record: Any) -> str | None:
-    """What is wrong with a `kind` ("header", "sample" or "footer") record, or None when
+    """What is wrong with a `kind` ("header", "sample", "footer" or "batch") record, or None when
     every field it has is of the right type and the required ones are there."""
     if not isinstance(record, dict):
         return f"the {kind} is not an object"

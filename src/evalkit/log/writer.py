@@ -124,6 +124,13 @@ class LogWriter:
             record["error"] = scrub(record["error"])
         self._write(record)
 
+    def batch(self, batch: dict[str, Any], *, durable: bool = True) -> None:
+        """Append the record of a provider batch (batch mode) and, when `durable`, sync it at
+        once: eval-retry collects that batch instead of paying for its requests again."""
+        self._write({"batch": batch})
+        if durable:
+            self.sync()
+
     def footer(self, footer: dict[str, Any]) -> None:
         """Append the footer (its error text already masked by the caller, which prints it too)."""
         self._write({"footer": footer})

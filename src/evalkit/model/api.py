@@ -139,6 +139,12 @@ class ModelAPI(ABC):
             f"provider '{self.provider or type(self).__name__}' has no embeddings ({self.label}); "
             "use a model whose provider supports embed()")
 
+    def batch_protocol(self) -> Any:
+        """The provider's batch API (a `providers.batch.protocol.BatchProtocol`) for batch
+        mode, or None when it has none. Providers that return one also implement
+        `batch_body(input, tools, tool_choice, config)` and `batch_output(reply)`."""
+        return None
+
     def embed_batch_size(self) -> int:
         """The most texts one `embed` request may carry."""
         return 96

@@ -148,7 +148,14 @@ class Model:
         self, messages: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice | None,
         config: GenerateConfig, clock: RequestClock,
     ) -> ModelOutput:
-        """One request: a connection from the pool, a rate-limit turn, then the provider's call."""
+        """One request: a connection from the pool, a rate-limit turn, then the provider's call
+        (in batch mode: a place in one of the provider's batches, outside the connection pool)."""
+        if config.batch:
+            from evalkit.providers.batch.batcher import batcher_for
+
+            batcher = batcher_for(self.api, config.batch)
+            if batcher is not None:
+                return await batcher.generate(messages, tools, tool_choice if tools else None, config)
         rate_limits = endpoint_limits(self._rate_limit_key) if config.requests_per_sec or config.tokens_per_sec else None
         connections = config.max_connections or self.api.max_connections()
         async with connection_slot(self.api.connection_key(), connections, self._transient):

@@ -121,6 +121,46 @@ ReasoningEffort = Literal["minimal", "low", "medium", "high"]
 
 
 @dataclass(frozen=True, slots=True)
+class BatchConfig:
+    """Batch mode: requests go to the provider's batch API (Inspect's BatchConfig)."""
+
+    size: int | None = None
+    """Requests per batch (default: the provider's, 100 for most)."""
+    send_delay: float | None = None
+    """Seconds a partly filled batch waits for more requests before it is sent (default 15)."""
+    tick: float | None = None
+    """Most seconds between checks of a batch's status (default 15): the first comes after a
+    second, later ones back off towards `tick` while the batch makes no progress."""
+    max_batches: int | None = None
+    """Batches in flight at once per model (default 100)."""
+    max_size_mb: float | None = None
+    """Most megabytes of request bodies per batch (default: the provider's limit)."""
+
+    def __post_init__(self) -> None:
+        for name in ("size", "send_delay", "tick", "max_batches", "max_size_mb"):
+            value = getattr(self, name)
+            whole = name in ("size", "max_batches")
+            kind = (int,) if whole else (int, float)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, kind) or not 0 <= value < _LARGEST
+                                      or (value == 0 and name != "send_delay")):
+                raise ValueError(f"batch {name} must be {'a whole number above 0' if whole else 'a finite number above 0'} (got {value!r})")
+
+
+def batch_config(value: Any) -> bool | int | BatchConfig | None:
+    """GenerateConfig.batch from True/False, a size, a BatchConfig or its dict form."""
+    if isinstance(value, dict):
+        unknown = set(value) - {"size", "send_delay", "tick", "max_batches", "max_size_mb"}
+        if unknown:
+            raise ValueError(f"batch: unknown field {sorted(unknown)[0]!r} (known: size, send_delay, tick, max_batches, max_size_mb)")
+        return BatchConfig(**value)
+    if value is None or isinstance(value, (bool, BatchConfig)):
+        return value
+    if isinstance(value, int) and 0 < value < _LARGEST:
+        return value
+    raise ValueError(f"batch must be true, false, a batch size above 0 or a BatchConfig (got {value!r})")
+
+
+@dataclass(frozen=True, slots=True)
 class GenerateConfig:
     """Generation settings; `None` means "not set" so configs can be layered with `merge`."""
 
@@ -154,8 +194,12 @@ class GenerateConfig:
     """Whether the model may ask for several tool calls in one turn (where the API has the switch)."""
     max_tool_output: int | None = None
     """Bytes of a tool's result shown to the model (default 16 KiB); the rest is cut."""
+    batch: bool | int | BatchConfig | None = None
+    """Send requests through the provider's batch API: True, a batch size, or a BatchConfig."""
 
     def __post_init__(self) -> None:
+        if self.batch is not None and not isinstance(self.batch, (bool, BatchConfig)):
+            object.__setattr__(self, "batch", batch_config(self.batch))
         if self.stop_seqs is not None and not isinstance(self.stop_seqs, tuple):
             stops = [self.stop_seqs] if isinstance(self.stop_seqs, str) else self.stop_seqs
             object.__setattr__(self, "stop_seqs", tuple(stops))

@@ -218,6 +218,8 @@ class SampleIndex:
             self._header = self._header or record["header"]
         elif "footer" in record:
             self._footer = record["footer"]
+        elif "batch" in record:  # a provider batch created (batch mode): not a sample
+            return
         else:
             self._add_sample(record, start, end)
 

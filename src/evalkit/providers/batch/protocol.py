@@ -39,6 +39,18 @@ class BatchStatus:
     total: int = 0
     error: str | None = None
     """Why the whole batch failed/expired/was cancelled."""
+    retryable: bool = True
+    """For a failed batch: whether its requests are worth sending again (expired, cancelled),
+    or not (the provider refused the batch itself)."""
+
+
+class BatchError(Exception):
+    """A request's batch failed as a whole, or ended without a result for it."""
+
+
+class BatchRetryError(BatchError, TimeoutError):
+    """A batch expired, was cancelled or lost a request: the request is sent again (a
+    TimeoutError, so evalkit's retries treat it as transient)."""
 
 
 class BatchProtocol(ABC):
@@ -63,3 +75,12 @@ class BatchProtocol(ABC):
 
     async def aclose(self) -> None:
         """Release what the protocol holds (its client belongs to the provider)."""
+
+
+class BatchRequestError(Exception):
+    """One request failed inside a batch with HTTP `status_code`: the provider's
+    is_retryable()/is_rate_limit() classify it as they would a direct reply's error."""
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code

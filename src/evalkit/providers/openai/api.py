@@ -60,9 +60,11 @@ class Service:
     top_k: bool = False
     body_args: tuple[str, ...] = ()
     """-M arguments sent in every request body instead of to the client constructor."""
+    batches: bool = False
+    """Whether the service has OpenAI's Batch API (batch mode)."""
 
 
-OPENAI = Service("openai", "OPENAI_API_KEY", "OPENAI_BASE_URL")
+OPENAI = Service("openai", "OPENAI_API_KEY", "OPENAI_BASE_URL", batches=True)
 AZURE_API_VERSION = "2024-10-21"
 """The latest GA version of Azure OpenAI's data-plane inference API (Azure OpenAI REST API reference)."""
 BODY_ARGS = ("logit_bias",)
@@ -86,6 +88,8 @@ class OpenAIAPI(SDKModelAPI):
     """
 
     service: Service = OPENAI
+    _batches: Any = None
+    """The batch protocol, made on first use in batch mode."""
 
     def __init__(
         self,
@@ -129,20 +133,38 @@ class OpenAIAPI(SDKModelAPI):
     async def generate(
         self, input: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice | None, config: GenerateConfig
     ) -> ModelOutput:
+        path = "/chat/completions" if self.endpoint == "chat" else "/completions"
+        return self.batch_output(await self.transport.post(path, await self.batch_body(input, tools, tool_choice, config)))
+
+    async def batch_body(
+        self, input: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice | None, config: GenerateConfig
+    ) -> dict[str, Any]:
+        """The request body `generate` sends (in batch mode, one line of a batch)."""
         if self.endpoint == "chat":
-            path, parse = "/chat/completions", chat_choice
             body = self._request(config, "messages", await chat_messages(input))
             body.update(tool_params(tools, tool_choice, config))
             body.update(output_params(config, self.service.name))
         else:
-            path, parse = "/completions", _completion_choice
             label = f"{self.label} (completions API)"
             body = self._request(config, "prompt", "\n\n".join(text_prompt(m, label) for m in input))
             for field in (*OUTPUT_PARAMS, "reasoning_tokens"):
                 if getattr(config, field) is not None:
                     warn_unsupported(self.service.name, field, "the completions API has no such parameter")
-        data = await self.transport.post(path, {**body, **self.body_args})
-        return self.output(data, parse)
+        return {**body, **self.body_args}
+
+    def batch_output(self, data: dict[str, Any]) -> ModelOutput:
+        """The ModelOutput of a reply body, direct or from a batch."""
+        return self.output(data, chat_choice if self.endpoint == "chat" else _completion_choice)
+
+    def batch_protocol(self) -> Any:
+        """OpenAI's Batch API (files + /v1/batches) for services that have it (openai, together)."""
+        if not self.service.batches or self.request_model != self.model_name:  # Azure deployments: not supported
+            return None
+        if self._batches is None:
+            from evalkit.providers.batch.openai import OpenAIBatchProtocol
+
+            self._batches = OpenAIBatchProtocol(self.transport, "/v1/chat/completions" if self.endpoint == "chat" else "/v1/completions")
+        return self._batches
 
     def output(self, data: dict[str, Any], parse: ChoiceParser) -> ModelOutput:
         """The ModelOutput for the reply `data`, each choice read by `parse`; a service whose

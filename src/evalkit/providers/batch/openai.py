@@ -1,0 +1,87 @@
+"""OpenAI's Batch API (also Together's, at its own base URL): a JSONL file of requests is
+uploaded (POST /files, purpose=batch), a batch made from it (POST /batches), polled
+(GET /batches/{id}), and its output and error files downloaded (GET /files/{id}/content)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from evalkit.providers.batch.protocol import (
+    BatchProtocol,
+    BatchRequest,
+    BatchRequestError,
+    BatchRetryError,
+    BatchStatus,
+)
+from evalkit.providers.common.http_errors import body_detail, request_error
+from evalkit.providers.common.sdk_transport import SDKTransport
+
+_RUNNING = {"validating", "in_progress", "finalizing", "cancelling"}
+_PARTIAL = {"completed", "expired", "cancelled"}
+"""Final states whose output and error files hold a line per request (unfinished ones as errors)."""
+_LOST = {"batch_expired", "batch_cancelled"}
+"""Per-request error codes that mean the request never ran: it is sent again."""
+
+
+class OpenAIBatchProtocol(BatchProtocol):
+    """Batches of one endpoint (`/v1/chat/completions` or `/v1/completions`) over the
+    provider's openai SDK client."""
+
+    max_requests = 50_000
+    max_bytes = 200_000_000
+    """The API's limits on one batch's input file (requests and bytes)."""
+
+    def __init__(self, transport: SDKTransport, endpoint: str) -> None:
+        self.transport = transport
+        self.endpoint = endpoint
+
+    async def submit(self, requests: list[BatchRequest]) -> str:
+        lines = b"".join(
+            orjson.dumps({"custom_id": r.custom_id, "method": "POST", "url": self.endpoint, "body": r.body}) + b"\n"
+            for r in requests
+        )
+        client = self.transport.client()
+        upload = await client.files.create(file=("evalkit-batch.jsonl", lines), purpose="batch")
+        batch = await client.batches.create(input_file_id=upload.id, endpoint=self.endpoint, completion_window="24h")
+        return batch.id
+
+    async def status(self, batch_id: str) -> BatchStatus:
+        batch = await self.transport.client().batches.retrieve(batch_id)
+        counts = batch.request_counts
+        done = {"completed": counts.completed, "failed": counts.failed, "total": counts.total} if counts else {}
+        if batch.status in _RUNNING:
+            return BatchStatus("running", **done)
+        if batch.status in _PARTIAL:
+            return BatchStatus("ended", **done)
+        errors = getattr(batch.errors, "data", None) or []
+        reason = "; ".join(e.message for e in errors if getattr(e, "message", None)) or batch.status
+        return BatchStatus("failed", **done, error=reason, retryable=batch.status != "failed")
+
+    async def results(self, batch_id: str) -> dict[str, dict[str, Any] | Exception]:
+        client = self.transport.client()
+        batch = await client.batches.retrieve(batch_id)
+        results: dict[str, dict[str, Any] | Exception] = {}
+        for file_id in (batch.output_file_id, batch.error_file_id):
+            if file_id:
+                content = await client.files.content(file_id)
+                for line in content.content.splitlines():
+                    if line.strip():
+                        record = orjson.loads(line)
+                        results[record["custom_id"]] = self._reply(record)
+        return results
+
+    def _reply(self, record: dict[str, Any]) -> dict[str, Any] | Exception:
+        """One output line: the reply body, or the error of the request."""
+        response = record.get("response") or {}
+        error = record.get("error")
+        status = response.get("status_code")
+        if not error and status == 200 and isinstance(response.get("body"), dict):
+            return response["body"]
+        if error and error.get("code") in _LOST:
+            return BatchRetryError(f"{self.transport.provider}: request not run in its batch ({error.get('code')})")
+        detail = (error or {}).get("message") or body_detail(response.get("body")) or f"HTTP {status}"
+        transport = self.transport
+        return request_error(transport.provider, status, detail, model=transport.model, key_env=transport.key_env) or (
+            BatchRequestError(f"{transport.provider}: request failed in its batch (HTTP {status}): {detail}", status))
