@@ -160,6 +160,28 @@ def test_question_answering_top_k_gives_the_best_spans_as_choices(qa: str) -> No
         get_model("hf-pipeline/question-answering/local", model_path=qa, top_k=0)
 
 
+def test_question_answering_top_k_from_the_command_line(qa: str, tmp_path: Path) -> None:
+    from tests.conftest import run_cli
+
+    signature = {"question": "What is the capital of Japan?", "context": "Tokyo is the capital of Japan."}
+    (tmp_path / "spans.py").write_text(
+        "from evalkit import Sample, Task, task\nfrom evalkit.scorer import exact\nfrom evalkit.solver import generate\n\n"
+        f"@task\ndef spans():\n    return Task(dataset=[Sample(input={json.dumps(signature)!r}, target='Tokyo')], "
+        "solver=[generate()], scorer=exact())\n"
+    )
+    args = ["eval", "spans.py", "--model", "hf-pipeline/question-answering/local", "-M", f"model_path={qa}"]
+    result = run_cli(*args, "--top-k", "2", "--log-dir", "logs", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (log,) = (tmp_path / "logs").glob("*.jsonl")
+    output = json.loads(log.read_text().splitlines()[1])["output"]
+    spans = output["metadata"]["output"]  # the log keeps the choices after the first under "choices"
+    assert [output["completion"], *output["choices"]] == [span["answer"].strip() for span in spans]
+    assert len(spans) == 2
+    refused = run_cli(*args, "-M", "top_k=2", cwd=tmp_path)
+    assert refused.returncode == 2 and refused.stderr.strip().splitlines() == [
+        "error: -M top_k is a generation setting, not a model argument: use --top-k 2"]
+
+
 def question_and(context: str) -> list[Any]:
     return [ChatMessageSystem(content=context), ChatMessageUser(content="What is the capital of Japan?")]
 

@@ -6,15 +6,15 @@ metadata (and so to the sample's log line). How each task reads a chat (`pipelin
 
 - text-classification, sentiment-analysis: the last user message -> the top label; a pair
   (NLI, paraphrase) as the JSON object `{"text": ..., "text_pair": ...}` (the Snowflake
-  signature's names). The output: the labels ranked (`-M top_k` of them; all by default).
+  signature's names). The output: the labels ranked (top_k of them; all by default).
 - zero-shot-classification: the last user message -> the top label; the candidate labels come
   from `-M candidate_labels=[a, b]`, else from the prompt's `A) option` lines (as
   `multiple_choice()` writes them; the sequence classified is the prompt without them).
 - question-answering: the question is the last user message, the context the system
   message(s) (e.g. `system_message("{context}")` from sample metadata), else the prompt's
   `Context:` and `Question:` sections, or `{"question": ..., "context": ...}` -> the answer
-  span. With `-M top_k=K` (K > 1) the choices are the K best spans, best first, and the
-  output is their list of {answer, score, start, end}.
+  span. With top_k K > 1 the choices are the K best spans, best first, and the output is
+  their list of {answer, score, start, end} (the Snowflake signature's `outputs`).
 - table-question-answering (TAPAS models): the query is the last user message, the table the
   system message(s) (e.g. `system_message("{table}")`), or `{"query": ..., "table": ...}`. A
   table is JSON `{column: [values]}` (the Snowflake and transformers form) or
@@ -34,7 +34,8 @@ table pipeline cannot batch; evalkit runs those tasks with the model classes dir
 model args: `model_path`, `tokenizer_path`, `device`, `dtype`, `batch_size`, `batch_wait`,
 `candidate_labels`, `hypothesis_template`, `aggregation_strategy` (ner, default "simple"),
 `top_k` (fill-mask candidates kept, default 5; question-answering spans, default 1;
-text-classification labels, default all); every other `-M` goes to `from_pretrained`.
+text-classification labels, default all; these tasks do not sample, so `--top-k` sets it per
+request, and the command line takes only that form); every other `-M` goes to `from_pretrained`.
 
 No tools (the older `generate(messages, config)` form): a tool request fails with one line;
 chat models that call tools run on the `hf` provider. Images fail the request with one line.
@@ -172,6 +173,10 @@ class HFPipelineAPI(ModelAPI):
         with torch.inference_mode():
             return self._run(settings, extra, batch, cancellation)
 
+    def _top_k(self, settings: GenerateConfig) -> int | None:
+        """Candidates kept: `--top-k` (these tasks do not sample), else `-M top_k`, else the task's default."""
+        return settings.top_k if settings.top_k is not None else self.top_k
+
     def _count(self, text: str | dict[str, str]) -> int:
         encoded = self.tokenizer(**text) if isinstance(text, dict) else self.tokenizer(text)
         return len(encoded["input_ids"])
@@ -210,7 +215,7 @@ class HFPipelineAPI(ModelAPI):
     def _run_text_classification(
         self, settings: GenerateConfig, extra: Any, texts: list[str | dict[str, str]], cancellation: Cancellation
     ) -> list[Answer]:
-        results = tasks.per_input(self.pipeline(texts, batch_size=len(texts), top_k=self.top_k))
+        results = tasks.per_input(self.pipeline(texts, batch_size=len(texts), top_k=self._top_k(settings)))
         return [Answer(ranked[0]["label"], ranked, self._count(text)) for text, ranked in zip(texts, results)]
 
     def _run_zero_shot_classification(
@@ -224,7 +229,7 @@ class HFPipelineAPI(ModelAPI):
     def _run_fill_mask(
         self, settings: GenerateConfig, extra: Any, texts: list[str], cancellation: Cancellation
     ) -> list[Answer]:
-        results = tasks.per_input(self.pipeline(texts, batch_size=len(texts), top_k=self.top_k))
+        results = tasks.per_input(self.pipeline(texts, batch_size=len(texts), top_k=self._top_k(settings)))
         return [
             Answer(ranked[0]["token_str"].strip(), ranked, self._count(text)) for text, ranked in zip(texts, results)
         ]
@@ -288,16 +293,17 @@ class HFPipelineAPI(ModelAPI):
         )
         offsets = encoded.pop("offset_mapping")
         logits = self.model(**encoded.to(self.device))
+        top_k = self._top_k(settings) or 1
         answers = []
         for row, context in enumerate(contexts):
             in_context = [i for i, part in enumerate(encoded.sequence_ids(row)) if part == 1]
+            spans = tasks.best_spans(logits.start_logits[row], logits.end_logits[row], in_context, top_k)
             found = []
-            for start, end, score in tasks.best_spans(logits.start_logits[row], logits.end_logits[row], in_context,
-                                                      self.top_k):
+            for start, end, score in spans:
                 begin, finish = int(offsets[row][start][0]), int(offsets[row][end][1])
                 found.append({"answer": context[begin:finish], "score": score, "start": begin, "end": finish})
             texts = [span["answer"].strip() for span in found]
-            output = found[0] if self.top_k == 1 else found  # as the pipeline: one dict, or a ranked list
+            output = found[0] if top_k == 1 else found  # as the pipeline: one dict, or a ranked list
             tokens = int(encoded["attention_mask"][row].sum())
             answers.append(Answer(texts[0], output, tokens, alternatives=tuple((t, "stop") for t in texts[1:])))
         return answers
@@ -342,7 +348,7 @@ def _top_k(top_k: int | None, task: str) -> int | None:
     """`-M top_k`, else the task's default (fill-mask 5, question-answering 1, else all)."""
     if top_k is None:
         return _DEFAULT_TOP_K.get(task)
-    if int(top_k) < 1:
+    if not str(top_k).isdigit() or int(top_k) < 1:
         raise ModelArgsError(f"-M top_k={top_k} must be a whole number of at least 1")
     return int(top_k)
 
