@@ -46,6 +46,7 @@ class BatchServer(RecordingServer):
         self._seen: Counter[str] = Counter()
         self._ids = itertools.count(1)
         self._state = threading.Lock()
+        self._server.handle_error = lambda *args: None  # type: ignore[method-assign]  # a killed client resets its connections
 
     def release(self) -> None:
         """Let held batches finish at their next poll."""
