@@ -3,21 +3,29 @@ through the provider's batch protocol, batch_body and batch_output."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import anyio
+import orjson
 import pytest
 
 import evalkit
-from evalkit import ChatMessageSystem, ChatMessageUser, GenerateConfig, ModelOutput
+from evalkit import BatchConfig, ChatMessageSystem, ChatMessageUser, GenerateConfig, ModelOutput
 from evalkit.errors import BatchUnsupportedError
 from evalkit.model.api import ModelAPI
 from evalkit.providers.batch.protocol import BatchRequest, BatchStatus
 from evalkit.providers.common.http_errors import ProviderRequestError
+from tests.conftest import run_cli
 from tests.providers.helpers import generate_and_close, isolate_env
 from tests.providers.test_anthropic import ENV, KEY
-from tests.servers.anthropic_batch_server import BATCH_ERROR, BATCH_EXPIRE, AnthropicBatchServer
+from tests.servers.anthropic_batch_server import BATCH_CANCEL, BATCH_ERROR, BATCH_ERROR_ONCE, BATCH_EXPIRE, AnthropicBatchServer
+from tests.servers.batch_ledger import Ledger
 
 MODEL = "claude-haiku-4-5"
 CONFIG = GenerateConfig(max_tokens=32, temperature=0.0)
@@ -72,13 +80,13 @@ def test_batch_params_are_what_generate_sends_and_outputs_are_parsed_alike() -> 
     assert outputs["q1"].stop_reason == direct.stop_reason == "stop" and outputs["q1"].model == MODEL
 
 
-def test_errored_and_expired_requests_become_errors_the_provider_classifies() -> None:
+def test_errored_expired_and_canceled_requests_become_errors_the_provider_classifies() -> None:
     prompts = {"ok": "ANSWER: 5", "invalid": f"{BATCH_ERROR} invalid_request_error", "overloaded": f"{BATCH_ERROR} overloaded_error",
-               "limited": f"{BATCH_ERROR} rate_limit_error", "expired": BATCH_EXPIRE}
+               "limited": f"{BATCH_ERROR} rate_limit_error", "expired": BATCH_EXPIRE, "canceled": BATCH_CANCEL}
     with AnthropicBatchServer(polls_to_finish=1) as server:
         api = evalkit.get_model(f"anthropic/{MODEL}", base_url=server.url).api
         statuses, results = anyio.run(run_batch, api, [[ChatMessageUser(p)] for p in prompts.values()])
-    assert (statuses[-1].state, statuses[-1].completed, statuses[-1].failed) == ("ended", 1, 4)
+    assert (statuses[-1].state, statuses[-1].completed, statuses[-1].failed) == ("ended", 1, 5)
     by_name = {name: results[f"q{i}"] for i, name in enumerate(prompts)}
     assert api.batch_output(by_name["ok"]).completion == "5"
     invalid = by_name["invalid"]
@@ -88,7 +96,8 @@ def test_errored_and_expired_requests_become_errors_the_provider_classifies() ->
     assert api.is_retryable(by_name["overloaded"]) and not api.is_rate_limit(by_name["overloaded"])
     assert "overloaded_error: Overloaded" in str(by_name["overloaded"])
     assert api.is_retryable(by_name["limited"]) and api.is_rate_limit(by_name["limited"])
-    assert api.is_retryable(by_name["expired"]) and "expired" in str(by_name["expired"])
+    assert api.is_retryable(by_name["expired"]) and str(by_name["expired"]) == "anthropic: the batch expired before this request was processed"
+    assert api.is_retryable(by_name["canceled"]) and str(by_name["canceled"]) == "anthropic: the request was canceled"
 
 
 def test_a_request_the_messages_api_refuses_is_errored_with_its_message() -> None:
@@ -120,6 +129,7 @@ def test_a_batch_that_ended_with_nothing_processed_has_failed(outcome: str, reas
     assert [s.state for s in statuses] == ["running", "failed"]
     assert statuses[-1].error == f"anthropic: batch {batch_id} {reason}"
     assert (statuses[-1].failed, statuses[-1].total) == (2, 2) and results == {}
+    assert statuses[-1].retryable  # its requests are sent again
 
 
 def test_a_refused_batch_fails_in_one_line() -> None:
@@ -147,3 +157,114 @@ def test_bedrock_and_vertex_claude_have_no_batch_mode(monkeypatch: pytest.Monkey
     args = {"access_token": "ya29.test-token"} if "vertex" in model else {}
     with pytest.raises(BatchUnsupportedError, match=r"^anthropic/(bedrock|vertex): batch mode is not supported; run without --batch$"):
         evalkit.get_model(model, **args).api.batch_protocol()
+
+
+TASK = '''
+from evalkit import Sample, Task, task
+from evalkit.scorer import match
+from evalkit.solver import generate, system_message
+
+@task
+def quiz(count: int = {count}, marker: str = "{marker}"):
+    flagged = lambda i: f" ({{marker}})" if marker and i % 5 == 0 else ""
+    return Task(
+        dataset=[Sample(input=f"Question {{i}}{{flagged(i)}}. ANSWER: {{i * 3}}", target=str(i * 3), id=i) for i in range(count)],
+        solver=[system_message("Answer briefly."), generate()],
+        scorer=match(),
+    )
+'''
+FAST = BatchConfig(size=10, tick=0.05, send_delay=0.5)
+"""Small batches polled often, so tests take a second."""
+
+
+def quiz_task(tmp_path: Path, count: int, marker: str = "") -> Path:
+    """A task of `count` samples, sample i answered "i * 3"; with a `marker`, every fifth
+    sample's prompt carries it (e.g. "BATCH_ERROR_ONCE: overloaded_error": its first result is errored)."""
+    path = tmp_path / "quiz.py"
+    path.write_text(TASK.format(count=count, marker=marker))
+    return path
+
+
+def test_eval_in_batch_mode_scores_every_sample_from_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with AnthropicBatchServer(polls_to_finish=2) as server:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
+        [log] = evalkit.eval(str(quiz_task(tmp_path, 25)), model=f"anthropic/{MODEL}", batch=FAST, log_dir=tmp_path / "logs",
+                             display="none")
+    assert log.status == "success" and log.results["match"]["accuracy"] == 1.0 and len(log.samples) == 25
+    assert sorted(len(batch.requests) for batch in server.ledger.batches.values()) == [5, 10, 10]
+    assert server.ledger.duplicates() == [] and sum(server.ledger.submitted.values()) == 25
+    assert not any(r.path == "/v1/messages" for r in server.requests)  # nothing went direct
+    params = [body for batch in server.ledger.batches.values() for body in batch.requests.values()]
+    assert {p["system"] for p in params} == {"Answer briefly."} and {p["model"] for p in params} == {MODEL}
+
+
+def test_eval_in_batch_mode_retries_errored_requests_in_a_later_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with AnthropicBatchServer(polls_to_finish=1) as server:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
+        [log] = evalkit.eval(str(quiz_task(tmp_path, 20, f"{BATCH_ERROR_ONCE} overloaded_error")), model=f"anthropic/{MODEL}", batch=FAST,
+                             log_dir=tmp_path / "logs", display="none")
+    assert log.status == "success" and log.results["match"]["accuracy"] == 1.0 and len(log.samples) == 20
+    sizes = [len(batch.requests) for batch in server.ledger.batches.values()]
+    assert sum(sizes) == 24 and len(sizes) >= 3  # 20 first requests, then the 4 errored ones again
+    assert server.ledger.duplicates() == []  # each retry went under a custom_id of its own
+
+
+def test_batch_creation_errors_are_classified_as_the_providers_requests_are() -> None:
+    with AnthropicBatchServer(refuse_creates=(529, 429, 401)) as server:
+        api = evalkit.get_model(f"anthropic/{MODEL}", base_url=server.url).api
+
+        async def scenario() -> list[BaseException]:
+            body = await api.batch_body(question(1), [], None, CONFIG)
+            raised = []
+            for _ in range(3):
+                with pytest.raises(Exception) as caught:
+                    await api.batch_protocol().submit([BatchRequest("q1", body)])
+                raised.append(caught.value)
+            await api.aclose()
+            return raised
+
+        overloaded, limited, unauthorized = anyio.run(scenario)
+    assert api.is_retryable(overloaded) and not api.is_rate_limit(overloaded)
+    assert api.is_retryable(limited) and api.is_rate_limit(limited)
+    assert isinstance(unauthorized, ProviderRequestError) and not api.is_retryable(unauthorized)
+    assert str(unauthorized) == "anthropic: authentication failed (HTTP 401); check ANTHROPIC_API_KEY: refused with HTTP 401"
+
+
+def logged_batches(log_dir: Path) -> list[dict[str, Any]]:
+    """The batch records of the one log in `log_dir` so far."""
+    logs = list(log_dir.glob("*.jsonl"))
+    lines = [orjson.loads(line) for line in logs[0].read_bytes().splitlines() if line.strip()] if logs else []
+    return [line["batch"] for line in lines if "batch" in line]
+
+
+def kill_then_retry(tmp_path: Path, model: str, ledger: Ledger, batches: int) -> tuple[Path, int, subprocess.CompletedProcess[str]]:
+    """Run a 60-sample eval in batch mode (size 20) in a process, SIGKILL it once the log records
+    `batches` batches (the server holding them unfinished), let the batches finish and run
+    eval-retry on the log; the log, the batches created before the kill, and eval-retry's result."""
+    log_dir = tmp_path / "logs"
+    args = [sys.executable, "-m", "evalkit", "eval", str(quiz_task(tmp_path, 60)), "--model", model, "--batch", "20",
+            "--log-dir", str(log_dir), "--display", "none"]
+    process = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    deadline = time.monotonic() + 60
+    while len(logged_batches(log_dir)) < batches:
+        assert process.poll() is None, process.communicate()[1]
+        assert time.monotonic() < deadline, "the run never recorded its batches"
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    created = len(ledger.batches)
+    ledger.polls_to_finish = 1
+    [log] = log_dir.glob("*.jsonl")
+    return log, created, run_cli("eval-retry", str(log), "--display", "none", cwd=tmp_path)
+
+
+def test_sigkill_mid_batch_then_eval_retry_collects_the_running_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with AnthropicBatchServer(polls_to_finish=10**9) as server:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
+        log, created, result = kill_then_retry(tmp_path, f"anthropic/{MODEL}", server.ledger, batches=3)
+    assert result.returncode == 0, result.stderr
+    assert created == len(server.ledger.batches) == 3  # eval-retry created no batch
+    assert server.ledger.duplicates() == [] and sum(server.ledger.submitted.values()) == 60
+    done = evalkit.read_eval_log(log)
+    assert done.status == "success" and len(done.samples) == 60 and done.results["match"]["accuracy"] == 1.0

@@ -10,13 +10,15 @@ import anyio
 import pytest
 from google.genai import errors
 
+import evalkit
 from evalkit import ChatMessageAssistant, ChatMessageSystem, ChatMessageTool, ChatMessageUser, GenerateConfig, get_model
 from evalkit.errors import BatchUnsupportedError, EvalkitError
 from evalkit.model.api import ModelAPI
 from evalkit.providers.batch.protocol import BatchRequest, BatchStatus
 from evalkit.tool.types import ToolCall, ToolInfo
 from tests.providers.helpers import generate_and_close
-from tests.servers.gemini_batch_server import BATCH_ERROR, GeminiBatchServer
+from tests.providers.test_batch_anthropic import FAST, kill_then_retry, quiz_task
+from tests.servers.gemini_batch_server import BATCH_ERROR, BATCH_ERROR_ONCE, GeminiBatchServer
 from tests.servers.gemini_server import function_call, gemini_parts
 from tests.servers.http import RecordingServer
 
@@ -95,15 +97,16 @@ def test_per_request_errors_become_the_api_errors_the_provider_classifies() -> N
     assert api.is_retryable(unavailable) and not api.is_rate_limit(unavailable)
 
 
-@pytest.mark.parametrize(("outcome", "reason"), [("BATCH_STATE_FAILED", "failed"), ("BATCH_STATE_EXPIRED", "expired"),
-                                                 ("BATCH_STATE_CANCELLED", "cancelled")])
-def test_a_failed_expired_or_cancelled_batch_has_failed(outcome: str, reason: str) -> None:
+@pytest.mark.parametrize(("outcome", "reason", "retryable"), [
+    ("BATCH_STATE_FAILED", "failed", False), ("BATCH_STATE_EXPIRED", "expired", True), ("BATCH_STATE_CANCELLED", "cancelled", True)])
+def test_a_failed_expired_or_cancelled_batch_has_failed(outcome: str, reason: str, retryable: bool) -> None:
     with GeminiBatchServer(polls_to_finish=2, outcome=outcome) as server:
         api = get_model(f"google/{MODEL}", base_url=server.url).api
         statuses, results = anyio.run(run_batch, api, [question(1), question(2)])
     [batch_id] = server.ledger.batches
     assert [s.state for s in statuses] == ["running", "failed"]
     assert statuses[-1].error == f"google/{MODEL}: batch {batch_id} {reason}" and results == {}
+    assert statuses[-1].retryable is retryable
 
 
 def test_tool_calls_without_ids_are_numbered_on_from_the_conversation_as_in_generate() -> None:
@@ -148,3 +151,59 @@ def test_vertex_has_no_batch_mode(monkeypatch: pytest.MonkeyPatch) -> None:
     api = get_model(f"vertex/{MODEL}", api_key="vertex-express-key").api
     with pytest.raises(BatchUnsupportedError, match=r"^vertex: batch mode is not supported .* run without --batch$"):
         api.batch_protocol()
+
+
+def test_eval_in_batch_mode_scores_every_sample_from_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with GeminiBatchServer(polls_to_finish=2) as server:
+        monkeypatch.setenv("GOOGLE_BASE_URL", server.url)
+        [log] = evalkit.eval(str(quiz_task(tmp_path, 25)), model=f"google/{MODEL}", batch=FAST, log_dir=tmp_path / "logs",
+                             display="none")
+    assert log.status == "success" and log.results["match"]["accuracy"] == 1.0 and len(log.samples) == 25
+    assert sorted(len(batch.requests) for batch in server.ledger.batches.values()) == [5, 10, 10]
+    assert server.ledger.duplicates() == [] and sum(server.ledger.submitted.values()) == 25
+    assert not any(r.path.endswith(":generateContent") for r in server.requests)  # nothing went direct
+    requests = [item["request"] for batch in server.ledger.batches.values() for item in batch.requests.values()]
+    assert {r["systemInstruction"]["parts"][0]["text"] for r in requests} == {"Answer briefly."}
+    assert {r["model"] for r in requests} == {f"models/{MODEL}"}
+
+
+def test_eval_in_batch_mode_retries_failed_requests_in_a_later_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with GeminiBatchServer(polls_to_finish=1) as server:
+        monkeypatch.setenv("GOOGLE_BASE_URL", server.url)
+        [log] = evalkit.eval(str(quiz_task(tmp_path, 20, f"{BATCH_ERROR_ONCE} UNAVAILABLE")), model=f"google/{MODEL}", batch=FAST,
+                             log_dir=tmp_path / "logs", display="none")
+    assert log.status == "success" and log.results["match"]["accuracy"] == 1.0 and len(log.samples) == 20
+    sizes = [len(batch.requests) for batch in server.ledger.batches.values()]
+    assert sum(sizes) == 24 and len(sizes) >= 3  # 20 first requests, then the 4 that failed again
+    assert server.ledger.duplicates() == []
+
+
+def test_batch_creation_errors_are_classified_as_the_providers_requests_are() -> None:
+    with GeminiBatchServer(refuse_creates=(503, 429, 401)) as server:
+        api = get_model(f"google/{MODEL}", base_url=server.url).api
+
+        async def scenario() -> list[BaseException]:
+            body = await api.batch_body(question(1), [], None, CONFIG)
+            raised = []
+            for _ in range(3):
+                with pytest.raises(errors.APIError) as caught:
+                    await api.batch_protocol().submit([BatchRequest("q1", body)])
+                raised.append(caught.value)
+            await api.aclose()
+            return raised
+
+        unavailable, exhausted, unauthenticated = anyio.run(scenario)
+    assert api.is_retryable(unavailable) and not api.is_rate_limit(unavailable)
+    assert api.is_retryable(exhausted) and api.is_rate_limit(exhausted)
+    assert unauthenticated.code == 401 and not api.is_retryable(unauthenticated)
+
+
+def test_sigkill_mid_batch_then_eval_retry_collects_the_running_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with GeminiBatchServer(polls_to_finish=10**9) as server:
+        monkeypatch.setenv("GOOGLE_BASE_URL", server.url)
+        log, created, result = kill_then_retry(tmp_path, f"google/{MODEL}", server.ledger, batches=3)
+    assert result.returncode == 0, result.stderr
+    assert created == len(server.ledger.batches) == 3  # eval-retry created no batch
+    assert server.ledger.duplicates() == [] and sum(server.ledger.submitted.values()) == 60
+    done = evalkit.read_eval_log(log)
+    assert done.status == "success" and len(done.samples) == 60 and done.results["match"]["accuracy"] == 1.0

@@ -15,7 +15,7 @@ from typing import Any
 
 import anthropic
 
-from evalkit.providers.batch.protocol import BatchProtocol, BatchRequest, BatchStatus
+from evalkit.providers.batch.protocol import BatchProtocol, BatchRequest, BatchRequestError, BatchStatus
 from evalkit.providers.common.sdk_transport import SDKTransport
 
 MAX_REQUESTS = 100_000
@@ -41,13 +41,12 @@ UNPROCESSED_STATUS = 408
 """An expired or canceled request is treated as timed out: retried, like a 408."""
 
 
-class BatchItemError(RuntimeError):
-    """One request of a batch that did not succeed; `status_code` and `body` are read like an
-    SDK status error's."""
+class MessageBatchError(BatchRequestError):
+    """One request of a Message Batch that did not succeed, with the API's error `body` (read,
+    like `status_code`, as an SDK status error's)."""
 
     def __init__(self, message: str, status_code: int | None, body: Any = None) -> None:
-        super().__init__(message)
-        self.status_code = status_code
+        super().__init__(message, status_code)
         self.body = body
 
 
@@ -90,12 +89,12 @@ class MessageBatches(BatchProtocol):
         if result.type == "errored":
             body = result.error.to_dict(mode="json")
             error = body.get("error") or {}
-            failure = BatchItemError(
+            failure = MessageBatchError(
                 f"{self.transport.provider}: {error.get('type')}: {error.get('message')}", ERROR_STATUS.get(error.get("type")), body,
             )
             return self.transport.status_error(failure) or failure
         reason = "the batch expired before this request was processed" if result.type == "expired" else f"the request was {result.type}"
-        return BatchItemError(f"{self.transport.provider}: {reason}", UNPROCESSED_STATUS)
+        return MessageBatchError(f"{self.transport.provider}: {reason}", UNPROCESSED_STATUS)
 
     def _batches(self) -> Any:
         return self.transport.client().messages.batches

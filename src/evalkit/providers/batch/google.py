@@ -9,6 +9,8 @@ Status) that becomes the google-genai APIError the API would have raised for tha
 with the HTTP status of its code (RESOURCE_EXHAUSTED -> 429, UNAVAILABLE -> 503, ...), so the
 provider's is_retryable/is_rate_limit classify it as usual.
 
+An expired or cancelled batch's requests are sent again; a failed batch's are not.
+
 The API takes at most 20 MB of inlined requests per batch: the batcher keeps batches to
 `max_bytes` of bodies, and a batch over the limit still fails in one line, naming a size to
 pass with --batch. The Gemini API reports no per-request counts while a
@@ -101,7 +103,7 @@ class GeminiBatches(BatchProtocol):
             return BatchStatus("ended")
         reason = state.removeprefix("JOB_STATE_").lower()
         detail = f": {job.error.message}" if job.error is not None and job.error.message else ""
-        return BatchStatus("failed", error=f"{self.label}: batch {batch_id} {reason}{detail}")
+        return BatchStatus("failed", error=f"{self.label}: batch {batch_id} {reason}{detail}", retryable=reason != "failed")
 
     async def results(self, batch_id: str) -> dict[str, dict[str, Any] | Exception]:
         job = await self._client().aio.batches.get(name=batch_id)
