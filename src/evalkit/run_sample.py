@@ -8,7 +8,7 @@ import traceback
 from typing import Any
 
 from evalkit.dataset.sample import Sample
-from evalkit.errors import LogValueError, ToolsUnsupportedError
+from evalkit.errors import EmbeddingsUnsupportedError, LogValueError, ToolsUnsupportedError
 from evalkit.log.encode import encode
 from evalkit.log.schema import EvalSample
 from evalkit.model.cache import CachePolicy, SampleCache, sample_cache
@@ -72,7 +72,7 @@ async def run_sample(
                 state.completed = True
             for each in task.scorers:
                 scores[each.name] = (await each.fn(state, state.target)).to_dict()
-    except ToolsUnsupportedError:
+    except (ToolsUnsupportedError, EmbeddingsUnsupportedError):
         raise  # every sample would fail the same way: the run stops with this one line
     except Exception as ex:
         error = _error_text(ex)

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from functools import cached_property
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable, TypeVar
 
 import anyio
 
@@ -26,6 +26,8 @@ from evalkit.model.types import ChatMessage, ChatMessageUser, GenerateConfig, Mo
 from evalkit.secrets import excerpt, remember_secrets
 from evalkit.tool.definition import Tool, ToolDef, tool_infos
 from evalkit.tool.types import ToolChoice, ToolInfo
+
+T = TypeVar("T")
 
 DEFAULT_MODEL = "hf/bundled"
 """Used when neither `--model` nor EVALKIT_MODEL is given: the bundled SmolLM2-135M-Instruct."""
@@ -114,41 +116,71 @@ class Model:
                 f"provider '{self.name.partition('/')[0]}' cannot call tools ({self.name}); "
                 "evaluate a model whose provider supports tools, or drop use_tools() from the task")
         config = self.config.merge(config)
-        max_retries = DEFAULT_MAX_RETRIES if config.max_retries is None else config.max_retries
-        clock = RequestClock(config.timeout)
         entry = cache_entry(cache, self.name, self.api.base_url, self.model_args, messages, infos,
                             tool_choice if infos else None, config)
         output = await entry.fetch() if entry is not None else None
-        attempt = 0
-        while output is None:
-            try:
-                output = await self._attempt(messages, infos, tool_choice, config, clock)
-                break
-            except Exception as error:
-                retryable = self._transient(error)
-                if attempt >= max_retries or not retryable or clock.left() == 0:
-                    clear = self._clear(error)
-                    if clear is error:
-                        raise
-                    raise clear from None  # the SDK may call a refused connection a timeout
-                await self._wait_to_retry(attempt, error, clock)
-                attempt += 1
+        if output is None:
+            output = await self._retrying(lambda clock: self._generate_once(messages, infos, tool_choice, config, clock), config)
         if entry is not None:
             await entry.keep(output)
         self.usage.add(output.usage)
         record_usage(self.name, output.usage)
         return output
 
+    async def embed(self, texts: list[str], config: GenerateConfig | None = None) -> list[list[float]]:
+        """One embedding vector per text, in order. The texts go in batches of the provider's
+        `embed_batch_size()`, sent concurrently through the same connection pool, rate limits,
+        retries and timeouts as `generate` (`timeout` bounds each batch's request). A provider
+        without embeddings raises EmbeddingsUnsupportedError."""
+        config = self.config.merge(config)
+        size = max(1, self.api.embed_batch_size())
+        batches = [texts[start:start + size] for start in range(0, len(texts), size)]
+        vectors: list[list[list[float]]] = [[] for _ in batches]
+        failures: list[Exception] = []
+
+        async def embed_batch(index: int) -> None:
+            try:
+                vectors[index] = await self._retrying(lambda clock: self._embed_once(batches[index], config, clock), config)
+            except Exception as error:  # the first failure ends the other batches too
+                failures.append(error)
+                group.cancel_scope.cancel()
+
+        async with anyio.create_task_group() as group:
+            for index in range(len(batches)):
+                group.start_soon(embed_batch, index)
+        if failures:
+            raise failures[0]
+        return [vector for batch in vectors for vector in batch]
+
+    async def _retrying(self, attempt: Callable[[RequestClock], Awaitable[T]], config: GenerateConfig) -> T:
+        """`attempt(clock)` until it succeeds, retrying transient errors with backoff (the
+        server's Retry-After honoured) up to max_retries, within the request's `timeout`."""
+        max_retries = DEFAULT_MAX_RETRIES if config.max_retries is None else config.max_retries
+        clock = RequestClock(config.timeout)
+        tries = 0
+        while True:
+            try:
+                return await attempt(clock)
+            except Exception as error:
+                retryable = self._transient(error)
+                if tries >= max_retries or not retryable or clock.left() == 0:
+                    clear = self._clear(error)
+                    if clear is error:
+                        raise
+                    raise clear from None  # the SDK may call a refused connection a timeout
+                await self._wait_to_retry(tries, error, clock)
+                tries += 1
+
     @cached_property
     def _rate_limit_key(self) -> str:
         """The provider's rate-limit key (its credential does not change once it is built)."""
         return self.api.rate_limit_key()
 
-    async def _attempt(
+    async def _generate_once(
         self, messages: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice | None,
         config: GenerateConfig, clock: RequestClock,
     ) -> ModelOutput:
-        """One request: a connection from the pool, a rate-limit turn, then the provider's call
+        """One attempt at a reply, charged to the tokens_per_sec limit by estimate, then by its usage
         (in batch mode: a place in one of the provider's batches, outside the connection pool)."""
         if config.batch:
             from evalkit.providers.batch.batcher import batcher_for
@@ -156,29 +188,51 @@ class Model:
             batcher = batcher_for(self.api, config.batch)
             if batcher is not None:
                 return await batcher.generate(messages, tools, tool_choice if tools else None, config)
-        rate_limits = endpoint_limits(self._rate_limit_key) if config.requests_per_sec or config.tokens_per_sec else None
+        guess = _estimate_tokens(messages, config) if config.tokens_per_sec else 0.0
+
+        async def send() -> ModelOutput:
+            start = time.monotonic()
+            output = await self.api.request(messages, tools, tool_choice if tools else None, config)
+            if output.time is None:
+                output.time = time.monotonic() - start
+            return output
+
+        output, charged = await self._attempt(send, config, clock, guess)
+        if config.tokens_per_sec and output.usage is not None:
+            endpoint_limits(self._rate_limit_key).tokens.settle(config.tokens_per_sec, guess, charged, output.usage.total_tokens)
+        return output
+
+    async def _embed_once(self, texts: list[str], config: GenerateConfig, clock: RequestClock) -> list[list[float]]:
+        """One attempt at embedding one batch."""
+        vectors, _ = await self._attempt(lambda: self.api.embed(texts), config, clock)
+        if len(vectors) != len(texts):
+            raise RuntimeError(f"{self.api.label}: embed() gave {len(vectors)} vectors for {len(texts)} texts")
+        return vectors
+
+    async def _attempt(
+        self, send: Callable[[], Awaitable[T]], config: GenerateConfig, clock: RequestClock, tokens: float = 0.0,
+    ) -> tuple[T, float]:
+        """One request: a connection from the pool, a rate-limit turn (`tokens` estimated tokens
+        under tokens_per_sec), then `send()` within the attempt's deadline; its result and the
+        tokens charged."""
+        rate_limits = endpoint_limits(self._rate_limit_key) if config.requests_per_sec or tokens else None
         connections = config.max_connections or self.api.max_connections()
         async with connection_slot(self.api.connection_key(), connections, self._transient):
-            guess = charged = 0.0
+            charged = 0.0
             if rate_limits is not None and config.requests_per_sec:
                 await rate_limits.requests.acquire(config.requests_per_sec)
-            if rate_limits is not None and config.tokens_per_sec:
-                guess = _estimate_tokens(messages, config)
-                charged = await rate_limits.tokens.acquire(config.tokens_per_sec, guess)
+            if rate_limits is not None and tokens and config.tokens_per_sec:
+                charged = await rate_limits.tokens.acquire(config.tokens_per_sec, tokens)
             limit, whole_request = clock.attempt_limit(config.attempt_timeout)
             start = time.monotonic()
             try:
                 with attempt_deadline(limit):
-                    output = await self.api.request(messages, tools, tool_choice if tools else None, config)
+                    result = await send()
             except AttemptTimedOut:
                 raise RequestTimeoutError(self._timeout_message(limit, whole_request, config)) from None
             finally:
                 clock.spent += time.monotonic() - start
-        if output.time is None:
-            output.time = time.monotonic() - start
-        if rate_limits is not None and config.tokens_per_sec and output.usage is not None:
-            rate_limits.tokens.settle(config.tokens_per_sec, guess, charged, output.usage.total_tokens)
-        return output
+        return result, charged
 
     def _transient(self, error: BaseException) -> bool:
         """Whether `error` is worth a retry: a timeout, a rate limit or another transient failure."""
@@ -300,4 +354,5 @@ def create_model(model: str | None, config: GenerateConfig, model_args: dict[str
         raise ModelArgsError(f"-M argument rejected by provider '{provider}': {ex}") from ex
     except ValueError as ex:
         raise ModelArgsError(f"provider '{provider}' rejected its arguments: {ex}") from ex
+    api.provider = api.provider or provider  # for the messages of providers that do not name themselves
     return Model(name, api, config, logged_args, alias=alias.record(config, given_args) if alias else None)

@@ -28,6 +28,7 @@ from evalkit.scorer.score import (
 from evalkit.scorer.scorer import Scorer, scorer
 from evalkit.scorer.scoring import score
 from evalkit.scorer.choice import choice
+from evalkit.scorer.embedding import cosine_similarity, embedding_similarity
 from evalkit.scorer.f1 import exact, f1
 from evalkit.scorer.match import includes, match
 from evalkit.scorer.model_graded import model_graded_fact, model_graded_qa
@@ -36,7 +37,8 @@ from evalkit.scorer.pattern import answer, pattern
 __all__ = [
     "CORRECT", "Epochs", "INCORRECT", "Metric", "NOANSWER", "PARTIAL", "SampleScore", "Score",
     "ScoreReducer", "Scorer", "Target", "Value", "ValueToFloat", "accuracy", "answer", "at_least",
-    "bootstrap_stderr", "choice", "exact", "f1", "grouped", "includes", "match", "max_score", "mean",
+    "bootstrap_stderr", "choice", "cosine_similarity", "embedding_similarity", "exact", "f1", "grouped",
+    "includes", "match", "max_score", "mean",
     "mean_score", "median_score", "metric", "min_score", "mode_score", "model_graded_fact",
     "model_graded_qa", "pass_at", "pattern", "score", "score_reducer", "scorer", "std", "stderr", "value_to_float", "var",
 ]

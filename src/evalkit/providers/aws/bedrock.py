@@ -39,6 +39,10 @@ structured-output field.
 stopReason end_turn/stop_sequence -> stop, tool_use -> tool_calls, max_tokens -> max_tokens,
 model_context_window_exceeded -> model_length, content_filtered/guardrail_intervened ->
 content_filter; usage from inputTokens/outputTokens/totalTokens.
+
+Embeddings: `POST /model/{modelId}/invoke` (InvokeModel). Amazon Titan text embeddings
+(`amazon.titan-embed-text-v2:0`): `{"inputText": ...}`, one text a request; Cohere Embed
+(`cohere.embed-english-v3`, ...): `{"texts": [...], "input_type": "search_document"}`, up to 96.
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ import base64
 import json
 from typing import Any
 
-from evalkit.errors import ImagesUnsupportedError
+from evalkit.errors import EmbeddingsUnsupportedError, ImagesUnsupportedError
 from evalkit.model.api import warn_unsupported
 from evalkit.model.content import Content, ContentImage, ContentReasoning, ContentText, image_bytes
 from evalkit.model.types import (
@@ -99,6 +103,36 @@ class BedrockAPI(AWSAPI):
     ) -> ModelOutput:
         request = await converse_request(self.model_name, input, tools, tool_choice, config)
         return converse_output(await self.call("converse", **request), self.label)
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        """InvokeModel with an Amazon Titan or a Cohere embeddings body (see `embedding_family`)."""
+        cohere = embedding_family(self.model_name, self.label) == "cohere"
+        body = {"texts": texts, "input_type": "search_document"} if cohere else {"inputText": texts[0]}
+        response = await self.call("invoke_model", modelId=self.model_name, body=json.dumps(body),
+                                   contentType="application/json", accept="application/json")
+        data = json.loads(await response["body"].read())
+        vectors = data.get("embeddings") if cohere else [data.get("embedding")]
+        if isinstance(vectors, dict):  # Cohere Embed v4 answers by embedding type
+            vectors = vectors.get("float")
+        if not isinstance(vectors, list) or not all(isinstance(v, list) for v in vectors):
+            raise MalformedResponseError(f"{self.label}: InvokeModel reply without embeddings")
+        return vectors
+
+    def embed_batch_size(self) -> int:
+        """Titan embeds one text a request; Cohere on Bedrock takes 96."""
+        return 96 if embedding_family(self.model_name, self.label) == "cohere" else 1
+
+
+def embedding_family(model_id: str, label: str) -> str:
+    """"cohere" for Cohere Embed ids (`cohere.embed-...`, inference profiles too), "titan" for
+    Amazon Titan text embeddings; other models have no embeddings."""
+    if "cohere.embed" in model_id:
+        return "cohere"
+    if "titan-embed-text" in model_id:
+        return "titan"
+    raise EmbeddingsUnsupportedError(
+        f"{label} is not a Bedrock embeddings model; use an Amazon Titan text embeddings id "
+        "(amazon.titan-embed-text-v2:0) or a Cohere Embed id (cohere.embed-english-v3)")
 
 
 async def converse_request(

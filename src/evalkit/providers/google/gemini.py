@@ -35,6 +35,10 @@ includeThoughts is set with either. Thought parts become ContentReasoning (thoug
 signature); a signature on another part is kept as a ContentReasoning without text standing just
 before what it was on, and sent back on that part. response_schema -> responseMimeType
 application/json and responseJsonSchema. Gemini has no parallel_tool_calls switch (False warns).
+
+Embeddings: `embed_content`, i.e. `models/{model}:batchEmbedContents` on the Gemini API (96
+texts a request) and, on Vertex, `:predict` (text-embedding-*, 96) or `:embedContent`
+(gemini-embedding-*, one text a request).
 """
 
 from __future__ import annotations
@@ -54,7 +58,9 @@ from evalkit.providers.batch.google import GeminiBatches, inlined_request, inlin
 from evalkit.providers.batch.protocol import BatchProtocol
 from evalkit.providers.google.wire import gemini_contents, gemini_output, gemini_tool, gemini_tool_config, thinking_config
 from evalkit.providers.common.per_loop import PerLoop
-from evalkit.providers.common.http_errors import MissingCredentialsError, is_retryable_status, retry_after_from_headers
+from evalkit.providers.common.http_errors import (
+    MalformedResponseError, MissingCredentialsError, is_retryable_status, retry_after_from_headers,
+)
 from evalkit.providers.common.turns import system_text
 from evalkit.secrets import get_secret
 
@@ -189,6 +195,14 @@ class GoogleAPI(ModelAPI):
         response, first_call = inlined_response(body)
         return gemini_output(response, self.label, first_call=first_call)
 
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        """`embed_content`: batchEmbedContents (Gemini API), predict or embedContent (Vertex)."""
+        response = await self._client.get().aio.models.embed_content(model=self.model_name, contents=list(texts))
+        vectors = [list(each.values or ()) for each in response.embeddings or ()]
+        if not all(vectors):
+            raise MalformedResponseError(f"{self.label}: an embedding without values")
+        return vectors
+
     def generation_config(
         self, messages: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice | None, config: GenerateConfig
     ) -> types.GenerateContentConfig:
@@ -258,3 +272,7 @@ class VertexAPI(GoogleAPI):
         elif not args.get("credentials"):
             args["api_key"] = api_key or get_secret("GOOGLE_API_KEY")
         return args
+
+    def embed_batch_size(self) -> int:
+        """Vertex's embedContent (gemini-embedding models) takes one text a request; predict 96 here."""
+        return 1 if "gemini" in self.model_name.rsplit("/", 1)[-1] else 96

@@ -12,10 +12,15 @@ Tools go through the tokenizer's chat template (`tools=`) when the template rend
 otherwise (SmolLM2's template ignores tools) a system message lists them as JSON and asks for
 Hermes-style `<tool_call>` replies. Replies are parsed by `tool_parsing`. Text-only: images
 fail the request with one line.
+
+Embeddings: the model's last hidden state, mean-pooled over the text's tokens (no padding) and
+L2-normalised, so a cosine similarity is a dot product; concurrent texts share right-padded
+forward passes in a worker thread of their own.
 """
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -217,6 +222,9 @@ class HuggingFaceAPI(ModelAPI):
         self.batcher: Batcher[ChatRequest, ModelOutput] = Batcher(
             self._generate_batch, self.activity, max_wait=float(batch_wait), thread_name="evalkit-hf"
         )
+        self.embedder: Batcher[str, list[float]] = Batcher(
+            self._embed_batch, self.activity, max_wait=float(batch_wait), thread_name="evalkit-hf-embed"
+        )
 
     def max_connections(self) -> int:
         return DEFAULT_MAX_CONNECTIONS
@@ -234,8 +242,30 @@ class HuggingFaceAPI(ModelAPI):
         limit = batch_limit(config, self.max_connections(), self.batch_size)
         return await self.batcher.submit(request, key=settings_key(config), length=request.length, limit=limit)
 
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        """Each text's last hidden state, mean-pooled over its tokens and L2-normalised;
+        concurrent calls share forward passes (`batch_size` and max_connections cap them)."""
+        limit = batch_limit(self.config, self.max_connections(), self.batch_size)
+        return list(await asyncio.gather(*(self.embedder.submit(t, key=None, length=len(t), limit=limit) for t in texts)))
+
     async def aclose(self) -> None:
         self.batcher.close()
+        self.embedder.close()
+
+    def _embed_batch(self, key: None, texts: list[str], cancellation: Cancellation) -> list[list[float]]:
+        """Runs in the embedder's worker thread: one right-padded forward pass (so each text's
+        positions do not depend on its batch). An empty text gets the zero vector."""
+        import torch
+
+        encoded = self.tokenizer(texts, return_tensors="pt", padding=True, padding_side="right", truncation=True,
+                                 max_length=getattr(self.model.config, "max_position_embeddings", None)).to(self.device)
+        if encoded["input_ids"].shape[1] == 0:
+            return [[0.0] * self.model.config.hidden_size for _ in texts]
+        with torch.inference_mode():
+            hidden = self.model.base_model(**encoded).last_hidden_state
+        mask = encoded["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+        return torch.nn.functional.normalize(pooled.float(), dim=-1).tolist()
 
     def prompt(self, request: ChatRequest) -> str:
         """The text the model continues: the chat template's rendering (tools included), or

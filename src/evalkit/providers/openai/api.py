@@ -20,7 +20,7 @@ from evalkit.model.types import (
     GenerateConfig,
     ModelOutput,
 )
-from evalkit.providers.common.http_errors import MissingCredentialsError
+from evalkit.providers.common.http_errors import MalformedResponseError, MissingCredentialsError
 from evalkit.providers.openai.wire import (
     OUTPUT_PARAMS,
     PARAMS,
@@ -69,6 +69,8 @@ AZURE_API_VERSION = "2024-10-21"
 """The latest GA version of Azure OpenAI's data-plane inference API (Azure OpenAI REST API reference)."""
 BODY_ARGS = ("logit_bias",)
 """-M arguments every OpenAI-style API takes in the request body."""
+EMBED_ARGS = ("dimensions",)
+"""-M arguments sent in every embeddings request body (and only there)."""
 
 
 class OpenAIAPI(SDKModelAPI):
@@ -85,6 +87,9 @@ class OpenAIAPI(SDKModelAPI):
     calls and the reasoning compatible servers return. Completions takes text only: no tools
     (a tool request fails with one line), an image is an error, reasoning and structured
     output settings are dropped with a warning.
+
+    Embeddings: `POST /embeddings` (model = the model or Azure deployment name, float vectors,
+    at most 96 texts a request); `-M dimensions=N` is sent with them only.
     """
 
     service: Service = OPENAI
@@ -104,6 +109,7 @@ class OpenAIAPI(SDKModelAPI):
         service = self.service
         self.provider = service.name
         self.body_args = request_extras(model_args, (*BODY_ARGS, *service.body_args))
+        self.embed_args = {name: model_args.pop(name) for name in EMBED_ARGS if name in model_args}
         azure = service is OPENAI and model_name.startswith("azure/")
         self.request_model = model_name.removeprefix("azure/") if azure else model_name
         if api is None:
@@ -171,6 +177,11 @@ class OpenAIAPI(SDKModelAPI):
         replies carry more than OpenAI's (citations, timings) adds it here."""
         return chat_output(data, data.get("model") or self.request_model, label=self.service.name, choice=parse)
 
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        """`POST /embeddings` with the model name, the texts as `input` and `-M dimensions`."""
+        data = await self.transport.post("/embeddings", {"model": self.request_model, "input": texts, **self.embed_args})
+        return embedding_vectors(data, self.label)
+
     def _request(self, config: GenerateConfig, input_name: str, input_value: Any) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.request_model, input_name: input_value}
         body.update(request_params(config, _PARAMS))
@@ -230,6 +241,14 @@ def _azure_settings(base_url: str | None, api_key: str | None, model_args: dict[
         raise MissingCredentialsError("openai/azure", "AZUREAI_OPENAI_API_KEY")
     api_version = model_args.get("api_version") or get_secret("OPENAI_API_VERSION") or AZURE_API_VERSION
     return {"api_key": api_key, "azure_endpoint": endpoint, "api_version": api_version, "max_retries": 0}
+
+
+def embedding_vectors(data: dict[str, Any], label: str) -> list[list[float]]:
+    """The vectors of an embeddings reply's `data` items, in the order of their `index`."""
+    items = data.get("data")
+    if not isinstance(items, list) or not all(isinstance(i, dict) and isinstance(i.get("embedding"), list) for i in items):
+        raise MalformedResponseError(f"{label}: embeddings reply without a data list of embeddings")
+    return [item["embedding"] for item in sorted(items, key=lambda item: item.get("index", 0))]
 
 
 def _completion_choice(choice: Any, label: str) -> ChatCompletionChoice:
