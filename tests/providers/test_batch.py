@@ -17,7 +17,9 @@ import orjson
 import pytest
 
 import evalkit
+import evalkit.errors
 from evalkit import BatchConfig
+from evalkit.analysis import evals_df
 from tests.conftest import run_cli
 from tests.providers.helpers import isolate_env
 from tests.servers.batch_server import BatchServer
@@ -101,6 +103,18 @@ def test_cli_batch_size_50(tmp_path: Path) -> None:
     [log] = (tmp_path / "logs").glob("*.jsonl")
     assert len(records(log, "sample")) == 120 and len(records(log, "batch")) == 3
     assert records(log, "header")[0]["config"]["batch"] == 50
+
+
+def test_cli_batch_config_file(tmp_path: Path) -> None:
+    (tmp_path / "batch.yml").write_text("size: 20\ntick: 0.05\nsend_delay: 0.5\n")
+    with BatchServer() as server:
+        result = run_cli("eval", str(task_file(tmp_path, 30)), "--model", "openai/gpt-4o-mini", "-M", f"base_url={server.url}/v1",
+                         "--batch", "batch.yml", "--log-dir", str(tmp_path / "logs"), "--display", "none", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert sorted(len(lines) for lines in server.batch_lines.values()) == [10, 20]
+    [log] = (tmp_path / "logs").glob("*.jsonl")
+    assert records(log, "header")[0]["config"]["batch"] == {"size": 20, "tick": 0.05, "send_delay": 0.5, "max_batches": None,
+                                                            "max_size_mb": None}
 
 
 def test_together_uses_the_same_batch_protocol(tmp_path: Path) -> None:
@@ -190,6 +204,7 @@ def test_sigkill_mid_batch_then_eval_retry_collects_running_batches(tmp_path: Pa
         _kill_when(process, lambda: _logged_batches(tmp_path) == 3)
         [log] = (tmp_path / "logs").glob("*.jsonl")
         assert records(log, "sample") == [] and evalkit.read_eval_log(log).status == "started"
+        assert evals_df(log)["completed_samples"].tolist() == [0]  # batch records are not counted as samples
         created = len(server.batch_lines)
         server.release()
         result = run_cli("eval-retry", str(log), "--display", "plain", cwd=tmp_path)
@@ -227,3 +242,31 @@ def test_eval_retry_submits_again_what_the_log_recorded_as_failed(tmp_path: Path
         retried = evalkit.eval_retry(log.location, display="none")
     assert retried.status == "success"
     assert sum("BATCH_ERROR" in p for lines in server.batch_lines.values() for p in prompts(lines)) == 2
+
+
+def test_batches_split_by_bytes_and_sent_at_once_when_every_sample_waits(tmp_path: Path) -> None:
+    with BatchServer() as server:
+        [log] = evalkit.eval(str(task_file(tmp_path, 10)), model="openai/gpt-4o-mini", model_args={"base_url": f"{server.url}/v1"},
+                             batch=BatchConfig(size=100, max_size_mb=0.0005, tick=0.05), log_dir=tmp_path / "logs", display="none")
+    assert log.status == "success"
+    bodies = [[orjson.dumps(line["body"]) for line in lines] for lines in server.batch_lines.values()]
+    assert len(bodies) > 2 and all(sum(map(len, each)) <= 500 or len(each) == 1 for each in bodies)
+    start = time.monotonic()
+    with BatchServer() as server:  # 2 samples at a time: each pair is all that can come, so no send_delay wait
+        [log] = evalkit.eval(str(task_file(tmp_path, 6)), model="openai/gpt-4o-mini", model_args={"base_url": f"{server.url}/v1"},
+                             batch=BatchConfig(size=10, send_delay=60, tick=0.05), max_samples=2, log_dir=tmp_path / "logs",
+                             display="none")
+    assert log.status == "success" and time.monotonic() - start < 30
+    assert [len(lines) for lines in server.batch_lines.values()] == [2, 2, 2]
+
+
+def test_a_damaged_batch_record_is_named_with_its_line(tmp_path: Path) -> None:
+    with BatchServer() as server:
+        [log] = evalkit.eval(str(task_file(tmp_path, 2)), model="openai/gpt-4o-mini", model_args={"base_url": f"{server.url}/v1"},
+                             batch=FAST, log_dir=tmp_path / "logs", display="none")
+    lines = log.location.read_bytes().splitlines()
+    number = next(i for i, line in enumerate(lines, 1) if line.startswith(b'{"batch"'))
+    lines[number - 1] = b'{"batch": {"id": "batch_9", "custom_ids": "abc"}}'
+    log.location.write_bytes(b"\n".join(lines) + b"\n")
+    with pytest.raises(evalkit.errors.LogFileError, match=f"line {number}: batch field 'custom_ids' should be a list of strings"):
+        evalkit.read_eval_log(log.location)
