@@ -79,25 +79,26 @@ def test_request_and_output(monkeypatch: pytest.MonkeyPatch) -> None:
     assert output.usage is not None and (output.usage.input_tokens, output.usage.output_tokens) == (2, 2)
 
 
-def test_length_thinking_chunks_and_model_length() -> None:
+def test_thinking_chunks_and_finish_reasons() -> None:
     replies = [
         completion({"content": [{"type": "thinking", "thinking": [{"type": "text", "text": "Paris, surely."}]},
                                 {"type": "text", "text": "Paris"}]}, "length"),
         completion({"content": "The conversation is too long."}, "model_length"),
+        completion({"content": "Par"}, "error"),
     ]
     with RecordingServer(scripted(replies, chat_reply)) as server:
         model = evalkit.get_model("mistral/magistral-small-latest", base_url=server.url)
 
         async def both() -> list[evalkit.ModelOutput]:
             try:
-                return [await model.generate("Capital of France?"), await model.generate("again")]
+                return [await model.generate(prompt) for prompt in ("Capital of France?", "again", "and again")]
             finally:
                 await model.aclose()
 
-        thinking, full = anyio.run(both)
+        thinking, full, failed = anyio.run(both)
     assert thinking.message.content == [ContentReasoning("Paris, surely."), ContentText("Paris")]
     assert thinking.stop_reason == "max_tokens" and thinking.completion == "Paris"
-    assert full.stop_reason == "model_length"
+    assert full.stop_reason == "model_length" and failed.stop_reason == "error"
 
 
 def test_logprobs() -> None:

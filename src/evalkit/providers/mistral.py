@@ -11,7 +11,7 @@ from mistralai.client import Mistral, errors
 
 from evalkit.model.adaptive import pool_size
 from evalkit.model.api import ModelAPI, warn_unsupported
-from evalkit.model.types import ChatCompletionChoice, ChatMessage, ChatMessageTool, GenerateConfig, ModelOutput
+from evalkit.model.types import ChatCompletionChoice, ChatMessage, ChatMessageTool, GenerateConfig, ModelOutput, StopReason
 from evalkit.providers.common.http_errors import (
     MalformedResponseError,
     MissingCredentialsError,
@@ -30,6 +30,9 @@ from evalkit.tool.types import ToolChoice, ToolInfo
 PARAMS = {**{field: name for field, name in WIRE_PARAMS.items() if field != "seed"}, "seed": "random_seed",
           "reasoning_effort": "reasoning_effort"}
 """GenerateConfig field -> Mistral chat-completions parameter (the OpenAI names, but the seed)."""
+
+OWN_FINISH_REASONS: dict[Any, StopReason] = {"model_length": "model_length", "error": "error"}
+"""Mistral finish_reasons beyond OpenAI's: the context is full, the model failed mid-reply."""
 
 MISTRAL_ENV = ("MISTRAL_API_KEY", "MISTRAL_BASE_URL")
 AZURE_ENV = ("AZUREAI_MISTRAL_API_KEY", "AZUREAI_MISTRAL_BASE_URL")
@@ -172,16 +175,15 @@ def mistral_messages(input: list[ChatMessage], messages: list[dict[str, Any]]) -
 
 def _choice(choice: Any, label: str) -> ChatCompletionChoice:
     """A Mistral choice: content chunks (text, thinking) flattened to text and reasoning, then read
-    as a chat-completions choice; `model_length` (context full) kept as its own stop reason."""
+    as a chat-completions choice, with Mistral's own finish reasons kept."""
     message = choice.get("message") if isinstance(choice, dict) else None
     if isinstance(message, dict) and isinstance(message.get("content"), list):
         text, reasoning = _chunks_text(message["content"])
         message = {**message, "content": text, **({"reasoning_content": reasoning} if reasoning else {})}
         choice = {**choice, "message": message}
     parsed = chat_choice(choice, label)
-    if choice.get("finish_reason") == "model_length":
-        return ChatCompletionChoice(parsed.message, stop_reason="model_length", logprobs=parsed.logprobs)
-    return parsed
+    reason = OWN_FINISH_REASONS.get(choice.get("finish_reason"))
+    return parsed if reason is None else ChatCompletionChoice(parsed.message, stop_reason=reason, logprobs=parsed.logprobs)
 
 
 def _chunks_text(chunks: list[Any]) -> tuple[str, str]:
