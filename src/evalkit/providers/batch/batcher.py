@@ -103,8 +103,6 @@ class Batcher:
         """Results of recovered batches not yet asked for, by batch id."""
         self._wakeup: asyncio.Event | None = None
         self._dispatcher: asyncio.Task[None] | None = None
-        self.sizes: list[int] = []
-        """Requests in each batch created so far (for tests and benchmarks)."""
 
     async def generate(
         self, input: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice | None, config: GenerateConfig
@@ -127,11 +125,14 @@ class Batcher:
         """The reply a batch recorded by an earlier run of the log holds for `custom_id`, or
         None when there is none to collect (not recorded, or that request failed)."""
         found = run.recorded.pop(custom_id, None) if run is not None else None
-        if found is None or found[1] != self._model:
+        if found is None or found[1] != self.api.model_name:
             return None
         batch_id = found[0]
         if batch_id in self._leftovers:
-            reply = self._leftovers[batch_id].pop(custom_id, None)
+            leftovers = self._leftovers[batch_id]
+            reply = leftovers.pop(custom_id, None)
+            if not leftovers:
+                del self._leftovers[batch_id]
             return reply if isinstance(reply, dict) else None
         batch = self._batches.get(batch_id) or self._watch(batch_id)
         future = asyncio.get_running_loop().create_future()
@@ -156,10 +157,6 @@ class Batcher:
             if item in self._queue:  # cancelled before its batch was sent
                 self._queue.remove(item)
 
-    @property
-    def _model(self) -> str:
-        return self.api.model_name
-
     def _start(self) -> None:
         if self._dispatcher is None or self._dispatcher.done():
             self._wakeup = asyncio.Event()
@@ -170,6 +167,7 @@ class Batcher:
     async def _dispatch(self) -> None:
         try:
             while self._queue or self._batches:
+                self._wakeup.clear()  # type: ignore[union-attr]  # a request arriving from here on wakes the sleep below
                 if self._ready():
                     await self._submit(self._take())
                     continue
@@ -177,14 +175,15 @@ class Batcher:
                 for batch in [b for b in self._batches.values() if b.next_poll <= now]:
                     await self._poll(batch)
                 await self._sleep()
-        except BaseException as error:  # cancelled with the event loop: nobody must hang
+        except BaseException as error:  # cancelled with the event loop, or a bug: nobody must hang
             stopped = error if isinstance(error, Exception) else BatchError("batch mode stopped")
             self._fail([item.future for item in self._queue], stopped)
             for batch in self._batches.values():
                 self._fail(list(batch.waiting.values()), stopped)
             self._queue.clear()
             self._batches.clear()
-            raise
+            if not isinstance(error, Exception):
+                raise
 
     def _may_send(self) -> bool:
         """Whether requests wait and fewer than max_batches batches are in flight."""
@@ -221,7 +220,6 @@ class Batcher:
         wakes = [b.next_poll for b in self._batches.values()]
         if self._may_send():
             wakes.append(self._queue[0].arrived + self.settings.send_delay)
-        self._wakeup.clear()
         timeout = max(0.0, min(wakes) - time.monotonic()) if wakes else None
         try:
             await asyncio.wait_for(self._wakeup.wait(), timeout)
@@ -241,9 +239,12 @@ class Batcher:
         first = min(FIRST_POLL, self.settings.tick)
         batch = _Batch(batch_id, {item.custom_id: item.future for item in live}, delay=first, next_poll=time.monotonic() + first)
         self._batches[batch_id] = batch
-        self.sizes.append(len(live))
         for run, ids in _by_run(live).items():
-            run.created(batch_id, self.api.provider, self._model, ids)
+            try:
+                run.created(batch_id, self.api.provider, self.api.model_name, ids)
+            except Exception as error:  # that run's log cannot be written: its requests fail with why
+                self._fail([batch.waiting.pop(custom_id) for custom_id in ids], error)
+                continue
             batch.runs[run] = len(ids)
             run.pending(1, len(ids))
 
