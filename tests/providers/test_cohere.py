@@ -19,7 +19,6 @@ from evalkit import (
     ContentReasoning,
     ContentText,
     GenerateConfig,
-    Model,
     ResponseSchema,
     Sample,
     Task,
@@ -32,6 +31,7 @@ from evalkit.scorer import includes
 from evalkit.solver import generate, use_tools
 from evalkit.tool import ToolCall, ToolFunction
 from tests.conftest import REPO, run_cli
+from tests.core.test_embeddings import embed
 from tests.providers.helpers import RETRY_AFTER, generate_and_close, isolate_env, waited_for_hint
 from tests.servers.cohere_server import chat, cohere_reply, embedding, error, scripted_turns, tool_call
 from tests.servers.http import RecordingServer, Reply
@@ -49,15 +49,6 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     isolate_env(monkeypatch, tmp_path, unset=ENV, COHERE_API_KEY=KEY)
     monkeypatch.setattr(api, "_warned", set())
 
-
-def embed_and_close(model: Model, texts: list[str]) -> list[list[float]]:
-    async def main() -> list[list[float]]:
-        try:
-            return await model.api.embed(texts)
-        finally:
-            await model.aclose()
-
-    return anyio.run(main)
 
 
 def test_chat_request_and_reply() -> None:
@@ -174,8 +165,8 @@ def test_malformed_replies_are_clear_errors() -> None:
 def test_embeddings_request_and_vectors() -> None:
     texts = ["first text", "a second, longer text", "third"]
     with RecordingServer(cohere_reply) as server:
-        vectors = embed_and_close(evalkit.get_model("cohere/embed-v4.0", base_url=server.url), texts)
-        query = embed_and_close(evalkit.get_model("cohere/embed-v4.0", base_url=server.url, input_type="search_query"),
+        vectors = embed(evalkit.get_model("cohere/embed-v4.0", base_url=server.url), texts)
+        query = embed(evalkit.get_model("cohere/embed-v4.0", base_url=server.url, input_type="search_query"),
                                 ["q"])
     assert vectors == [embedding(t) for t in texts] and query == [embedding("q")]
     first, second = server.requests
@@ -185,10 +176,20 @@ def test_embeddings_request_and_vectors() -> None:
     assert second.json()["input_type"] == "search_query"
 
 
+def test_model_embed_batches_by_96_and_retries() -> None:
+    texts = [f"text number {i}" for i in range(100)]
+    replies = [error(429, "too many requests", {"Retry-After": "0"}), error(503, "unavailable")]
+    with RecordingServer(scripted(replies, cohere_reply)) as server:
+        vectors = embed(evalkit.get_model("cohere/embed-v4.0", base_url=server.url), texts)
+    assert vectors == [embedding(t) for t in texts]
+    # the first two arrivals fail and are retried; the last two are the two batches
+    assert len(server.requests) == 4 and sorted(len(r.json()["texts"]) for r in server.requests[2:]) == [4, 96]
+
+
 def test_embedding_errors_are_one_line() -> None:
     with RecordingServer(lambda request: error(401, "invalid api token")) as server:
         with pytest.raises(EvalkitError, match="authentication failed \\(HTTP 401\\); check COHERE_API_KEY"):
-            embed_and_close(evalkit.get_model("cohere/embed-v4.0", base_url=server.url), ["x"])
+            embed(evalkit.get_model("cohere/embed-v4.0", base_url=server.url), ["x"])
 
 
 def run_tools_eval(server: RecordingServer, solver: Any, log_dir: Path) -> Any:

@@ -15,7 +15,6 @@ from evalkit import (
     ChatMessageSystem,
     ChatMessageUser,
     GenerateConfig,
-    Model,
     ResponseSchema,
     Sample,
     Task,
@@ -29,6 +28,7 @@ from evalkit.scorer import includes
 from evalkit.solver import generate, use_tools
 from evalkit.tool import ToolCall, ToolFunction
 from tests.conftest import REPO, run_cli
+from tests.core.test_embeddings import embed
 from tests.providers.helpers import RETRY_AFTER, generate_and_close, isolate_env, waited_for_hint
 from tests.servers.cohere_server import embedding
 from tests.servers.http import RecordingServer, Reply
@@ -50,15 +50,6 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr("huggingface_hub.constants.HF_TOKEN_PATH", str(tmp_path / "no-token"))
     monkeypatch.setattr(api, "_warned", set())
 
-
-def embed_and_close(model: Model, texts: list[str]) -> list[list[float]]:
-    async def main() -> list[list[float]]:
-        try:
-            return await model.api.embed(texts)
-        finally:
-            await model.aclose()
-
-    return anyio.run(main)
 
 
 def test_chat_request_to_a_dedicated_endpoint() -> None:
@@ -101,11 +92,11 @@ def test_hub_ids_go_to_the_hf_inference_router(monkeypatch: pytest.MonkeyPatch) 
     with RecordingServer(tgi_reply) as server:
         monkeypatch.setattr(hf_inference, "ROUTER", f"{server.url}/hf-inference")  # the router, served locally
         assert generate_and_close(evalkit.get_model(f"hf-inference/{HUB_ID}"), "ANSWER: hub").completion == "hub"
-        assert embed_and_close(evalkit.get_model("hf-inference/BAAI/bge-small-en-v1.5"), ["x y"]) == [embedding("x y")]
-    chat, embed = server.requests
+        assert embed(evalkit.get_model("hf-inference/BAAI/bge-small-en-v1.5"), ["x y"]) == [embedding("x y")]
+    chat, features = server.requests
     assert chat.path == f"/hf-inference/models/{HUB_ID}/v1/chat/completions" and chat.json()["model"] == HUB_ID
-    assert embed.path == "/hf-inference/models/BAAI/bge-small-en-v1.5/pipeline/feature-extraction"
-    assert embed.json() == {"inputs": ["x y"]}
+    assert features.path == "/hf-inference/models/BAAI/bge-small-en-v1.5/pipeline/feature-extraction"
+    assert features.json() == {"inputs": ["x y"]}
     assert all(r.headers["authorization"] == f"Bearer {TOKEN}" for r in server.requests)
 
 
@@ -179,16 +170,25 @@ def test_embeddings_pooled_and_per_token() -> None:
     with RecordingServer(tgi_reply) as server:
         model = evalkit.get_model(f"hf-inference/{server.url}")
         assert model.api.embed_batch_size() == 32
-        assert embed_and_close(model, texts) == [embedding(t) for t in texts]
+        assert embed(model, texts) == [embedding(t) for t in texts]
     [request] = server.requests
     assert (request.path, request.json(), request.headers["authorization"]) == ("/", {"inputs": texts}, f"Bearer {TOKEN}")
     with RecordingServer(tgi_handler(per_token=True)) as server:
         model = evalkit.get_model(f"hf-inference/{server.url}")
-        pooled = embed_and_close(model, ["ab cdef", "xy zz"])  # two tokens each: mean-pooled
+        pooled = embed(model, ["ab cdef", "xy zz"])  # two tokens each: mean-pooled
         with pytest.raises(Exception, match="per-token vectors of different lengths"):
-            embed_and_close(evalkit.get_model(f"hf-inference/{server.url}"), ["one", "two words"])
+            embed(evalkit.get_model(f"hf-inference/{server.url}"), ["one", "two words"])
     mean = lambda a, b: [(x + y) / 2 for x, y in zip(embedding(a), embedding(b))]  # noqa: E731
     assert pooled == [mean("ab", "cdef"), mean("xy", "zz")]
+
+
+def test_model_embed_batches_by_32_and_retries() -> None:
+    texts = [f"text number {i}" for i in range(40)]
+    replies = [tgi_error(429, "Model is overloaded", {"Retry-After": "0"}), Reply(drop=True)]
+    with RecordingServer(scripted(replies, tgi_reply)) as server:
+        vectors = embed(evalkit.get_model(f"hf-inference/{server.url}"), texts)
+    assert vectors == [embedding(t) for t in texts]
+    assert len(server.requests) == 4 and sorted(len(r.json()["inputs"]) for r in server.requests[2:]) == [8, 32]
 
 
 def run_tools_eval(server: RecordingServer, solver: Any, log_dir: Path) -> Any:
