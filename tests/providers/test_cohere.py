@@ -27,7 +27,7 @@ from evalkit import (
 )
 from evalkit.errors import EvalkitError, ModelArgsError
 from evalkit.model import api
-from evalkit.scorer import includes
+from evalkit.scorer import embedding_similarity, includes
 from evalkit.solver import generate, use_tools
 from evalkit.tool import ToolCall, ToolFunction
 from tests.conftest import REPO, run_cli
@@ -184,6 +184,19 @@ def test_model_embed_batches_by_96_and_retries() -> None:
     assert vectors == [embedding(t) for t in texts]
     # the first two arrivals fail and are retried; the last two are the two batches
     assert len(server.requests) == 4 and sorted(len(r.json()["texts"]) for r in server.requests[2:]) == [4, 96]
+
+
+def test_embedding_similarity_scorer_through_eval(monkeypatch: pytest.MonkeyPatch, log_dir: Path) -> None:
+    task = Task(dataset=[Sample(input="Capital of Japan? ANSWER: Tokyo", target="Tokyo")], solver=generate(),
+                scorer=embedding_similarity(model="cohere/embed-v4.0", threshold=0.99))
+    with RecordingServer(cohere_reply) as server:
+        monkeypatch.setenv("COHERE_BASE_URL", server.url)
+        [log] = eval(task, model=MODEL, log_dir=log_dir, display="none")
+        assert log.status == "success", log
+    embeds = [r.json() for r in server.requests if r.path == "/v2/embed"]
+    assert sorted(t for body in embeds for t in body["texts"]) == ["Tokyo", "Tokyo"]
+    [sample] = read_eval_log(log.location).samples
+    assert sample.scores["embedding_similarity"]["value"] == {"similarity": pytest.approx(1.0), "correct": "C"}
 
 
 def test_embedding_errors_are_one_line() -> None:
