@@ -3,6 +3,7 @@ the provider's batch protocol, batch_body and batch_output."""
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import evalkit
 from evalkit import ChatMessageAssistant, ChatMessageSystem, ChatMessageTool, ChatMessageUser, GenerateConfig, get_model
 from evalkit.errors import BatchUnsupportedError, EvalkitError
 from evalkit.model.api import ModelAPI
+from evalkit.model.content import ContentImage, ContentText
 from evalkit.providers.batch.protocol import BatchRequest, BatchStatus
 from evalkit.tool.types import ToolCall, ToolInfo
 from tests.providers.helpers import generate_and_close
@@ -207,3 +209,25 @@ def test_sigkill_mid_batch_then_eval_retry_collects_the_running_batches(tmp_path
     assert server.ledger.duplicates() == [] and sum(server.ledger.submitted.values()) == 60
     done = evalkit.read_eval_log(log)
     assert done.status == "success" and len(done.samples) == 60 and done.results["match"]["accuracy"] == 1.0
+
+
+def test_an_image_goes_into_the_batch_as_generate_sends_it() -> None:
+    png = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(range(256))).decode()
+    input = [ChatMessageUser([ContentText("What is it? ANSWER: a picture"), ContentImage(png)])]
+    with GeminiBatchServer(polls_to_finish=1) as server:
+        api = get_model(f"google/{MODEL}", base_url=server.url).api
+
+        async def scenario() -> dict[str, Any]:
+            await api.generate(input, [], None, CONFIG)
+            protocol = api.batch_protocol()
+            batch_id = await protocol.submit([BatchRequest("image", await api.batch_body(input, [], None, CONFIG))])
+            await protocol.status(batch_id)
+            results = await protocol.results(batch_id)
+            await api.aclose()
+            return results
+
+        results = anyio.run(scenario)
+    direct, create = server.requests[0].json(), server.requests[1].json()
+    inlined = create["batch"]["inputConfig"]["requests"]["requests"][0]["request"]
+    assert inlined["contents"] == direct["contents"] and "data" in direct["contents"][0]["parts"][1]["inlineData"]
+    assert api.batch_output(results["image"]).completion == "a picture"
