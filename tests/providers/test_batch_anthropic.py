@@ -25,7 +25,9 @@ from tests.conftest import run_cli
 from tests.providers.helpers import generate_and_close, isolate_env
 from tests.providers.test_anthropic import ENV, KEY
 from tests.servers.anthropic_batch_server import BATCH_CANCEL, BATCH_ERROR, BATCH_ERROR_ONCE, BATCH_EXPIRE, AnthropicBatchServer
+from tests.servers.anthropic_server import messages_reply
 from tests.servers.batch_ledger import Ledger
+from tests.servers.http import RecordingServer
 
 MODEL = "claude-haiku-4-5"
 CONFIG = GenerateConfig(max_tokens=32, temperature=0.0)
@@ -268,3 +270,15 @@ def test_sigkill_mid_batch_then_eval_retry_collects_the_running_batches(tmp_path
     assert server.ledger.duplicates() == [] and sum(server.ledger.submitted.values()) == 60
     done = evalkit.read_eval_log(log)
     assert done.status == "success" and len(done.samples) == 60 and done.results["match"]["accuracy"] == 1.0
+
+
+def test_claude_on_vertex_ignores_batch_mode_with_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_VERTEX_PROJECT_ID", "my-project")
+    monkeypatch.setenv("ANTHROPIC_VERTEX_REGION", "us-east5")
+    with RecordingServer(messages_reply) as server:
+        monkeypatch.setenv("ANTHROPIC_VERTEX_BASE_URL", server.url)
+        with pytest.warns(UserWarning, match="provider 'anthropic/vertex' has no batch API: batch mode is ignored"):
+            [log] = evalkit.eval(str(quiz_task(tmp_path, 6)), model="anthropic/vertex/claude-haiku-4-5",
+                                 model_args={"access_token": "ya29.test-token"}, batch=FAST, log_dir=tmp_path / "logs", display="none")
+    assert log.status == "success" and log.results["match"]["accuracy"] == 1.0
+    assert len(server.requests) == 6 and all(r.path.endswith("/models/claude-haiku-4-5:rawPredict") for r in server.requests)
