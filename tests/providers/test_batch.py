@@ -117,13 +117,19 @@ def test_cli_batch_config_file(tmp_path: Path) -> None:
                                                             "max_size_mb": None}
 
 
-def test_together_uses_the_same_batch_protocol(tmp_path: Path) -> None:
-    with BatchServer() as server:
-        [log] = evalkit.eval(str(task_file(tmp_path, 3)), model="together/meta-llama/Llama-3-8b", model_args={"base_url": f"{server.url}/v1"},
-                             batch=True, log_dir=tmp_path / "logs", display="none")
-    assert log.status == "success"
-    [lines] = server.batch_lines.values()
-    assert [line["body"]["model"] for line in lines] == ["meta-llama/Llama-3-8b"] * 3
+def test_together_batches_in_its_own_dialect(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with BatchServer(together=True, polls=2, outcomes=("expired",)) as server:
+        monkeypatch.setenv("TOGETHER_BASE_URL", f"{server.url}/v1")
+        [log] = evalkit.eval(str(task_file(tmp_path, 3)), model="together/meta-llama/Llama-3-8b", batch=FAST,
+                             log_dir=tmp_path / "logs", display="none")
+    assert log.status == "success" and log.results["match"]["accuracy"] == 1.0
+    upload = server.requests[0]
+    assert upload.path == "/v1/files" and b'name="purpose"\r\n\r\nbatch-api' in upload.body
+    assert upload.headers["authorization"] == f"Bearer {KEY}"
+    expired, *again = server.batch_lines.values()  # EXPIRED: its requests are sent again
+    assert [set(line) for line in expired] == [{"custom_id", "body"}] * 3
+    assert [line["body"]["model"] for line in expired] == ["meta-llama/Llama-3-8b"] * 3
+    assert sorted(prompts(expired)) == sorted(p for lines in again for p in prompts(lines))
 
 
 def test_request_failing_inside_a_batch_is_retried_or_fails_its_sample(tmp_path: Path) -> None:

@@ -7,6 +7,10 @@ prompt is seen (its retry succeeds), `BATCH_FAIL <status>` every time; `outcomes
 final state of the batches in creation order ("completed", "expired", "failed"), then
 "completed". A batch for whose request lines `hold` is true stays in progress until
 `release()`. Every custom_id's submissions are counted (`submissions`).
+
+`together=True` speaks Together's variant: file purpose "batch-api", request lines of
+custom_id and body only, batch creation answering `{"job": ...}`, upper-case statuses and a
+`progress` percentage instead of request counts.
 """
 
 from __future__ import annotations
@@ -32,8 +36,9 @@ class BatchServer(RecordingServer):
     """`with BatchServer(polls=2) as server:` then use `f"{server.url}/v1"` as OPENAI_BASE_URL."""
 
     def __init__(self, polls: int = 1, outcomes: tuple[str, ...] = (),
-                 hold: Callable[[list[dict[str, Any]]], bool] | None = None) -> None:
+                 hold: Callable[[list[dict[str, Any]]], bool] | None = None, together: bool = False) -> None:
         super().__init__(self._handle)
+        self.together = together
         self.polls = polls
         self.outcomes = list(outcomes)
         self.hold = hold
@@ -79,8 +84,9 @@ class BatchServer(RecordingServer):
             b"Content-Type: " + request.headers["content-type"].encode() + b"\r\n\r\n" + request.body)
         fields = {part.get_param("name", header="content-disposition"): part.get_payload(decode=True)
                   for part in message.iter_parts()}
-        if fields.get("purpose") != b"batch" or "file" not in fields:
-            return error_reply(400, "expected a file with purpose=batch")
+        purpose = b"batch-api" if self.together else b"batch"
+        if fields.get("purpose") != purpose or "file" not in fields:
+            return error_reply(400, f"expected a file with purpose={purpose.decode()}")
         file_id = f"file-{next(self._ids)}"
         self.files[file_id] = fields["file"]
         return Reply(body={"id": file_id, "object": "file", "bytes": len(fields["file"]), "created_at": int(time.time()),
@@ -90,7 +96,9 @@ class BatchServer(RecordingServer):
         if body.get("completion_window") != "24h" or body.get("input_file_id") not in self.files:
             return error_reply(400, "bad batch request")
         lines = [orjson.loads(line) for line in self.files[body["input_file_id"]].splitlines() if line.strip()]
-        if any(line.get("url") != body["endpoint"] or line.get("method") != "POST" for line in lines):
+        if self.together and any(set(line) != {"custom_id", "body"} for line in lines):
+            return error_reply(400, "each line holds custom_id and body")
+        if not self.together and any(line.get("url") != body["endpoint"] or line.get("method") != "POST" for line in lines):
             return error_reply(400, "every line must POST to the batch's endpoint")
         batch_id = f"batch_{next(self._ids)}"
         self.batch_lines[batch_id] = lines
@@ -101,7 +109,7 @@ class BatchServer(RecordingServer):
             "outcome": self.outcomes.pop(0) if self.outcomes else "completed",
             "request_counts": {"total": len(lines), "completed": 0, "failed": 0},
         }
-        return Reply(body=self._public(batch_id))
+        return Reply(body={"job": self._public(batch_id)} if self.together else self._public(batch_id))
 
     def _poll(self, batch_id: str) -> Reply:
         batch = self.batches.get(batch_id)
@@ -123,7 +131,7 @@ class BatchServer(RecordingServer):
             return
         outputs, errors = [], []
         for line in lines:
-            record = self._answer(line) if outcome == "completed" else {
+            record = self._answer(line, batch["endpoint"]) if outcome == "completed" else {
                 "id": "r", "custom_id": line["custom_id"], "response": None,
                 "error": {"code": "batch_expired", "message": "This request could not be executed before the completion window expired."}}
             (outputs if record["response"] and record["response"]["status_code"] == 200 else errors).append(record)
@@ -132,7 +140,7 @@ class BatchServer(RecordingServer):
         batch["request_counts"] = {"total": len(lines), "completed": len(outputs), "failed": len(errors)}
         batch["status"] = outcome
 
-    def _answer(self, line: dict[str, Any]) -> dict[str, Any]:
+    def _answer(self, line: dict[str, Any], endpoint: str) -> dict[str, Any]:
         body = line["body"]
         prompt = "\n".join(message_text(m) for m in body.get("messages", [])) or body.get("prompt", "")
         scripted = _ERROR.search(prompt)
@@ -141,8 +149,8 @@ class BatchServer(RecordingServer):
             status = int(scripted.group(2))
             response = {"status_code": status, "request_id": "req", "body": {"error": {"message": f"scripted {status}", "type": "test"}}}
         else:
-            inner = Request("POST", line["url"], {}, orjson.dumps(body), time.monotonic())
-            reply = chat_reply(inner) if line["url"].endswith("/chat/completions") else completion_reply(inner)
+            inner = Request("POST", endpoint, {}, orjson.dumps(body), time.monotonic())
+            reply = chat_reply(inner) if endpoint.endswith("/chat/completions") else completion_reply(inner)
             response = {"status_code": 200, "request_id": "req", "body": reply.body}
         return {"id": f"r-{line['custom_id']}", "custom_id": line["custom_id"], "response": response, "error": None}
 
@@ -154,4 +162,8 @@ class BatchServer(RecordingServer):
         return file_id
 
     def _public(self, batch_id: str) -> dict[str, Any]:
-        return {k: v for k, v in self.batches[batch_id].items() if k not in ("polls", "outcome")}
+        public = {k: v for k, v in self.batches[batch_id].items() if k not in ("polls", "outcome")}
+        if self.together:
+            counts = public.pop("request_counts")
+            public.update(status=public["status"].upper(), progress=100 * (counts["completed"] + counts["failed"]) // counts["total"])
+        return public

@@ -1,6 +1,11 @@
 """OpenAI's Batch API (also Together's, at its own base URL): a JSONL file of requests is
 uploaded (POST /files, purpose=batch), a batch made from it (POST /batches), polled
-(GET /batches/{id}), and its output and error files downloaded (GET /files/{id}/content)."""
+(GET /batches/{id}), and its output and error files downloaded (GET /files/{id}/content).
+
+Together's differs in small ways, each handled here: the file purpose is "batch-api", its
+request lines hold only custom_id and body, batch creation answers `{"job": {...}}`, and its
+statuses are upper case (VALIDATING, IN_PROGRESS, COMPLETED, FAILED, EXPIRED, CANCELLED) with
+a `progress` percentage instead of request counts."""
 
 from __future__ import annotations
 
@@ -33,31 +38,35 @@ class OpenAIBatchProtocol(BatchProtocol):
     max_bytes = 200_000_000
     """The API's limits on one batch's input file (requests and bytes)."""
 
-    def __init__(self, transport: SDKTransport, endpoint: str) -> None:
+    def __init__(self, transport: SDKTransport, endpoint: str, purpose: str = "batch") -> None:
         self.transport = transport
         self.endpoint = endpoint
+        self.purpose = purpose
+        """The upload's file purpose: OpenAI's "batch" (request lines name their method and
+        URL), or Together's "batch-api" (lines hold custom_id and body only)."""
 
     async def submit(self, requests: list[BatchRequest]) -> str:
-        lines = b"".join(
-            orjson.dumps({"custom_id": r.custom_id, "method": "POST", "url": self.endpoint, "body": r.body}) + b"\n"
-            for r in requests
-        )
-        client = self.transport.client()
-        upload = await client.files.create(file=("evalkit-batch.jsonl", lines), purpose="batch")
-        batch = await client.batches.create(input_file_id=upload.id, endpoint=self.endpoint, completion_window="24h")
-        return batch.id
+        route = {"method": "POST", "url": self.endpoint} if self.purpose == "batch" else {}
+        lines = b"".join(orjson.dumps({"custom_id": r.custom_id, **route, "body": r.body}) + b"\n" for r in requests)
+        upload = await self.transport.client().files.create(file=("evalkit-batch.jsonl", lines), purpose=self.purpose)
+        created = await self.transport.post("/batches", {"input_file_id": upload.id, "endpoint": self.endpoint,
+                                                         "completion_window": "24h"})
+        return created.get("job", created)["id"]
 
     async def status(self, batch_id: str) -> BatchStatus:
         batch = await self.transport.client().batches.retrieve(batch_id)
+        state = batch.status.lower()
         counts = batch.request_counts
-        done = {"completed": counts.completed, "failed": counts.failed, "total": counts.total} if counts else {}
-        if batch.status in _RUNNING:
+        progress = getattr(batch, "progress", None)
+        done = {"completed": counts.completed, "failed": counts.failed, "total": counts.total} if counts else (
+            {"completed": int(progress), "total": 100} if isinstance(progress, (int, float)) else {})
+        if state in _RUNNING:
             return BatchStatus("running", **done)
-        if batch.status in _PARTIAL:
+        if state in _PARTIAL:
             return BatchStatus("ended", **done)
         errors = getattr(batch.errors, "data", None) or []
-        reason = "; ".join(e.message for e in errors if getattr(e, "message", None)) or batch.status
-        return BatchStatus("failed", **done, error=reason, retryable=batch.status != "failed")
+        reason = "; ".join(e.message for e in errors if getattr(e, "message", None)) or getattr(batch, "error", None) or state
+        return BatchStatus("failed", **done, error=reason, retryable=state != "failed")
 
     async def results(self, batch_id: str) -> dict[str, dict[str, Any] | Exception]:
         client = self.transport.client()

@@ -60,11 +60,12 @@ class Service:
     top_k: bool = False
     body_args: tuple[str, ...] = ()
     """-M arguments sent in every request body instead of to the client constructor."""
-    batches: bool = False
-    """Whether the service has OpenAI's Batch API (batch mode)."""
+    batches: str | None = None
+    """The file purpose of its OpenAI-style Batch API ("batch"; Together: "batch-api"), None
+    when it has none (batch mode then sends requests one by one)."""
 
 
-OPENAI = Service("openai", "OPENAI_API_KEY", "OPENAI_BASE_URL", batches=True)
+OPENAI = Service("openai", "OPENAI_API_KEY", "OPENAI_BASE_URL", batches="batch")
 AZURE_API_VERSION = "2024-10-21"
 """The latest GA version of Azure OpenAI's data-plane inference API (Azure OpenAI REST API reference)."""
 BODY_ARGS = ("logit_bias",)
@@ -169,7 +170,8 @@ class OpenAIAPI(SDKModelAPI):
         if self._batches is None:
             from evalkit.providers.batch.openai import OpenAIBatchProtocol
 
-            self._batches = OpenAIBatchProtocol(self.transport, "/v1/chat/completions" if self.endpoint == "chat" else "/v1/completions")
+            endpoint = "/v1/chat/completions" if self.endpoint == "chat" else "/v1/completions"
+            self._batches = OpenAIBatchProtocol(self.transport, endpoint, purpose=self.service.batches)
         return self._batches
 
     def output(self, data: dict[str, Any], parse: ChoiceParser) -> ModelOutput:

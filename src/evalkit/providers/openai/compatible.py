@@ -18,7 +18,7 @@ def _provider(service: Service) -> type[OpenAIAPI]:
     return type(name, (OpenAIAPI,), {"service": service, "__doc__": f"`{service.name}`: an OpenAI-compatible service."})
 
 
-TogetherAPI = _provider(Service("together", "TOGETHER_API_KEY", "TOGETHER_BASE_URL", "https://api.together.xyz/v1", top_k=True, batches=True))
+TogetherAPI = _provider(Service("together", "TOGETHER_API_KEY", "TOGETHER_BASE_URL", "https://api.together.xyz/v1", top_k=True, batches="batch-api"))
 GrokAPI = _provider(Service("grok", "GROK_API_KEY", "GROK_BASE_URL", "https://api.x.ai/v1"))
 FireworksAPI = _provider(
     Service("fireworks", "FIREWORKS_API_KEY", "FIREWORKS_BASE_URL", "https://api.fireworks.ai/inference/v1", top_k=True)
