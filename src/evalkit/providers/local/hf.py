@@ -262,10 +262,10 @@ class HuggingFaceAPI(ModelAPI):
         if encoded["input_ids"].shape[1] == 0:
             return [[0.0] * self.model.config.hidden_size for _ in texts]
         with torch.inference_mode():
-            hidden = self.model.base_model(**encoded).last_hidden_state
-        mask = encoded["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            hidden = self.model.base_model(**encoded).last_hidden_state.float()  # pooled in fp32 whatever the dtype
+        mask = encoded["attention_mask"].unsqueeze(-1).float()
         pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
-        return torch.nn.functional.normalize(pooled.float(), dim=-1).tolist()
+        return torch.nn.functional.normalize(pooled, dim=-1).tolist()
 
     def prompt(self, request: ChatRequest) -> str:
         """The text the model continues: the chat template's rendering (tools included), or
