@@ -216,6 +216,7 @@ def test_sigkill_mid_batch_then_eval_retry_collects_running_batches(tmp_path: Pa
         result = run_cli("eval-retry", str(log), "--display", "plain", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert created == 3 and len(server.batch_lines) == 3  # eval-retry created no batch
+    assert "pending (1 requests)" in result.stderr  # the recorded batches it waits on are shown
     assert server.duplicates == 0 and sum(server.submissions.values()) == 120
     done = evalkit.read_eval_log(log)
     assert done.status == "success" and len(done.samples) == 120 and done.results["match"]["accuracy"] == 1.0

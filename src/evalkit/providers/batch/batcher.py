@@ -137,6 +137,8 @@ class Batcher:
         batch = self._batches.get(batch_id) or self._watch(batch_id)
         future = asyncio.get_running_loop().create_future()
         batch.waiting[custom_id] = future
+        run.pending(0 if run in batch.runs else 1, 1)  # type: ignore[union-attr]  # shown as pending like a new batch
+        batch.runs[run] = batch.runs.get(run, 0) + 1  # type: ignore[index]
         try:
             return await future
         except Exception:  # the request, or its whole batch, failed there: send it again
