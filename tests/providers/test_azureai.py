@@ -183,22 +183,27 @@ def test_malformed_replies_are_clear_errors(body: Any) -> None:
             generate_and_close(model, "ANSWER: never", NO_RETRIES)
 
 
-def test_embeddings(monkeypatch: pytest.MonkeyPatch) -> None:
-    with RecordingServer(embeddings_reply) as server:
+def test_embeddings_through_model_embed(monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = [f"text number {i}" + "!" * i for i in range(100)]
+    replies = [error_reply(429, "Rate limit is exceeded", {"Retry-After": "0"})]
+    with RecordingServer(scripted(replies, embeddings_reply)) as server:
         monkeypatch.setenv("AZUREAI_BASE_URL", f"{server.url}/models")
         model = evalkit.get_model("azureai/embed-v-4-0")
 
         async def embed() -> list[list[float]]:
             try:
-                return await model.api.embed(["one", "three", "seventeen"])
+                return await model.embed(texts)
             finally:
                 await model.aclose()
 
         vectors = anyio.run(embed)
-    [request] = server.requests
-    assert request.path == f"/models/embeddings?{API_VERSION}" and request.headers["api-key"] == KEY
-    assert request.json() == {"model": "embed-v-4-0", "input": ["one", "three", "seventeen"]}
-    assert vectors == [[3.0, 0.0], [5.0, 1.0], [9.0, 2.0]]
+    assert len(server.requests) == 3 and model.retries == 1  # two batches (96 + 4), one retried after a 429
+    sent = sorted((r.json()["input"] for r in server.requests[1:]), key=len, reverse=True)
+    assert [len(batch) for batch in sent] == [96, 4] and sent[0] + sent[1] == texts
+    for request in server.requests:
+        assert request.path == f"/models/embeddings?{API_VERSION}" and request.headers["api-key"] == KEY
+        assert request.json()["model"] == "embed-v-4-0"
+    assert vectors == [[float(len(text)), float(i % 96)] for i, text in enumerate(texts)]
 
 
 def test_cli_eval(tmp_path: Path) -> None:

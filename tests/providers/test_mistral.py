@@ -224,22 +224,27 @@ def test_malformed_replies_are_clear_errors(body: Any) -> None:
             generate_and_close(model, "ANSWER: never", NO_RETRIES)
 
 
-def test_embeddings(monkeypatch: pytest.MonkeyPatch) -> None:
-    with RecordingServer(embeddings_reply) as server:
-        monkeypatch.setenv("MISTRAL_BASE_URL", server.url)
+def test_embeddings_through_model_embed(monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = [f"text number {i}" + "!" * i for i in range(100)]
+    replies = [mistral_error(429, "Requests rate limit exceeded", {"Retry-After": "0"})]
+    with RecordingServer(scripted(replies, embeddings_reply)) as server:
+        monkeypatch.setenv("MISTRAL_BASE_URL", f"{server.url}")
         model = evalkit.get_model("mistral/mistral-embed")
 
         async def embed() -> list[list[float]]:
             try:
-                return await model.api.embed(["one", "three", "seventeen"])
+                return await model.embed(texts)
             finally:
                 await model.aclose()
 
         vectors = anyio.run(embed)
-    [request] = server.requests
-    assert request.path == "/v1/embeddings" and request.headers["authorization"] == f"Bearer {KEY}"
-    assert request.json() == {"model": "mistral-embed", "input": ["one", "three", "seventeen"]}
-    assert vectors == [[3.0, 0.0], [5.0, 1.0], [9.0, 2.0]]
+    assert len(server.requests) == 3 and model.retries == 1  # two batches (96 + 4), one retried after a 429
+    sent = sorted((r.json()["input"] for r in server.requests[1:]), key=len, reverse=True)
+    assert [len(batch) for batch in sent] == [96, 4] and sent[0] + sent[1] == texts
+    for request in server.requests:
+        assert request.path == f"/v1/embeddings" and request.headers["authorization"] == f"Bearer {KEY}"
+        assert request.json()["model"] == "mistral-embed"
+    assert vectors == [[float(len(text)), float(i % 96)] for i, text in enumerate(texts)]
 
 
 def test_cli_eval(tmp_path: Path) -> None:
