@@ -242,7 +242,7 @@ def test_embeddings_through_model_embed(monkeypatch: pytest.MonkeyPatch) -> None
     sent = sorted((r.json()["input"] for r in server.requests[1:]), key=len, reverse=True)
     assert [len(batch) for batch in sent] == [96, 4] and sent[0] + sent[1] == texts
     for request in server.requests:
-        assert request.path == f"/v1/embeddings" and request.headers["authorization"] == f"Bearer {KEY}"
+        assert request.path == "/v1/embeddings" and request.headers["authorization"] == f"Bearer {KEY}"
         assert request.json()["model"] == "mistral-embed"
     assert vectors == [[float(len(text)), float(i % 96)] for i, text in enumerate(texts)]
 
