@@ -133,19 +133,25 @@ def test_tool_calls_without_ids_are_numbered_on_from_the_conversation_as_in_gene
         "evalkit-call-1", "evalkit-call-2"]
 
 
-def test_a_batch_over_the_inline_limit_fails_in_one_line_naming_a_size_that_fits() -> None:
+def test_a_batch_over_the_inline_limit_fails_in_one_line() -> None:
     with GeminiBatchServer() as server:
         api = get_model(f"google/{MODEL}", base_url=server.url).api
 
-        async def scenario() -> None:
-            body = await api.batch_body([ChatMessageUser("x" * 3_000_000)], [], None, CONFIG)
-            try:
-                await api.batch_protocol().submit([BatchRequest(f"q{i}", body) for i in range(8)])
-            finally:
-                await api.aclose()
+        async def scenario() -> list[str]:
+            small = await api.batch_body([ChatMessageUser("x" * 3_000_000)], [], None, CONFIG)
+            huge = await api.batch_body([ChatMessageUser("x" * 21_000_000)], [], None, CONFIG)
+            messages = []
+            for requests in ([BatchRequest(f"q{i}", small) for i in range(8)], [BatchRequest("huge", huge)]):
+                with pytest.raises(EvalkitError) as caught:
+                    await api.batch_protocol().submit(requests)
+                messages.append(str(caught.value))
+            await api.aclose()
+            return messages
 
-        with pytest.raises(EvalkitError, match=r"^google/gemini-2.5-flash: a batch of 8 requests is 24.0 MB, over the 20 MB .* use --batch 6 "):
-            anyio.run(scenario)
+        several, one = anyio.run(scenario)
+    limit = "over the 20 MB of inlined requests the Gemini API takes"
+    assert several == f"google/{MODEL}: a batch of 8 requests is 24.0 MB, {limit}; send fewer per batch (--batch SIZE)"
+    assert one == f"google/{MODEL}: a request is 21.0 MB, {limit}; run it without --batch"
     assert server.requests == []
 
 

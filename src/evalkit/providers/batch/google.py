@@ -12,8 +12,7 @@ provider's is_retryable/is_rate_limit classify it as usual.
 An expired or cancelled batch's requests are sent again; a failed batch's are not.
 
 The API takes at most 20 MB of inlined requests per batch: the batcher keeps batches to
-`max_bytes` of bodies, and a batch over the limit still fails in one line, naming a size to
-pass with --batch. The Gemini API reports no per-request counts while a
+`max_bytes` of bodies, so only a single request over the limit is refused here, in one line. The Gemini API reports no per-request counts while a
 batch runs, so the status's counts stay 0.
 """
 
@@ -86,11 +85,9 @@ class GeminiBatches(BatchProtocol):
         src = [{**r.body, "metadata": {**(r.body.get("metadata") or {}), CUSTOM_ID: r.custom_id}} for r in requests]
         size = len(orjson.dumps(src))
         if size > MAX_INLINED_BYTES:
-            fitting = max(1, len(requests) * MAX_INLINED_BYTES // size)
-            raise EvalkitError(
-                f"{self.label}: a batch of {len(requests)} requests is {size / 1e6:.1f} MB, over the 20 MB the Gemini API "
-                f"takes inline; use --batch {fitting} (or batch=BatchConfig(size={fitting}))"
-            )
+            what, fix = (("a request", "run it without --batch") if len(requests) == 1 else
+                         (f"a batch of {len(requests)} requests", "send fewer per batch (--batch SIZE)"))
+            raise EvalkitError(f"{self.label}: {what} is {size / 1e6:.1f} MB, over the 20 MB of inlined requests the Gemini API takes; {fix}")
         job = await self._client().aio.batches.create(model=model, src=src, config={"display_name": f"evalkit-{len(requests)}"})
         return str(job.name)
 
