@@ -17,7 +17,6 @@ the first batch creations with (each once, in order).
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 

@@ -89,11 +89,11 @@ class MessageBatches(BatchProtocol):
         if result.type == "errored":
             body = result.error.to_dict(mode="json")
             error = body.get("error") or {}
-            failure = MessageBatchError(
-                f"{self.transport.provider}: {error.get('type')}: {error.get('message')}", ERROR_STATUS.get(error.get("type")), body,
-            )
+            message = f"{self.transport.provider}: {error.get('type')}: {error.get('message')}"
+            failure = MessageBatchError(message, ERROR_STATUS.get(error.get("type")), body)
             return self.transport.status_error(failure) or failure
-        reason = "the batch expired before this request was processed" if result.type == "expired" else f"the request was {result.type}"
+        expired = result.type == "expired"
+        reason = "the batch expired before this request was processed" if expired else f"the request was {result.type}"
         return MessageBatchError(f"{self.transport.provider}: {reason}", UNPROCESSED_STATUS)
 
     def _batches(self) -> Any:

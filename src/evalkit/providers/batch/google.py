@@ -12,8 +12,8 @@ provider's is_retryable/is_rate_limit classify it as usual.
 An expired or cancelled batch's requests are sent again; a failed batch's are not.
 
 The API takes at most 20 MB of inlined requests per batch: the batcher keeps batches to
-`max_bytes` of bodies, so only a single request over the limit is refused here, in one line. The Gemini API reports no per-request counts while a
-batch runs, so the status's counts stay 0.
+`max_bytes` of bodies, so only a single request over the limit is refused here, in one line.
+The Gemini API reports no per-request counts while a batch runs, so the status's counts stay 0.
 """
 
 from __future__ import annotations
@@ -87,7 +87,9 @@ class GeminiBatches(BatchProtocol):
         if size > MAX_INLINED_BYTES:
             what, fix = (("a request", "run it without --batch") if len(requests) == 1 else
                          (f"a batch of {len(requests)} requests", "send fewer per batch (--batch SIZE)"))
-            raise EvalkitError(f"{self.label}: {what} is {size / 1e6:.1f} MB, over the 20 MB of inlined requests the Gemini API takes; {fix}")
+            raise EvalkitError(
+                f"{self.label}: {what} is {size / 1e6:.1f} MB, over the 20 MB of inlined requests the Gemini API takes; {fix}"
+            )
         job = await self._client().aio.batches.create(model=model, src=src, config={"display_name": f"evalkit-{len(requests)}"})
         return str(job.name)
 
