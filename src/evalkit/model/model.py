@@ -189,15 +189,11 @@ class Model:
             if batcher is not None:
                 return await batcher.generate(messages, tools, tool_choice if tools else None, config)
         guess = _estimate_tokens(messages, config) if config.tokens_per_sec else 0.0
-
-        async def send() -> ModelOutput:
-            start = time.monotonic()
-            output = await self.api.request(messages, tools, tool_choice if tools else None, config)
-            if output.time is None:
-                output.time = time.monotonic() - start
-            return output
-
-        output, charged = await self._attempt(send, config, clock, guess)
+        before = clock.spent
+        output, charged = await self._attempt(
+            lambda: self.api.request(messages, tools, tool_choice if tools else None, config), config, clock, guess)
+        if output.time is None:
+            output.time = clock.spent - before  # the attempt's own time, without queueing for a slot
         if config.tokens_per_sec and output.usage is not None:
             endpoint_limits(self._rate_limit_key).tokens.settle(config.tokens_per_sec, guess, charged, output.usage.total_tokens)
         return output
