@@ -12,6 +12,7 @@ import pytest
 import evalkit
 from evalkit import ChatMessageSystem, ChatMessageUser, GenerateConfig, read_eval_log
 from evalkit.errors import EvalkitError, ModelArgsError
+from evalkit.model import api
 from evalkit.providers.common.http_errors import MalformedResponseError
 from tests.conftest import REPO, run_cli
 from tests.providers.helpers import NO_RETRIES, RETRY_AFTER, generate_and_close, isolate_env, waited_for_hint
@@ -46,7 +47,7 @@ def test_request_and_output(monkeypatch: pytest.MonkeyPatch) -> None:
         model = evalkit.get_model("groq/llama-3.3-70b-versatile", default_headers={"X-Team": "evals"},
                                   extra_body={"service_tier": "flex"})
         config = GenerateConfig(max_retries=0, max_tokens=8, temperature=0.5, top_p=0.9, stop_seqs=("\n\n",), seed=7,
-                                frequency_penalty=0.1, presence_penalty=0.2, num_choices=2, reasoning_effort="low")
+                                frequency_penalty=0.1, presence_penalty=0.2, num_choices=1, reasoning_effort="low")
         output = generate_and_close(model, [ChatMessageSystem("Brief."), ChatMessageUser("ANSWER: Tokyo")], config)
     [request] = server.requests
     assert request.method == "POST" and request.path == PATH
@@ -55,22 +56,28 @@ def test_request_and_output(monkeypatch: pytest.MonkeyPatch) -> None:
         "model": "llama-3.3-70b-versatile",
         "messages": [{"role": "system", "content": "Brief."}, {"role": "user", "content": "ANSWER: Tokyo"}],
         "max_tokens": 8, "temperature": 0.5, "top_p": 0.9, "stop": ["\n\n"], "seed": 7, "frequency_penalty": 0.1,
-        "presence_penalty": 0.2, "n": 2, "reasoning_effort": "low", "service_tier": "flex",
+        "presence_penalty": 0.2, "reasoning_effort": "low", "service_tier": "flex",
     }
-    assert output.completion == "Tokyo" and output.stop_reason == "stop" and len(output.choices) == 2
+    assert output.completion == "Tokyo" and output.stop_reason == "stop" and len(output.choices) == 1
     assert output.model == "llama-3.3-70b-versatile-served"
-    assert output.usage is not None and output.usage.to_dict() == {"input_tokens": 2, "output_tokens": 2, "total_tokens": 4}
+    assert output.usage is not None and output.usage.to_dict() == {"input_tokens": 2, "output_tokens": 1, "total_tokens": 3}
     assert output.metadata == {"id": "chatcmpl-test", "system_fingerprint": "fp_test", "created": 1, "queue_time": 0.01,
                                "prompt_time": 0.002, "completion_time": 0.03, "total_time": 0.042}
 
 
-def test_max_tokens_stop_and_unsupported_settings() -> None:
+def test_max_tokens_stop_and_unsupported_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(api, "_warned", set())
+    config = GenerateConfig(max_retries=0, max_tokens=1, top_k=5, num_choices=3)
     with RecordingServer(chat_reply) as server:
-        with pytest.warns(UserWarning, match="'groq' does not support top_k"):
-            output = generate(server, "ANSWER: one two three", GenerateConfig(max_retries=0, max_tokens=1, top_k=5))
+        with pytest.warns(UserWarning) as warned:
+            output = generate(server, "ANSWER: one two three", config)
+    assert sorted(str(w.message) for w in warned) == [
+        "provider 'groq' does not support num_choices; it is dropped (Groq accepts only n=1)",
+        "provider 'groq' does not support top_k; it is dropped",
+    ]
     body = server.requests[0].json()
-    assert "top_k" not in body and body["max_tokens"] == 1
-    assert output.completion == "one" and output.stop_reason == "max_tokens"
+    assert "top_k" not in body and "n" not in body and body["max_tokens"] == 1  # Groq answers n > 1 with a 400
+    assert output.completion == "one" and output.stop_reason == "max_tokens" and len(output.choices) == 1
 
 
 def test_base_url_is_the_bare_host_and_the_key_is_required(monkeypatch: pytest.MonkeyPatch) -> None:

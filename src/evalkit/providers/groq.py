@@ -7,7 +7,8 @@ every request body) and `extra_headers` (sent with every request). The SDK's own
 off: `Model` retries, honouring Retry-After and Groq's x-ratelimit-reset-* headers.
 
 Messages, tools and settings take the chat-completions shape (openai/wire.py); Groq has no
-top_k or logprobs, which are dropped with a warning. The reply's `id`, `system_fingerprint`,
+top_k or logprobs, and refuses `n` other than 1 (a 400): those are dropped with a warning, so
+`num_choices` > 1 gives one choice. The reply's `id`, `system_fingerprint`,
 `created`, the usage timings (`queue_time`, `prompt_time`, `completion_time`, `total_time`)
 and any `executed_tools` go to the output's metadata, as Inspect keeps them.
 """
@@ -34,7 +35,7 @@ DEFAULT_BASE_URL = "https://api.groq.com"
 CHAT_PATH = "/openai/v1/chat/completions"
 RESET_HEADERS = ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")
 UNSUPPORTED = ("top_k", "logprobs", "top_logprobs")
-_PARAMS = {field: name for field, name in PARAMS.items() if field not in UNSUPPORTED}
+_PARAMS = {field: name for field, name in PARAMS.items() if field not in (*UNSUPPORTED, "num_choices")}
 METADATA = ("id", "system_fingerprint", "created")
 USAGE_TIMES = ("queue_time", "prompt_time", "completion_time", "total_time")
 
@@ -78,6 +79,8 @@ class GroqAPI(SDKModelAPI):
         for field in UNSUPPORTED:
             if getattr(config, field) is not None:
                 warn_unsupported(self.provider, field)
+        if (config.num_choices or 1) > 1:
+            warn_unsupported(self.provider, "num_choices", "Groq accepts only n=1")
         data = await self.transport.post(CHAT_PATH, {**body, **self.body_args})
         output = chat_output(data, data.get("model") or self.model_name, label=self.provider)
         output.metadata = _metadata(data) or None
