@@ -109,6 +109,43 @@ def test_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "authorization" not in server.requests[0].headers
 
 
+SAVED = "hf_saved_login_token"
+
+
+def test_a_saved_login_goes_only_to_hugging_face(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The token `hf auth login` saved reaches the router but no other server; HF_TOKEN and
+    `-M token` go wherever the user points the model."""
+    monkeypatch.delenv("HF_TOKEN")
+    (tmp_path / "no-token").write_text(SAVED)  # the token file the fixture points huggingface_hub at
+    with RecordingServer(tgi_reply) as server:
+        monkeypatch.setattr(hf_inference, "ROUTER", f"{server.url}/hf-inference")  # the router, served locally
+        generate_and_close(evalkit.get_model(f"hf-inference/{HUB_ID}"), "ANSWER: router")
+        generate_and_close(evalkit.get_model(f"hf-inference/{server.url}"), "ANSWER: elsewhere")
+        assert embed(evalkit.get_model(f"hf-inference/{server.url}"), ["x"]) == [embedding("x")]
+        generate_and_close(evalkit.get_model(f"hf-inference/{HUB_ID}", base_url=server.url, headers={"X-Trace": "1"}), "ANSWER: b")
+        generate_and_close(evalkit.get_model(f"hf-inference/{server.url}", token="hf_given"), "ANSWER: given")
+        monkeypatch.setenv("HF_TOKEN", TOKEN)
+        generate_and_close(evalkit.get_model(f"hf-inference/{server.url}"), "ANSWER: env")
+    sent = [request.headers.get("authorization") for request in server.requests]
+    assert sent == [f"Bearer {SAVED}", None, None, None, "Bearer hf_given", f"Bearer {TOKEN}"]
+
+
+@pytest.mark.parametrize(("url", "saved"), [
+    ("https://abc123.us-east-1.aws.endpoints.huggingface.cloud", True),
+    ("https://router.huggingface.co/hf-inference/models/x", True),
+    ("https://someone-tgi.hf.space", True),
+    ("http://someone-tgi.hf.space", False),  # not over plain http
+    ("https://huggingface.co.example.com", False),
+    ("https://example.com/huggingface.co", False),
+    ("https://tgi.internal:8080", False),
+])
+def test_which_hosts_get_the_saved_login(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, url: str, saved: bool) -> None:
+    monkeypatch.delenv("HF_TOKEN")
+    (tmp_path / "no-token").write_text(SAVED)
+    assert hf_inference.is_hf_host(url) is saved
+    assert evalkit.get_model(f"hf-inference/{url}").api.api_key == (SAVED if saved else None)
+
+
 def test_offline_mode_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
     with RecordingServer(tgi_reply) as server:

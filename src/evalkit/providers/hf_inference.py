@@ -10,7 +10,10 @@ Where requests go:
   server, `<name>` sent as the request's model.
 Chat goes to `<url>/v1/chat/completions` (as the client appends it); embeddings to the URL
 itself (the root route of TEI and of Inference Endpoints), or for a hub id to its
-`/pipeline/feature-extraction` route. HF_TOKEN (or `api_key=`) is sent as a bearer token.
+`/pipeline/feature-extraction` route. HF_TOKEN (or `-M api_key=`/`-M token=`) is sent as a
+bearer token wherever the request goes; a token only saved by `hf auth login` (huggingface_hub's
+`get_token()`) is sent only to Hugging Face's own https hosts (the router, `*.huggingface.co`,
+`*.hf.space`, `*.endpoints.huggingface.cloud`), never to another server.
 huggingface_hub's offline mode (HF_HUB_OFFLINE=1) blocks these requests too: it fails in one
 line. Every `-M` goes to `AsyncInferenceClient` unchanged (e.g. `-M headers={X-Test: 1}`,
 `-M bill_to=my-org`).
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx2
 from huggingface_hub import AsyncInferenceClient, constants, get_token
@@ -53,6 +57,9 @@ from evalkit.tool.types import ToolChoice, ToolFunction, ToolInfo
 
 ROUTER = constants.INFERENCE_PROXY_TEMPLATE.format(provider="hf-inference")
 """Where `hf-inference/<hub-id>` goes: the router's hf-inference provider."""
+
+HF_HOSTS = ("huggingface.co", "hf.space", "endpoints.huggingface.cloud")
+"""Domains whose https hosts may receive the token saved by `hf auth login`."""
 
 EMBED_BATCH_SIZE = 32
 """Texts per embeddings request: TEI's default `max_client_batch_size`."""
@@ -86,7 +93,9 @@ class HFInferenceAPI(ModelAPI):
     ) -> None:
         is_url = model_name.startswith(("http://", "https://"))
         base_url = model_name if is_url else base_url or get_secret("HF_INFERENCE_BASE_URL")
-        token = api_key or get_secret("HF_TOKEN") or get_token()
+        token = api_key or model_args.pop("token", None) or get_secret("HF_TOKEN")
+        if not token and (base_url is None or is_hf_host(base_url)):
+            token = get_token()  # the saved login: for Hugging Face's hosts only
         if base_url is None and not token:
             raise MissingCredentialsError(self.provider, "HF_TOKEN", "HF_INFERENCE_BASE_URL (a dedicated endpoint)")
         super().__init__(model_name, base_url=base_url, api_key=token, config=config, **model_args)
@@ -96,7 +105,10 @@ class HFInferenceAPI(ModelAPI):
         self._client = PerLoop(self._new_client, initial=self._new_client())  # made now, so a bad -M fails at once
 
     def _new_client(self) -> AsyncInferenceClient:
-        return AsyncInferenceClient(**{"token": self.api_key or None, **self.model_args})
+        args = dict(self.model_args)
+        if not self.api_key:  # huggingface_hub would send the saved token itself: a None header drops it
+            args["headers"] = {"authorization": None, **(args.get("headers") or {})}
+        return AsyncInferenceClient(token=self.api_key or None, **args)
 
     async def generate(
         self, input: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice | None, config: GenerateConfig
@@ -180,6 +192,13 @@ class HFInferenceAPI(ModelAPI):
         client = self._client.take()
         if client is not None:
             await client.close()
+
+
+def is_hf_host(url: str) -> bool:
+    """Whether `url` is https on a Hugging Face host (a domain of HF_HOSTS or a subdomain)."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    return parts.scheme == "https" and any(host == domain or host.endswith(f".{domain}") for domain in HF_HOSTS)
 
 
 def _tool_choice(choice: ToolChoice) -> Any:
