@@ -40,8 +40,6 @@ BASE_URL_ENV = "GOODFIRE_BASE_URL"
 DEFAULT_BASE_URL = "https://api.goodfire.ai"
 CHAT_PATH = "/api/inference/v1/chat/completions"
 DEFAULT_MAX_TOKENS = 4096
-CLIENT_ARGS = ("headers", "extra_headers", "extra_body")
-"""-M arguments for the HTTP client rather than the request body."""
 PARAMS = {"max_tokens": "max_completion_tokens", "temperature": "temperature", "top_p": "top_p",
           "stop_seqs": "stop", "seed": "seed"}
 """GenerateConfig field -> Goodfire chat completions parameter."""
@@ -68,9 +66,7 @@ class GoodfireAPI(JSONChatAPI):
         root = (base_url or get_secret(BASE_URL_ENV) or DEFAULT_BASE_URL).rstrip("/")
         super().__init__(model_name, base_url=root, api_key=api_key, config=config, **model_args)
         headers = auth_header(self.provider, api_key, API_KEY_ENV, required=True)
-        client_args = {name: model_args.pop(name) for name in CLIENT_ARGS if name in model_args}
-        self._connect(f"{root}{CHAT_PATH}", headers, client_args)
-        self.extra_body.update(model_args)
+        self._connect_body_args(f"{root}{CHAT_PATH}", headers, model_args)
         self.request_model = model_name if "/" in model_name else f"meta-llama/{model_name}"
 
     async def openai_request(

@@ -42,8 +42,6 @@ API_TOKEN_ENV = "CLOUDFLARE_API_TOKEN"
 BASE_URL_ENV = "CLOUDFLARE_BASE_URL"
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4/accounts"
 DEFAULT_MAX_TOKENS = 2048
-CLIENT_ARGS = ("headers", "extra_headers", "extra_body")
-"""-M arguments for the HTTP client rather than the request body."""
 PARAMS = {name: name for name in
           ("max_tokens", "temperature", "top_p", "top_k", "seed", "frequency_penalty", "presence_penalty")}
 """GenerateConfig fields Workers AI takes, under the same names."""
@@ -72,10 +70,8 @@ class CloudflareAPI(JSONChatAPI):
         root = (base_url or get_secret(BASE_URL_ENV) or DEFAULT_BASE_URL).rstrip("/")
         super().__init__(model_name, base_url=root, api_key=api_key, config=config, **model_args)
         headers = auth_header(self.provider, api_key, API_TOKEN_ENV, required=True)
-        client_args = {name: model_args.pop(name) for name in CLIENT_ARGS if name in model_args}
         run_model = model_name if model_name.startswith("@") else f"@cf/{model_name}"
-        self._connect(f"{root}/{account}/ai/run/{run_model}", headers, client_args)
-        self.extra_body.update(model_args)
+        self._connect_body_args(f"{root}/{account}/ai/run/{run_model}", headers, model_args)
 
     def connection_key(self) -> str:
         """Workers AI limits requests per model for each account, and the URL names both."""

@@ -1,6 +1,6 @@
-"""`JSONChatAPI`, the base of the SDK-less providers (transform, azureml): one JSON POST per
-request on one shared httpx client, in and out of the OpenAI chat-completions shape (tools,
-images, reasoning and structured output included)."""
+"""`JSONChatAPI`, the base of the SDK-less providers (transform, azureml, cf, goodfire): one
+JSON POST per request on one shared httpx client, in and out of the OpenAI chat-completions
+shape (tools, images, reasoning and structured output included)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,10 @@ from evalkit.providers.common.http_errors import (
 from evalkit.providers.openai.wire import chat_output, chat_request
 from evalkit.secrets import excerpt, get_secret, looks_secret
 from evalkit.tool.types import ToolChoice, ToolInfo
+
+
+BODY_CLIENT_ARGS = ("headers", "extra_headers", "extra_body")
+"""The -M args that configure the client when every other -M goes in the request body."""
 
 
 class JSONChatAPI(ModelAPI):
@@ -54,6 +58,14 @@ class JSONChatAPI(ModelAPI):
             return httpx.AsyncClient(headers=headers, **client_args)
 
         self._client = PerLoop(client, initial=client())  # made now, so a bad -M fails at once
+
+    def _connect_body_args(self, url: str, headers: dict[str, str], model_args: dict[str, Any]) -> None:
+        """`_connect` for a provider whose -M args are request parameters: `headers`,
+        `extra_headers` and `extra_body` as `_connect` takes them, every other arg into the body."""
+        body_args = dict(model_args)
+        client_args = {name: body_args.pop(name) for name in BODY_CLIENT_ARGS if name in body_args}
+        self._connect(url, headers, client_args)
+        self.extra_body.update(body_args)
 
     async def openai_request(
         self, input: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice | None, config: GenerateConfig
