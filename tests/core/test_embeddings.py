@@ -199,11 +199,13 @@ def test_bedrock_titan_embeds_one_text_a_request() -> None:
 
 
 @pytest.mark.usefixtures("aws")
-def test_bedrock_cohere_embeds_a_batch_a_request() -> None:
+@pytest.mark.parametrize("model_id", ["cohere.embed-english-v3", "us.cohere.embed-v4:0"])
+def test_bedrock_cohere_embeds_a_batch_a_request(model_id: str) -> None:
     with RecordingServer(bedrock_invoke) as server:
-        vectors = embed(get_model("bedrock/cohere.embed-english-v3", base_url=server.url), words(100))
+        vectors = embed(get_model(f"bedrock/{model_id}", base_url=server.url), words(100))
     assert [len(r.json()["texts"]) for r in sorted(server.requests, key=lambda r: -len(r.json()["texts"]))] == [96, 4]
     assert {r.json()["input_type"] for r in server.requests} == {"search_document"}
+    assert {r.path for r in server.requests} == {f"/model/{model_id.replace(':', '%3A')}/invoke"}
     assert vectors == [letter_vector(t) for t in words(100)]
 
 

@@ -29,12 +29,15 @@ def openai_embeddings(request: Request) -> Reply:
 
 
 def bedrock_invoke(request: Request) -> Reply:
-    """`POST /model/{id}/invoke` for Titan text embeddings (`inputText`) or Cohere Embed (`texts`)."""
+    """`POST /model/{id}/invoke` for Titan text embeddings (`inputText`) or Cohere Embed (`texts`;
+    Embed v4 answers by embedding type)."""
     body = request.json()
     if "inputText" in body:
         return Reply(body={"embedding": letter_vector(body["inputText"]), "inputTextTokenCount": len(body["inputText"].split())})
-    return Reply(body={"id": "emb-test", "response_type": "embeddings_floats", "texts": body["texts"],
-                       "embeddings": [letter_vector(t) for t in body["texts"]]})
+    vectors = [letter_vector(t) for t in body["texts"]]
+    if "embed-v4" in request.path:
+        return Reply(body={"id": "emb-test", "response_type": "embeddings_by_type", "texts": body["texts"], "embeddings": {"float": vectors}})
+    return Reply(body={"id": "emb-test", "response_type": "embeddings_floats", "texts": body["texts"], "embeddings": vectors})
 
 
 def gemini_embeddings(request: Request) -> Reply:
