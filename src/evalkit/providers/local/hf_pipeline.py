@@ -104,41 +104,40 @@ class HFPipelineAPI(ModelAPI):
         **model_args: Any,
     ) -> None:
         super().__init__(model_name, base_url=base_url, api_key=api_key, config=config, **model_args)
-        task, _, name = model_name.partition("/")
-        self.task = _ALIASES.get(task, task)
-        kind = _kind(self.task)
-        if kind is None or not name:
-            raise ModelArgsError(
-                f"hf-pipeline model '{model_name}' must be <task>/<model>, task one of: "
-                "text-classification, sentiment-analysis, zero-shot-classification, question-answering, "
-                "table-question-answering, summarization, translation_xx_to_yy, text2text-generation, fill-mask, "
-                "token-classification, ner, text-generation"
-            )
+        self.task, kind, name = _parse_name(model_name)
         self.top_k = _top_k(top_k, self.task)
-        self.device = select_device(device)
-        self.dtype = parse_dtype(dtype, self.device)
-        source = resolve_source(
-            name, model_path=model_path, tokenizer_path=tokenizer_path, gguf_file=None, dtype=self.dtype
-        )
-        self.source = source
-        self.tokenizer = load_tokenizer(source.tokenizer, "left" if kind == "text-generation" else "right")
-        self.model = load_pretrained(_auto_class(kind), source.model, self.device, self.dtype, model_args)
-        if isinstance(candidate_labels, str):
-            candidate_labels = [label.strip() for label in candidate_labels.split(",") if label.strip()]
-        self.candidate_labels = tuple(candidate_labels) if candidate_labels else None
+        self._load(kind, name, model_path, tokenizer_path, device, dtype, model_args)
+        self.candidate_labels = _labels(candidate_labels)
         self.hypothesis_template = hypothesis_template
         self.aggregation_strategy = aggregation_strategy
         self.pipeline = _pipeline(kind, self.model, self.tokenizer, self.device) if kind in _PIPELINES else None
+        self._bind_task(kind)
+        self.batch_size = int(batch_size) if batch_size else None
+        self.batcher: Batcher[Any, Answer] = Batcher(
+            self._run_batch, self.activity, max_wait=float(batch_wait), thread_name="evalkit-hf-pipeline"
+        )
+
+    def _load(
+        self, kind: str, name: str, model_path: str | None, tokenizer_path: str | None, device: str | None,
+        dtype: str | None, model_args: dict[str, Any],
+    ) -> None:
+        """Pick the device and dtype, and load the tokenizer and the model for `kind`."""
+        self.device = select_device(device)
+        self.dtype = parse_dtype(dtype, self.device)
+        self.source = resolve_source(
+            name, model_path=model_path, tokenizer_path=tokenizer_path, gguf_file=None, dtype=self.dtype
+        )
+        self.tokenizer = load_tokenizer(self.source.tokenizer, "left" if kind == "text-generation" else "right")
+        self.model = load_pretrained(_auto_class(kind), self.source.model, self.device, self.dtype, model_args)
+
+    def _bind_task(self, kind: str) -> None:
+        """Bind `kind`'s batch runner and request preparation (plain text unless it has its own)."""
         handler = kind.replace("-", "_")
         self._run: Callable[[GenerateConfig, Any, list[Any], Cancellation], list[Answer]] = getattr(
             self, f"_run_{handler}"
         )
         self._prepare: Callable[[list[ChatMessage]], tuple[Any, Hashable]] = getattr(
             self, f"_prepare_{handler}", self._prepare_text
-        )
-        self.batch_size = int(batch_size) if batch_size else None
-        self.batcher: Batcher[Any, Answer] = Batcher(
-            self._run_batch, self.activity, max_wait=float(batch_wait), thread_name="evalkit-hf-pipeline"
         )
 
     def max_connections(self) -> int:
@@ -333,6 +332,28 @@ class HFPipelineAPI(ModelAPI):
 _PIPELINES = ("text-classification", "zero-shot-classification", "fill-mask", "token-classification", "text-generation")
 _DIRECT = ("question-answering", "table-question-answering")
 _SEQ2SEQ = ("summarization", "text2text-generation", "translation")
+
+
+def _parse_name(model_name: str) -> tuple[str, str, str]:
+    """(task, kind, model) of `<task>/<model>`, the task's alias resolved."""
+    task, _, name = model_name.partition("/")
+    task = _ALIASES.get(task, task)
+    kind = _kind(task)
+    if kind is None or not name:
+        raise ModelArgsError(
+            f"hf-pipeline model '{model_name}' must be <task>/<model>, task one of: "
+            "text-classification, sentiment-analysis, zero-shot-classification, question-answering, "
+            "table-question-answering, summarization, translation_xx_to_yy, text2text-generation, fill-mask, "
+            "token-classification, ner, text-generation"
+        )
+    return task, kind, name
+
+
+def _labels(candidate_labels: list[str] | str | None) -> tuple[str, ...] | None:
+    """The zero-shot candidate labels, from a list or a comma-separated string; None when none."""
+    if isinstance(candidate_labels, str):
+        candidate_labels = [label.strip() for label in candidate_labels.split(",") if label.strip()]
+    return tuple(candidate_labels) if candidate_labels else None
 
 
 def _kind(task: str) -> str | None:

@@ -33,6 +33,7 @@ def signature_fields(text: str, *names: str) -> dict[str, Any] | None:
 
 
 def system_text(messages: list[ChatMessage]) -> str:
+    """The text of the system message(s), one per line ("" when there is none)."""
     return "\n".join(m.text for m in messages if m.role == "system")
 
 
@@ -156,6 +157,8 @@ def best_spans(start_logits: Any, end_logits: Any, allowed: list[int], k: int) -
 
 
 def entities_text(entities: list[dict[str, Any]]) -> str:
+    """Token-classification entities as `word (TYPE), word (TYPE), ...` (the group when the
+    pipeline aggregated them, else the per-token entity)."""
     return ", ".join(f"{e['word'].strip()} ({e.get('entity_group') or e.get('entity')})" for e in entities)
 
 
