@@ -13,15 +13,25 @@ import anyio
 import pytest
 
 import evalkit
-from evalkit import ChatMessageSystem, ChatMessageUser, GenerateConfig, ResponseSchema, read_eval_log
+from evalkit import ChatMessageSystem, ChatMessageUser, GenerateConfig, ResponseSchema
 from evalkit.errors import EvalkitError
 from evalkit.providers.common.http_errors import MalformedResponseError
 from evalkit.tool import ToolCall
-from tests.conftest import REPO, run_cli
-from tests.providers.helpers import NO_RETRIES, RETRY_AFTER, generate_and_close, isolate_env, waited_for_hint
+from tests.providers.helpers import (
+    RETRY_AFTER,
+    check_model_embed,
+    check_not_retried,
+    check_retried,
+    cli_eval,
+    cli_log,
+    generate_and_close,
+    isolate_env,
+    numbered_texts,
+)
 from tests.providers.test_openai_tools import ADD_TOOL, SENT_BACK, SUMS_MESSAGES, SUMS_TASK, two_sums
+from tests.servers.embeddings_server import letter_vector, openai_embeddings
 from tests.servers.http import RecordingServer, Reply, Request
-from tests.servers.openai_server import chat_reply, completion, error_reply, scripted
+from tests.servers.openai_server import chat_reply, completion, error_reply
 
 KEY = "azureai-key-0123456789"
 API_VERSION = "api-version=2024-05-01-preview"
@@ -44,14 +54,6 @@ def emulated_sums(request: Request) -> Reply:
                                       '<tool_call>{"name": "add", "arguments": {"x": 3, "y": 4}}</tool_call>'})
     results = [json.loads(body)["content"] for body in re.findall(r"<tool_response>\n(.*?)\n</tool_response>", last)]
     return completion({"content": f"The sums are {' and '.join(results)}."})
-
-
-def embeddings_reply(request: Request) -> Reply:
-    """Vectors [len(text), i] for each input, listed in reverse order (each with its index)."""
-    inputs = request.json()["input"]
-    data = [{"object": "embedding", "index": i, "embedding": [float(len(text)), float(i)]} for i, text in enumerate(inputs)]
-    return Reply(body={"id": "emb", "object": "list", "model": request.json()["model"], "data": data[::-1],
-                       "usage": {"prompt_tokens": len(inputs), "total_tokens": len(inputs)}})
 
 
 def test_request_and_output(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -156,64 +158,41 @@ def test_emulated_tool_call_with_bad_json_is_shown_to_the_model() -> None:
     assert output.stop_reason == "tool_calls"
 
 
+def phi4(url: str) -> evalkit.Model:
+    return evalkit.get_model("azureai/Phi-4", base_url=url)
+
+
 def test_authentication_failure_is_one_line_and_not_retried() -> None:
-    with RecordingServer(lambda request: error_reply(401, "Access denied due to invalid subscription key")) as server:
-        model = evalkit.get_model("azureai/Phi-4", base_url=server.url)
-        with pytest.raises(EvalkitError, match=r"^azureai: authentication failed \(HTTP 401\); check AZUREAI_API_KEY: "
-                                               r"Access denied due to invalid subscription key$"):
-            generate_and_close(model, "ANSWER: never", GenerateConfig(max_retries=3))
-    assert len(server.requests) == 1 and model.retries == 0
+    check_not_retried(phi4, error_reply(401, "Access denied due to invalid subscription key"),
+                      r"^azureai: authentication failed \(HTTP 401\); check AZUREAI_API_KEY: Access denied due to invalid "
+                      r"subscription key$")
 
 
-def test_rate_limits_and_server_errors_are_retried() -> None:
-    replies = [error_reply(429, "Rate limit is exceeded", {"Retry-After": str(RETRY_AFTER)}), error_reply(500, "Internal error"),
-               Reply(drop=True)]
-    with RecordingServer(scripted(replies, chat_reply)) as server:
-        model = evalkit.get_model("azureai/Phi-4", base_url=server.url)
-        assert generate_and_close(model, "ANSWER: eventually", GenerateConfig(max_retries=5)).completion == "eventually"
-    assert model.retries == 3 and len(server.requests) == 4  # the SDK itself retried nothing
-    assert waited_for_hint(server.requests[0], server.requests[1])
+def test_rate_limits_and_server_errors_are_retried() -> None:  # the SDK itself retries nothing
+    check_retried(phi4, [error_reply(429, "Rate limit is exceeded", {"Retry-After": str(RETRY_AFTER)}),
+                         error_reply(500, "Internal error"), Reply(drop=True)], chat_reply)
 
 
 @pytest.mark.parametrize("body", ['{"truncated": ', {"id": "x", "object": "chat.completion"}], ids=["not-json", "no-choices"])
 def test_malformed_replies_are_clear_errors(body: Any) -> None:
-    with RecordingServer(lambda request: Reply(body=body)) as server:
-        model = evalkit.get_model("azureai/Phi-4", base_url=server.url)
-        with pytest.raises(MalformedResponseError, match="^azureai: "):
-            generate_and_close(model, "ANSWER: never", NO_RETRIES)
+    check_not_retried(phi4, Reply(body=body), "^azureai: ", MalformedResponseError)
 
 
-def test_embeddings_through_model_embed(monkeypatch: pytest.MonkeyPatch) -> None:
-    texts = [f"text number {i}" + "!" * i for i in range(100)]
-    replies = [error_reply(429, "Rate limit is exceeded", {"Retry-After": "0"})]
-    with RecordingServer(scripted(replies, embeddings_reply)) as server:
-        monkeypatch.setenv("AZUREAI_BASE_URL", f"{server.url}/models")
-        model = evalkit.get_model("azureai/embed-v-4-0")
-
-        async def embed() -> list[list[float]]:
-            try:
-                return await model.embed(texts)
-            finally:
-                await model.aclose()
-
-        vectors = anyio.run(embed)
-    assert len(server.requests) == 3 and model.retries == 1  # two batches (96 + 4), one retried after a 429
-    sent = sorted((r.json()["input"] for r in server.requests[1:]), key=len, reverse=True)
-    assert [len(batch) for batch in sent] == [96, 4] and sent[0] + sent[1] == texts
-    for request in server.requests:
+def test_embeddings_through_model_embed() -> None:
+    vectors, requests = check_model_embed(lambda url: evalkit.get_model("azureai/embed-v-4-0", base_url=f"{url}/models"),
+                                          [error_reply(429, "Rate limit is exceeded", {"Retry-After": "0"})],
+                                          openai_embeddings, "input", batch=96)
+    for request in requests:
         assert request.path == f"/models/embeddings?{API_VERSION}" and request.headers["api-key"] == KEY
         assert request.json()["model"] == "embed-v-4-0"
-    assert vectors == [[float(len(text)), float(i % 96)] for i, text in enumerate(texts)]
+    assert vectors == [letter_vector(text) for text in numbered_texts(100)]  # in order, though listed last to first
 
 
 def test_cli_eval(tmp_path: Path) -> None:
     with RecordingServer(lambda request: completion({"content": "Tokyo"})) as server:
-        result = run_cli("eval", str(REPO / "tasks" / "factual_qa.py"), "--model", "azureai/Phi-4", "--limit", "1",
-                         "-M", "api_version=2024-08-01-preview", "-M", "emulate_tools=true", "--log-dir", str(tmp_path / "logs"),
-                         env={"AZUREAI_BASE_URL": f"{server.url}/models", "AZUREAI_API_KEY": "cli-azureai-key"})
-    assert result.returncode == 0, result.stderr
+        result = cli_eval("azureai/Phi-4", tmp_path / "logs", "-M", "api_version=2024-08-01-preview", "-M", "emulate_tools=true",
+                          env={"AZUREAI_BASE_URL": f"{server.url}/models", "AZUREAI_API_KEY": "cli-azureai-key"})
+    cli_log(result, tmp_path / "logs", "cli-azureai-key")
     [request] = server.requests
     assert request.path == "/models/chat/completions?api-version=2024-08-01-preview"
     assert request.headers["api-key"] == "cli-azureai-key" and request.json()["max_tokens"] == 32
-    [path] = (tmp_path / "logs").glob("*.jsonl")
-    assert read_eval_log(path).footer["status"] == "success" and "cli-azureai-key" not in path.read_text()

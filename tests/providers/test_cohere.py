@@ -30,12 +30,21 @@ from evalkit.model import api
 from evalkit.scorer import embedding_similarity, includes
 from evalkit.solver import generate, use_tools
 from evalkit.tool import ToolCall, ToolFunction
-from tests.conftest import REPO, run_cli
 from tests.core.test_embeddings import embed
-from tests.providers.helpers import RETRY_AFTER, generate_and_close, isolate_env, waited_for_hint
+from tests.providers.helpers import (
+    RETRY_AFTER,
+    check_cli_error,
+    check_model_embed,
+    check_not_retried,
+    check_retried,
+    cli_eval,
+    cli_log,
+    generate_and_close,
+    isolate_env,
+    numbered_texts,
+)
 from tests.servers.cohere_server import chat, cohere_reply, embedding, error, scripted_turns, tool_call
 from tests.servers.http import RecordingServer, Reply
-from tests.servers.openai_server import scripted
 from tests.tools import ADD_PARAMETERS, add
 
 KEY = "co-test-0123456789"
@@ -131,6 +140,10 @@ def test_missing_api_key_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> 
         evalkit.get_model(MODEL)
 
 
+def command(url: str) -> evalkit.Model:
+    return evalkit.get_model(MODEL, base_url=url)
+
+
 @pytest.mark.parametrize(("status", "message"), [
     (400, "cohere: request rejected \\(HTTP 400\\): invalid request: bad field"),
     (401, "cohere: authentication failed \\(HTTP 401\\); check COHERE_API_KEY: invalid api token"),
@@ -138,28 +151,17 @@ def test_missing_api_key_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> 
 ])
 def test_client_errors_are_one_line_and_not_retried(status: int, message: str) -> None:
     detail = {400: "invalid request: bad field", 401: "invalid api token", 404: "model not found"}[status]
-    with RecordingServer(lambda request: error(status, detail)) as server:
-        model = evalkit.get_model(MODEL, base_url=server.url)
-        with pytest.raises(EvalkitError, match=f"^{message}$"):
-            generate_and_close(model, "ANSWER: never")
-    assert len(server.requests) == 1 and model.retries == 0
+    check_not_retried(command, error(status, detail), f"^{message}$")
 
 
-def test_rate_limits_server_errors_and_dropped_connections_are_retried() -> None:
-    replies = [error(429, "too many requests", {"Retry-After": str(RETRY_AFTER)}), error(500, "internal"),
-               Reply(drop=True), error(503, "unavailable")]
-    with RecordingServer(scripted(replies, cohere_reply)) as server:
-        model = evalkit.get_model(MODEL, base_url=server.url)
-        assert generate_and_close(model, "ANSWER: eventually").completion == "eventually"
-    assert model.retries == 4 and len(server.requests) == 5  # the SDK's own retries are off
-    assert waited_for_hint(server.requests[0], server.requests[1])
+def test_rate_limits_server_errors_and_dropped_connections_are_retried() -> None:  # the SDK's own retries are off
+    check_retried(command, [error(429, "too many requests", {"Retry-After": str(RETRY_AFTER)}), error(500, "internal"),
+                            Reply(drop=True), error(503, "unavailable")], cohere_reply)
 
 
 def test_malformed_replies_are_clear_errors() -> None:
-    with RecordingServer(lambda request: Reply(body='{"truncated": ')) as server:
-        with pytest.raises(Exception, match="cohere/command-a-03-2025: the reply is not JSON \\(HTTP 200\\)"):
-            generate_and_close(evalkit.get_model(MODEL, base_url=server.url), "ANSWER: never")
-    assert len(server.requests) == 1
+    check_not_retried(command, Reply(body='{"truncated": '), "cohere/command-a-03-2025: the reply is not JSON \\(HTTP 200\\)",
+                      Exception)
 
 
 def test_embeddings_request_and_vectors() -> None:
@@ -177,13 +179,10 @@ def test_embeddings_request_and_vectors() -> None:
 
 
 def test_model_embed_batches_by_96_and_retries() -> None:
-    texts = [f"text number {i}" for i in range(100)]
-    replies = [error(429, "too many requests", {"Retry-After": "0"}), error(503, "unavailable")]
-    with RecordingServer(scripted(replies, cohere_reply)) as server:
-        vectors = embed(evalkit.get_model("cohere/embed-v4.0", base_url=server.url), texts)
-    assert vectors == [embedding(t) for t in texts]
-    # the first two arrivals fail and are retried; the last two are the two batches
-    assert len(server.requests) == 4 and sorted(len(r.json()["texts"]) for r in server.requests[2:]) == [4, 96]
+    vectors, _ = check_model_embed(lambda url: evalkit.get_model("cohere/embed-v4.0", base_url=url),
+                                   [error(429, "too many requests", {"Retry-After": "0"}), error(503, "unavailable")],
+                                   cohere_reply, "texts", batch=96)
+    assert vectors == [embedding(t) for t in numbered_texts(100)]
 
 
 def test_embedding_similarity_scorer_through_eval(monkeypatch: pytest.MonkeyPatch, log_dir: Path) -> None:
@@ -294,26 +293,20 @@ def test_images_and_reasoning_in_the_reply() -> None:
 
 def test_cli_eval(tmp_path: Path) -> None:
     with RecordingServer(cohere_reply) as server:
-        result = run_cli("eval", str(REPO / "tasks" / "factual_qa.py"), "--model", MODEL, "--limit", "2",
-                         "-M", "client_name=evalkit-cli", "--log-dir", str(tmp_path / "logs"), cwd=tmp_path,
-                         env={"COHERE_API_KEY": "cli-cohere-key", "COHERE_BASE_URL": server.url}, timeout=120)
-    assert result.returncode == 0, result.stderr
+        result = cli_eval(MODEL, tmp_path / "logs", "-M", "client_name=evalkit-cli", limit=2, cwd=tmp_path, timeout=120,
+                          env={"COHERE_API_KEY": "cli-cohere-key", "COHERE_BASE_URL": server.url})
+    log = cli_log(result, tmp_path / "logs", "cli-cohere-key")
     assert len(server.requests) == 2
     for request in server.requests:
         assert request.headers["authorization"] == "Bearer cli-cohere-key" and request.headers["x-client-name"] == "evalkit-cli"
         body = request.json()
         assert body["messages"][0] == {"role": "system", "content": "Answer in a few words."}
         assert (body["max_tokens"], body["temperature"]) == (32, 0.0)
-    [path] = (tmp_path / "logs").glob("*.jsonl")
-    log = read_eval_log(path)
-    assert log.footer["status"] == "success" and "cli-cohere-key" not in path.read_text()
     assert all(s.output["completion"] == "Default reply" for s in log.samples)
 
 
 def test_cli_bad_key_is_one_line(tmp_path: Path) -> None:
     with RecordingServer(lambda request: error(401, "invalid api token")) as server:
-        result = run_cli("eval", str(REPO / "tasks" / "factual_qa.py"), "--model", MODEL, "--limit", "1",
-                         "--log-dir", str(tmp_path / "logs"), cwd=tmp_path,
-                         env={"COHERE_API_KEY": "wrong", "COHERE_BASE_URL": server.url}, timeout=120)
-    assert "authentication failed (HTTP 401); check COHERE_API_KEY: invalid api token" in result.stdout + result.stderr
-    assert result.returncode != 0 and "Traceback" not in result.stderr
+        result = cli_eval(MODEL, tmp_path / "logs", cwd=tmp_path, timeout=120,
+                          env={"COHERE_API_KEY": "wrong", "COHERE_BASE_URL": server.url})
+    check_cli_error(result, "authentication failed (HTTP 401); check COHERE_API_KEY: invalid api token")

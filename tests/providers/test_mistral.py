@@ -19,14 +19,24 @@ from evalkit import (
     ContentText,
     GenerateConfig,
     ResponseSchema,
-    read_eval_log,
 )
 from evalkit.errors import EvalkitError, ModelArgsError
 from evalkit.providers.common.http_errors import MalformedResponseError
 from evalkit.tool import ToolCall
-from tests.conftest import REPO, run_cli
-from tests.providers.helpers import NO_RETRIES, RETRY_AFTER, generate_and_close, isolate_env, waited_for_hint
+from tests.providers.helpers import (
+    RETRY_AFTER,
+    check_cli_error,
+    check_model_embed,
+    check_not_retried,
+    check_retried,
+    cli_eval,
+    cli_log,
+    generate_and_close,
+    isolate_env,
+    numbered_texts,
+)
 from tests.providers.test_openai_tools import ADD_TOOL, SUMS_MESSAGES, SUMS_TASK, two_sums
+from tests.servers.embeddings_server import letter_vector, openai_embeddings
 from tests.servers.http import RecordingServer, Reply, Request
 from tests.servers.openai_server import chat_reply, completion, scripted
 
@@ -46,12 +56,11 @@ def mistral_error(status: int, message: str, headers: dict[str, str] | None = No
     return Reply(status, {"object": "error", "message": message, "type": "invalid_request_error", "code": None}, headers or {})
 
 
-def embeddings_reply(request: Request) -> Reply:
-    """Vectors [len(text), i] for each input, listed in reverse order (each with its index)."""
-    inputs = request.json()["input"]
-    data = [{"object": "embedding", "index": i, "embedding": [float(len(text)), float(i)]} for i, text in enumerate(inputs)]
-    return Reply(body={"id": "emb", "object": "list", "model": request.json()["model"], "data": data[::-1],
-                       "usage": {"prompt_tokens": len(inputs), "total_tokens": len(inputs)}})
+def mistral_embeddings(request: Request) -> Reply:
+    """OpenAI's /embeddings reply with the `id` Mistral's SDK requires."""
+    reply = openai_embeddings(request)
+    reply.body["id"] = "emb-test"
+    return reply
 
 
 def test_request_and_output(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -190,82 +199,54 @@ def test_images_in_user_and_tool_messages(tmp_path: Path) -> None:
     assert len(sent) == 3  # the image is folded into the tool message: no user turn follows a tool turn
 
 
+def large(url: str) -> evalkit.Model:
+    return evalkit.get_model("mistral/mistral-large-latest", base_url=url)
+
+
 def test_authentication_failure_is_one_line_and_not_retried() -> None:
-    with RecordingServer(lambda request: Reply(401, {"message": "Unauthorized", "request_id": "r1"})) as server:
-        model = evalkit.get_model("mistral/mistral-large-latest", base_url=server.url)
-        with pytest.raises(EvalkitError, match=r"^mistral: authentication failed \(HTTP 401\); check MISTRAL_API_KEY: Unauthorized$"):
-            generate_and_close(model, "ANSWER: never", GenerateConfig(max_retries=3))
-    assert len(server.requests) == 1 and model.retries == 0
+    check_not_retried(large, Reply(401, {"message": "Unauthorized", "request_id": "r1"}),
+                      r"^mistral: authentication failed \(HTTP 401\); check MISTRAL_API_KEY: Unauthorized$")
 
 
 def test_bad_request_names_the_servers_message() -> None:
-    with RecordingServer(lambda request: mistral_error(400, "Invalid model: mistral-nope")) as server:
-        model = evalkit.get_model("mistral/mistral-nope", base_url=server.url)
-        with pytest.raises(EvalkitError, match=r"mistral: request rejected \(HTTP 400\): Invalid model: mistral-nope"):
-            generate_and_close(model, "ANSWER: never", GenerateConfig(max_retries=3))
-    assert len(server.requests) == 1
+    check_not_retried(lambda url: evalkit.get_model("mistral/mistral-nope", base_url=url),
+                      mistral_error(400, "Invalid model: mistral-nope"),
+                      r"mistral: request rejected \(HTTP 400\): Invalid model: mistral-nope")
 
 
-def test_rate_limits_and_server_errors_are_retried() -> None:
-    replies = [mistral_error(429, "Requests rate limit exceeded", {"Retry-After": str(RETRY_AFTER)}),
-               mistral_error(500, "Internal error"), Reply(drop=True)]
-    with RecordingServer(scripted(replies, chat_reply)) as server:
-        model = evalkit.get_model("mistral/mistral-large-latest", base_url=server.url)
-        assert generate_and_close(model, "ANSWER: eventually", GenerateConfig(max_retries=5)).completion == "eventually"
-    assert model.retries == 3 and len(server.requests) == 4  # the SDK itself retried nothing
-    assert waited_for_hint(server.requests[0], server.requests[1])
+def test_rate_limits_and_server_errors_are_retried() -> None:  # the SDK itself retries nothing
+    check_retried(large, [mistral_error(429, "Requests rate limit exceeded", {"Retry-After": str(RETRY_AFTER)}),
+                          mistral_error(500, "Internal error"), Reply(drop=True)], chat_reply)
 
 
 @pytest.mark.parametrize("body", ['{"truncated": ', {"id": "x", "object": "chat.completion"}], ids=["not-json", "no-choices"])
 def test_malformed_replies_are_clear_errors(body: Any) -> None:
-    with RecordingServer(lambda request: Reply(body=body)) as server:
-        model = evalkit.get_model("mistral/mistral-large-latest", base_url=server.url)
-        with pytest.raises(MalformedResponseError, match="^mistral: "):
-            generate_and_close(model, "ANSWER: never", NO_RETRIES)
+    check_not_retried(large, Reply(body=body), "^mistral: ", MalformedResponseError)
 
 
-def test_embeddings_through_model_embed(monkeypatch: pytest.MonkeyPatch) -> None:
-    texts = [f"text number {i}" + "!" * i for i in range(100)]
-    replies = [mistral_error(429, "Requests rate limit exceeded", {"Retry-After": "0"})]
-    with RecordingServer(scripted(replies, embeddings_reply)) as server:
-        monkeypatch.setenv("MISTRAL_BASE_URL", f"{server.url}")
-        model = evalkit.get_model("mistral/mistral-embed")
-
-        async def embed() -> list[list[float]]:
-            try:
-                return await model.embed(texts)
-            finally:
-                await model.aclose()
-
-        vectors = anyio.run(embed)
-    assert len(server.requests) == 3 and model.retries == 1  # two batches (96 + 4), one retried after a 429
-    sent = sorted((r.json()["input"] for r in server.requests[1:]), key=len, reverse=True)
-    assert [len(batch) for batch in sent] == [96, 4] and sent[0] + sent[1] == texts
-    for request in server.requests:
+def test_embeddings_through_model_embed() -> None:
+    vectors, requests = check_model_embed(lambda url: evalkit.get_model("mistral/mistral-embed", base_url=url),
+                                          [mistral_error(429, "Requests rate limit exceeded", {"Retry-After": "0"})],
+                                          mistral_embeddings, "input", batch=96)
+    for request in requests:
         assert request.path == "/v1/embeddings" and request.headers["authorization"] == f"Bearer {KEY}"
         assert request.json()["model"] == "mistral-embed"
-    assert vectors == [[float(len(text)), float(i % 96)] for i, text in enumerate(texts)]
+    assert vectors == [letter_vector(text) for text in numbered_texts(100)]  # in order, though listed last to first
 
 
 def test_cli_eval(tmp_path: Path) -> None:
     with RecordingServer(lambda request: completion({"content": "Tokyo"})) as server:
-        result = run_cli("eval", str(REPO / "tasks" / "factual_qa.py"), "--model", "mistral/mistral-small-latest",
-                         "--limit", "1", "-M", "timeout_ms=30000", "--log-dir", str(tmp_path / "logs"),
-                         env={"MISTRAL_BASE_URL": server.url, "MISTRAL_API_KEY": "cli-mistral-key"})
-    assert result.returncode == 0, result.stderr
+        result = cli_eval("mistral/mistral-small-latest", tmp_path / "logs", "-M", "timeout_ms=30000",
+                          env={"MISTRAL_BASE_URL": server.url, "MISTRAL_API_KEY": "cli-mistral-key"})
+    cli_log(result, tmp_path / "logs", "cli-mistral-key")
     [request] = server.requests
     assert request.headers["authorization"] == "Bearer cli-mistral-key"
     body = request.json()
     assert body["model"] == "mistral-small-latest" and body["max_tokens"] == 32 and body["temperature"] == 0.0
-    [path] = (tmp_path / "logs").glob("*.jsonl")
-    assert read_eval_log(path).footer["status"] == "success" and "cli-mistral-key" not in path.read_text()
 
 
 def test_cli_bad_key_is_one_line(tmp_path: Path) -> None:
     with RecordingServer(lambda request: Reply(401, {"message": "Unauthorized"})) as server:
-        result = run_cli("eval", str(REPO / "tasks" / "factual_qa.py"), "--model", "mistral/mistral-small-latest",
-                         "--limit", "1", "--log-dir", str(tmp_path / "logs"),
-                         env={"MISTRAL_BASE_URL": server.url, "MISTRAL_API_KEY": "wrong"})
-    assert result.returncode != 0
-    assert "mistral: authentication failed (HTTP 401); check MISTRAL_API_KEY: Unauthorized" in result.stderr
-    assert "Traceback" not in result.stderr
+        result = cli_eval("mistral/mistral-small-latest", tmp_path / "logs",
+                          env={"MISTRAL_BASE_URL": server.url, "MISTRAL_API_KEY": "wrong"})
+    check_cli_error(result, "mistral: authentication failed (HTTP 401); check MISTRAL_API_KEY: Unauthorized")
