@@ -30,7 +30,6 @@ from evalkit.model import api
 from evalkit.scorer import embedding_similarity, includes
 from evalkit.solver import generate, use_tools
 from evalkit.tool import ToolCall, ToolFunction
-from tests.core.test_embeddings import embed
 from tests.providers.helpers import (
     RETRY_AFTER,
     check_cli_error,
@@ -39,6 +38,7 @@ from tests.providers.helpers import (
     check_retried,
     cli_eval,
     cli_log,
+    embed_and_close,
     generate_and_close,
     isolate_env,
     numbered_texts,
@@ -167,8 +167,8 @@ def test_malformed_replies_are_clear_errors() -> None:
 def test_embeddings_request_and_vectors() -> None:
     texts = ["first text", "a second, longer text", "third"]
     with RecordingServer(cohere_reply) as server:
-        vectors = embed(evalkit.get_model("cohere/embed-v4.0", base_url=server.url), texts)
-        query = embed(evalkit.get_model("cohere/embed-v4.0", base_url=server.url, input_type="search_query"),
+        vectors = embed_and_close(evalkit.get_model("cohere/embed-v4.0", base_url=server.url), texts)
+        query = embed_and_close(evalkit.get_model("cohere/embed-v4.0", base_url=server.url, input_type="search_query"),
                                 ["q"])
     assert vectors == [embedding(t) for t in texts] and query == [embedding("q")]
     first, second = server.requests
@@ -201,7 +201,7 @@ def test_embedding_similarity_scorer_through_eval(monkeypatch: pytest.MonkeyPatc
 def test_embedding_errors_are_one_line() -> None:
     with RecordingServer(lambda request: error(401, "invalid api token")) as server:
         with pytest.raises(EvalkitError, match="authentication failed \\(HTTP 401\\); check COHERE_API_KEY"):
-            embed(evalkit.get_model("cohere/embed-v4.0", base_url=server.url), ["x"])
+            embed_and_close(evalkit.get_model("cohere/embed-v4.0", base_url=server.url), ["x"])
 
 
 def run_tools_eval(server: RecordingServer, solver: Any, log_dir: Path) -> Any:

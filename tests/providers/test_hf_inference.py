@@ -27,12 +27,20 @@ from evalkit.providers import hf_inference
 from evalkit.scorer import includes
 from evalkit.solver import generate, use_tools
 from evalkit.tool import ToolCall, ToolFunction
-from tests.conftest import REPO, run_cli
-from tests.core.test_embeddings import embed
-from tests.providers.helpers import RETRY_AFTER, generate_and_close, isolate_env, waited_for_hint
+from tests.providers.helpers import (
+    RETRY_AFTER,
+    check_model_embed,
+    check_not_retried,
+    check_retried,
+    cli_eval,
+    cli_log,
+    embed_and_close,
+    generate_and_close,
+    isolate_env,
+    numbered_texts,
+)
 from tests.servers.cohere_server import embedding
 from tests.servers.http import RecordingServer, Reply
-from tests.servers.openai_server import scripted
 from tests.servers.tgi_server import scripted_turns, tgi_error, tgi_handler, tgi_reply, tgi_tool_call
 from tests.tools import ADD_PARAMETERS, add
 
@@ -50,6 +58,10 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr("huggingface_hub.constants.HF_TOKEN_PATH", str(tmp_path / "no-token"))
     monkeypatch.setattr(api, "_warned", set())
 
+
+def endpoint(url: str) -> evalkit.Model:
+    """The model of a dedicated endpoint (or TGI server) at `url`."""
+    return evalkit.get_model(f"hf-inference/{url}")
 
 
 def test_chat_request_to_a_dedicated_endpoint() -> None:
@@ -92,7 +104,7 @@ def test_hub_ids_go_to_the_hf_inference_router(monkeypatch: pytest.MonkeyPatch) 
     with RecordingServer(tgi_reply) as server:
         monkeypatch.setattr(hf_inference, "ROUTER", f"{server.url}/hf-inference")  # the router, served locally
         assert generate_and_close(evalkit.get_model(f"hf-inference/{HUB_ID}"), "ANSWER: hub").completion == "hub"
-        assert embed(evalkit.get_model("hf-inference/BAAI/bge-small-en-v1.5"), ["x y"]) == [embedding("x y")]
+        assert embed_and_close(evalkit.get_model("hf-inference/BAAI/bge-small-en-v1.5"), ["x y"]) == [embedding("x y")]
     chat, features = server.requests
     assert chat.path == f"/hf-inference/models/{HUB_ID}/v1/chat/completions" and chat.json()["model"] == HUB_ID
     assert features.path == "/hf-inference/models/BAAI/bge-small-en-v1.5/pipeline/feature-extraction"
@@ -121,8 +133,9 @@ def test_a_saved_login_goes_only_to_hugging_face(monkeypatch: pytest.MonkeyPatch
         monkeypatch.setattr(hf_inference, "ROUTER", f"{server.url}/hf-inference")  # the router, served locally
         generate_and_close(evalkit.get_model(f"hf-inference/{HUB_ID}"), "ANSWER: router")
         generate_and_close(evalkit.get_model(f"hf-inference/{server.url}"), "ANSWER: elsewhere")
-        assert embed(evalkit.get_model(f"hf-inference/{server.url}"), ["x"]) == [embedding("x")]
-        generate_and_close(evalkit.get_model(f"hf-inference/{HUB_ID}", base_url=server.url, headers={"X-Trace": "1"}), "ANSWER: b")
+        assert embed_and_close(evalkit.get_model(f"hf-inference/{server.url}"), ["x"]) == [embedding("x")]
+        elsewhere = evalkit.get_model(f"hf-inference/{HUB_ID}", base_url=server.url, headers={"X-Trace": "1"})
+        generate_and_close(elsewhere, "ANSWER: base_url")
         generate_and_close(evalkit.get_model(f"hf-inference/{server.url}", token="hf_given"), "ANSWER: given")
         monkeypatch.setenv("HF_TOKEN", TOKEN)
         generate_and_close(evalkit.get_model(f"hf-inference/{server.url}"), "ANSWER: env")
@@ -178,28 +191,16 @@ def test_response_schema_becomes_tgi_grammar() -> None:
 def test_client_errors_are_one_line_and_not_retried(status: int, message: str) -> None:
     detail = {401: "Authorization header is invalid", 404: "Model not found",
               422: "Input validation error: `max_tokens` must be > 0"}[status]
-    with RecordingServer(lambda request: tgi_error(status, detail)) as server:
-        model = evalkit.get_model(f"hf-inference/{server.url}")
-        with pytest.raises(EvalkitError, match=f"^{message}$"):
-            generate_and_close(model, "ANSWER: never")
-    assert len(server.requests) == 1 and model.retries == 0
+    check_not_retried(endpoint, tgi_error(status, detail), f"^{message}$")
 
 
 def test_rate_limits_server_errors_and_dropped_connections_are_retried() -> None:
-    replies = [tgi_error(429, "Model is overloaded", {"Retry-After": str(RETRY_AFTER)}), tgi_error(500, "internal"),
-               Reply(drop=True), tgi_error(503, "loading")]
-    with RecordingServer(scripted(replies, tgi_reply)) as server:
-        model = evalkit.get_model(f"hf-inference/{server.url}")
-        assert generate_and_close(model, "ANSWER: eventually").completion == "eventually"
-    assert model.retries == 4 and len(server.requests) == 5
-    assert waited_for_hint(server.requests[0], server.requests[1])
+    check_retried(endpoint, [tgi_error(429, "Model is overloaded", {"Retry-After": str(RETRY_AFTER)}),
+                             tgi_error(500, "internal"), Reply(drop=True), tgi_error(503, "loading")], tgi_reply)
 
 
 def test_malformed_replies_are_clear_errors() -> None:
-    with RecordingServer(lambda request: Reply(body='{"truncated": ')) as server:
-        with pytest.raises(Exception, match="hf-inference/http://.*: the reply is not JSON"):
-            generate_and_close(evalkit.get_model(f"hf-inference/{server.url}"), "ANSWER: never", GenerateConfig(max_retries=2))
-    assert len(server.requests) == 1
+    check_not_retried(endpoint, Reply(body='{"truncated": '), "hf-inference/http://.*: the reply is not JSON", Exception)
 
 
 def test_embeddings_pooled_and_per_token() -> None:
@@ -207,25 +208,22 @@ def test_embeddings_pooled_and_per_token() -> None:
     with RecordingServer(tgi_reply) as server:
         model = evalkit.get_model(f"hf-inference/{server.url}")
         assert model.api.embed_batch_size() == 32
-        assert embed(model, texts) == [embedding(t) for t in texts]
+        assert embed_and_close(model, texts) == [embedding(t) for t in texts]
     [request] = server.requests
     assert (request.path, request.json(), request.headers["authorization"]) == ("/", {"inputs": texts}, f"Bearer {TOKEN}")
     with RecordingServer(tgi_handler(per_token=True)) as server:
         model = evalkit.get_model(f"hf-inference/{server.url}")
-        pooled = embed(model, ["ab cdef", "xy zz"])  # two tokens each: mean-pooled
+        pooled = embed_and_close(model, ["ab cdef", "xy zz"])  # two tokens each: mean-pooled
         with pytest.raises(Exception, match="per-token vectors of different lengths"):
-            embed(evalkit.get_model(f"hf-inference/{server.url}"), ["one", "two words"])
+            embed_and_close(evalkit.get_model(f"hf-inference/{server.url}"), ["one", "two words"])
     mean = lambda a, b: [(x + y) / 2 for x, y in zip(embedding(a), embedding(b))]  # noqa: E731
     assert pooled == [mean("ab", "cdef"), mean("xy", "zz")]
 
 
 def test_model_embed_batches_by_32_and_retries() -> None:
-    texts = [f"text number {i}" for i in range(40)]
-    replies = [tgi_error(429, "Model is overloaded", {"Retry-After": "0"}), Reply(drop=True)]
-    with RecordingServer(scripted(replies, tgi_reply)) as server:
-        vectors = embed(evalkit.get_model(f"hf-inference/{server.url}"), texts)
-    assert vectors == [embedding(t) for t in texts]
-    assert len(server.requests) == 4 and sorted(len(r.json()["inputs"]) for r in server.requests[2:]) == [8, 32]
+    vectors, _ = check_model_embed(endpoint, [tgi_error(429, "Model is overloaded", {"Retry-After": "0"}), Reply(drop=True)],
+                                   tgi_reply, "inputs", batch=32)
+    assert vectors == [embedding(t) for t in numbered_texts(36)]
 
 
 def run_tools_eval(server: RecordingServer, solver: Any, log_dir: Path) -> Any:
@@ -273,17 +271,14 @@ def test_tool_choice(choice: Any, wire: Any) -> None:
 
 def test_cli_eval(tmp_path: Path) -> None:
     with RecordingServer(tgi_reply) as server:
-        result = run_cli("eval", str(REPO / "tasks" / "factual_qa.py"), "--model", "hf-inference/tgi", "--limit", "2",
-                         "-M", "headers={X-Trace: cli}", "--log-dir", str(tmp_path / "logs"), cwd=tmp_path,
-                         env={"HF_TOKEN": "hf_cli_token", "HF_INFERENCE_BASE_URL": server.url, "HF_HUB_OFFLINE": "0"}, timeout=120)
-    assert result.returncode == 0, result.stderr
+        env = {"HF_TOKEN": "hf_cli_token", "HF_INFERENCE_BASE_URL": server.url, "HF_HUB_OFFLINE": "0"}
+        result = cli_eval("hf-inference/tgi", tmp_path / "logs", "-M", "headers={X-Trace: cli}", limit=2, cwd=tmp_path,
+                          timeout=120, env=env)
+    log = cli_log(result, tmp_path / "logs", "hf_cli_token")
     assert len(server.requests) == 2
     for request in server.requests:
         assert request.headers["authorization"] == "Bearer hf_cli_token" and request.headers["x-trace"] == "cli"
         body = request.json()
         assert body["model"] == "tgi" and body["messages"][0] == {"role": "system", "content": "Answer in a few words."}
         assert (body["max_tokens"], body["temperature"]) == (32, 0.0)
-    [path] = (tmp_path / "logs").glob("*.jsonl")
-    log = read_eval_log(path)
-    assert log.footer["status"] == "success" and "hf_cli_token" not in path.read_text()
     assert all(s.output["completion"] == "Default reply" for s in log.samples)
