@@ -10,14 +10,25 @@ import httpx
 import pytest
 
 import evalkit
-from evalkit import ChatMessageSystem, ChatMessageUser, GenerateConfig, Sample, Task, read_eval_log
+from evalkit import ChatMessageSystem, ChatMessageUser, GenerateConfig, Sample, Task
 from evalkit.errors import EvalkitError, ToolsUnsupportedError
 from evalkit.providers.common.http_errors import MalformedResponseError
 from evalkit.solver import generate as generate_solver, use_tools
-from tests.conftest import REPO, run_cli
-from tests.providers.helpers import NO_RETRIES, RETRY_AFTER, generate_and_close, generate_once, isolate_env, waited_for_hint
+from tests.providers.helpers import (
+    NO_RETRIES,
+    RETRY_AFTER,
+    check_cli_error,
+    check_gives_up,
+    check_not_retried,
+    check_retried,
+    cli_eval,
+    cli_log,
+    generate_and_close,
+    generate_once,
+    isolate_env,
+)
 from tests.servers.http import RecordingServer, Reply, Request
-from tests.servers.openai_server import answer, error_reply, scripted
+from tests.servers.openai_server import answer, error_reply
 from tests.tools import add
 
 KEY = "gf-key-0123456789"
@@ -95,32 +106,25 @@ def test_tools_are_refused_with_one_line(tmp_path: Path) -> None:
     assert f"{ToolsUnsupportedError.__name__}: provider 'goodfire' cannot call tools (goodfire/{MODEL})" in log.error
 
 
+def llama(url: str) -> evalkit.Model:
+    return evalkit.get_model(f"goodfire/{MODEL}", base_url=url)
+
+
 @pytest.mark.parametrize(("status", "message"), [
     (400, r"^goodfire: request rejected \(HTTP 400\): Invalid model$"),
     (401, r"^goodfire: authentication failed \(HTTP 401\); check GOODFIRE_API_KEY: Invalid API key\.$"),
 ])
 def test_client_errors_are_one_line_and_not_retried(status: int, message: str) -> None:
-    detail = {400: "Invalid model", 401: "Invalid API key."}[status]
-    with RecordingServer(lambda request: error_reply(status, detail)) as server:
-        with pytest.raises(EvalkitError, match=message):
-            generate(server, "hi", GenerateConfig(max_retries=3))
-    assert len(server.requests) == 1
+    check_not_retried(llama, error_reply(status, {400: "Invalid model", 401: "Invalid API key."}[status]), message)
 
 
 def test_rate_limit_waits_for_retry_after_and_server_errors_are_retried() -> None:
-    replies = [Reply(429, "You have hit your rate limit.", {"Retry-After": str(RETRY_AFTER)}), Reply(500, "Server error")]
-    with RecordingServer(scripted(replies, chat_reply)) as server:
-        model = evalkit.get_model(f"goodfire/{MODEL}", base_url=server.url)
-        output = generate_and_close(model, "ANSWER: eventually", GenerateConfig(max_retries=2))
-    assert output.completion == "eventually" and model.retries == 2 and len(server.requests) == 3
-    assert waited_for_hint(server.requests[0], server.requests[1])
+    check_retried(llama, [Reply(429, "You have hit your rate limit.", {"Retry-After": str(RETRY_AFTER)}),
+                          Reply(500, "Server error")], chat_reply)
 
 
 def test_server_errors_give_up_after_the_retries() -> None:
-    with RecordingServer(lambda request: Reply(503, "unavailable")) as server:
-        with pytest.raises(httpx.HTTPStatusError):
-            generate(server, "hi", GenerateConfig(max_retries=1))
-    assert len(server.requests) == 2
+    check_gives_up(llama, Reply(503, "unavailable"), httpx.HTTPStatusError)
 
 
 @pytest.mark.parametrize(("reply", "message"), [
@@ -128,29 +132,21 @@ def test_server_errors_give_up_after_the_retries() -> None:
     (Reply(body={"id": "x", "choices": []}), "response has no choices"),
 ])
 def test_malformed_replies_are_errors(reply: Reply, message: str) -> None:
-    with RecordingServer(lambda request: reply) as server:
-        with pytest.raises(MalformedResponseError, match=message):
-            generate(server, "hi", GenerateConfig(max_retries=3))
-    assert len(server.requests) == 1
+    check_not_retried(llama, reply, message, MalformedResponseError)
 
 
 def test_cli_eval(tmp_path: Path) -> None:
     with RecordingServer(chat_reply) as server:
-        result = run_cli("eval", str(REPO / "tasks" / "factual_qa.py"), "--model", "goodfire/Llama-3.3-70B-Instruct", "--limit", "1",
-                         "-M", "controller={edits: []}", "--log-dir", str(tmp_path / "logs"),
-                         env={"GOODFIRE_BASE_URL": server.url, "GOODFIRE_API_KEY": "cli-gf-key"})
-    assert result.returncode == 0, result.stderr
+        result = cli_eval("goodfire/Llama-3.3-70B-Instruct", tmp_path / "logs", "-M", "controller={edits: []}",
+                          env={"GOODFIRE_BASE_URL": server.url, "GOODFIRE_API_KEY": "cli-gf-key"})
+    cli_log(result, tmp_path / "logs", "cli-gf-key")
     [request] = server.requests
     assert request.path == PATH and request.headers["authorization"] == "Bearer cli-gf-key"
     body = request.json()
     assert body["model"] == MODEL and body["max_completion_tokens"] == 32 and body["controller"] == {"edits": []}
-    [path] = (tmp_path / "logs").glob("*.jsonl")
-    assert read_eval_log(path).footer["status"] == "success" and "cli-gf-key" not in path.read_text()
 
 
 def test_cli_bad_key_is_one_line(tmp_path: Path) -> None:
     with RecordingServer(lambda request: error_reply(401, "Invalid API key.")) as server:
-        result = run_cli("eval", str(REPO / "tasks" / "factual_qa.py"), "--model", f"goodfire/{MODEL}", "--limit", "1",
-                         "--log-dir", str(tmp_path / "logs"), env={"GOODFIRE_BASE_URL": server.url, "GOODFIRE_API_KEY": "wrong"})
-    assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert "goodfire: authentication failed (HTTP 401); check GOODFIRE_API_KEY: Invalid API key." in result.stderr
+        result = cli_eval(f"goodfire/{MODEL}", tmp_path / "logs", env={"GOODFIRE_BASE_URL": server.url, "GOODFIRE_API_KEY": "wrong"})
+    check_cli_error(result, "goodfire: authentication failed (HTTP 401); check GOODFIRE_API_KEY: Invalid API key.")
