@@ -10,14 +10,24 @@ import groq
 import pytest
 
 import evalkit
-from evalkit import ChatMessageSystem, ChatMessageUser, GenerateConfig, read_eval_log
+from evalkit import ChatMessageSystem, ChatMessageUser, GenerateConfig
 from evalkit.errors import EvalkitError, ModelArgsError
 from evalkit.model import api
 from evalkit.providers.common.http_errors import MalformedResponseError
-from tests.conftest import REPO, run_cli
-from tests.providers.helpers import NO_RETRIES, RETRY_AFTER, generate_and_close, isolate_env, waited_for_hint
+from tests.providers.helpers import (
+    NO_RETRIES,
+    RETRY_AFTER,
+    check_cli_error,
+    check_gives_up,
+    check_not_retried,
+    check_retried,
+    cli_eval,
+    cli_log,
+    generate_and_close,
+    isolate_env,
+)
 from tests.servers.http import RecordingServer, Reply, Request
-from tests.servers.openai_server import chat_reply, error_reply, scripted
+from tests.servers.openai_server import chat_reply, error_reply
 
 KEY = "gsk-test-0123456789"
 PATH = "/openai/v1/chat/completions"
@@ -37,8 +47,12 @@ def groq_reply(request: Request) -> Reply:
     return reply
 
 
-def generate(server: RecordingServer, input: Any, gen: GenerateConfig = NO_RETRIES, **model_args: Any) -> evalkit.ModelOutput:
-    return generate_and_close(evalkit.get_model("groq/llama-3.3-70b-versatile", base_url=server.url, **model_args), input, gen)
+def llama(url: str) -> evalkit.Model:
+    return evalkit.get_model("groq/llama-3.3-70b-versatile", base_url=url)
+
+
+def generate(server: RecordingServer, input: Any, gen: GenerateConfig = NO_RETRIES) -> evalkit.ModelOutput:
+    return generate_and_close(llama(server.url), input, gen)
 
 
 def test_request_and_output(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -103,33 +117,20 @@ def test_unknown_model_args_fail_at_once() -> None:
 ])
 def test_client_errors_are_one_line_and_not_retried(status: int, message: str) -> None:
     detail = {400: "bad request", 401: "Invalid API Key", 404: "no such model"}[status]
-    with RecordingServer(lambda request: error_reply(status, detail)) as server:
-        with pytest.raises(EvalkitError, match=message):
-            generate(server, "ANSWER: never", GenerateConfig(max_retries=3))
-    assert len(server.requests) == 1
+    check_not_retried(llama, error_reply(status, detail), message)
 
 
 def test_rate_limit_waits_for_retry_after_and_server_errors_are_retried() -> None:
-    replies = [error_reply(429, "Rate limit reached", {"Retry-After": str(RETRY_AFTER)}), error_reply(500, "oops"), Reply(drop=True)]
-    with RecordingServer(scripted(replies, chat_reply)) as server:
-        model = evalkit.get_model("groq/llama-3.3-70b-versatile", base_url=server.url)
-        output = generate_and_close(model, "ANSWER: eventually", GenerateConfig(max_retries=3))
-    assert output.completion == "eventually" and model.retries == 3 and len(server.requests) == 4
-    assert waited_for_hint(server.requests[0], server.requests[1])
+    check_retried(llama, [error_reply(429, "Rate limit reached", {"Retry-After": str(RETRY_AFTER)}), error_reply(500, "oops"),
+                          Reply(drop=True)], chat_reply)
 
 
 def test_rate_limit_reset_header_is_the_hint() -> None:
-    reset = {"x-ratelimit-reset-tokens": f"{RETRY_AFTER}s"}
-    with RecordingServer(scripted([error_reply(429, "Rate limit reached", reset)], chat_reply)) as server:
-        assert generate(server, "ANSWER: reset", GenerateConfig(max_retries=1)).completion == "reset"
-    assert waited_for_hint(server.requests[0], server.requests[1])
+    check_retried(llama, [error_reply(429, "Rate limit reached", {"x-ratelimit-reset-tokens": f"{RETRY_AFTER}s"})], chat_reply)
 
 
 def test_server_errors_give_up_after_the_retries() -> None:
-    with RecordingServer(lambda request: error_reply(503, "over capacity")) as server:
-        with pytest.raises(groq.InternalServerError):
-            generate(server, "ANSWER: never", GenerateConfig(max_retries=1))
-    assert len(server.requests) == 2
+    check_gives_up(llama, error_reply(503, "over capacity"), groq.InternalServerError)
 
 
 @pytest.mark.parametrize(("reply", "message"), [
@@ -137,10 +138,7 @@ def test_server_errors_give_up_after_the_retries() -> None:
     (Reply(body={"id": "x"}), "groq: response has no choices"),
 ])
 def test_malformed_replies_are_errors(reply: Reply, message: str) -> None:
-    with RecordingServer(lambda request: reply) as server:
-        with pytest.raises(MalformedResponseError, match=message):
-            generate(server, "ANSWER: never", GenerateConfig(max_retries=3))
-    assert len(server.requests) == 1
+    check_not_retried(llama, reply, message, MalformedResponseError)
 
 
 def test_tool_loop_through_eval(tmp_path: Path) -> None:
@@ -159,22 +157,16 @@ def test_tool_loop_through_eval(tmp_path: Path) -> None:
 
 def test_cli_eval(tmp_path: Path) -> None:
     with RecordingServer(groq_reply) as server:
-        result = run_cli("eval", str(REPO / "tasks" / "factual_qa.py"), "--model", "groq/llama-3.1-8b-instant", "--limit", "1",
-                         "-M", "default_headers={X-Run: cli}", "--log-dir", str(tmp_path / "logs"),
-                         env={"GROQ_BASE_URL": server.url, "GROQ_API_KEY": "cli-groq-key"})
-    assert result.returncode == 0, result.stderr
+        result = cli_eval("groq/llama-3.1-8b-instant", tmp_path / "logs", "-M", "default_headers={X-Run: cli}",
+                          env={"GROQ_BASE_URL": server.url, "GROQ_API_KEY": "cli-groq-key"})
+    log = cli_log(result, tmp_path / "logs", "cli-groq-key")
     [request] = server.requests
     assert request.path == PATH and request.headers["authorization"] == "Bearer cli-groq-key"
     assert request.headers["x-run"] == "cli" and request.json()["max_tokens"] == 32
-    [path] = (tmp_path / "logs").glob("*.jsonl")
-    log = read_eval_log(path)
-    assert log.footer["status"] == "success" and "cli-groq-key" not in path.read_text()
     assert log.samples[0].output["metadata"]["queue_time"] == 0.01
 
 
 def test_cli_bad_key_is_one_line(tmp_path: Path) -> None:
     with RecordingServer(lambda request: error_reply(401, "Invalid API Key")) as server:
-        result = run_cli("eval", str(REPO / "tasks" / "factual_qa.py"), "--model", "groq/llama-3.1-8b-instant", "--limit", "1",
-                         "--log-dir", str(tmp_path / "logs"), env={"GROQ_BASE_URL": server.url, "GROQ_API_KEY": "wrong"})
-    assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert "groq: authentication failed (HTTP 401); check GROQ_API_KEY: Invalid API Key" in result.stderr
+        result = cli_eval("groq/llama-3.1-8b-instant", tmp_path / "logs", env={"GROQ_BASE_URL": server.url, "GROQ_API_KEY": "wrong"})
+    check_cli_error(result, "groq: authentication failed (HTTP 401); check GROQ_API_KEY: Invalid API Key")
