@@ -20,16 +20,25 @@ from evalkit import (
     ContentText,
     GenerateConfig,
     ResponseSchema,
-    read_eval_log,
 )
 from evalkit.errors import EvalkitError, ImagesUnsupportedError
 from evalkit.providers.common.http_errors import MalformedResponseError, ProviderRequestError
 from evalkit.tool import ToolCall
-from tests.conftest import REPO, run_cli
-from tests.providers.helpers import NO_RETRIES, RETRY_AFTER, generate_and_close, generate_once, isolate_env, waited_for_hint
+from tests.providers.helpers import (
+    NO_RETRIES,
+    RETRY_AFTER,
+    check_cli_error,
+    check_gives_up,
+    check_not_retried,
+    check_retried,
+    cli_eval,
+    cli_log,
+    generate_and_close,
+    generate_once,
+    isolate_env,
+)
 from tests.servers.cloudflare_server import envelope, error_envelope, run_reply
 from tests.servers.http import RecordingServer, Reply, Request
-from tests.servers.openai_server import scripted
 from tests.tools import ADD_PARAMETERS
 
 ACCOUNT = "0123abcd4567ef"
@@ -46,6 +55,10 @@ def cloudflare_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 def base(server: RecordingServer) -> str:
     return f"{server.url}/client/v4/accounts"
+
+
+def llama(url: str) -> evalkit.Model:
+    return evalkit.get_model(f"cf/{MODEL}", base_url=f"{url}/client/v4/accounts")
 
 
 def generate(server: RecordingServer, input: Any, gen: GenerateConfig = NO_RETRIES, model: str = MODEL, **model_args: Any) -> evalkit.ModelOutput:
@@ -116,27 +129,16 @@ def test_missing_settings_name_the_variables(monkeypatch: pytest.MonkeyPatch) ->
 ])
 def test_client_errors_are_one_line_and_not_retried(status: int, message: str) -> None:
     detail = {400: "Bad input: must have required property 'messages'", 401: "Authentication error", 404: "No route for that URI"}
-    with RecordingServer(lambda request: error_envelope(status, detail[status])) as server:
-        with pytest.raises(EvalkitError, match=message):
-            generate(server, "hi", GenerateConfig(max_retries=3))
-    assert len(server.requests) == 1
+    check_not_retried(llama, error_envelope(status, detail[status]), message)
 
 
 def test_rate_limit_waits_for_retry_after_and_server_errors_are_retried() -> None:
-    replies = [error_envelope(429, "Capacity temporarily exceeded", 3040, {"Retry-After": str(RETRY_AFTER)}),
-               error_envelope(500, "Internal server error", 3043), Reply(drop=True)]
-    with RecordingServer(scripted(replies, run_reply)) as server:
-        model = evalkit.get_model(f"cf/{MODEL}", base_url=base(server))
-        output = generate_and_close(model, "ANSWER: eventually", GenerateConfig(max_retries=3))
-    assert output.completion == "eventually" and model.retries == 3 and len(server.requests) == 4
-    assert waited_for_hint(server.requests[0], server.requests[1])
+    check_retried(llama, [error_envelope(429, "Capacity temporarily exceeded", 3040, {"Retry-After": str(RETRY_AFTER)}),
+                          error_envelope(500, "Internal server error", 3043), Reply(drop=True)], run_reply)
 
 
 def test_server_errors_give_up_after_the_retries() -> None:
-    with RecordingServer(lambda request: error_envelope(502, "Bad gateway")) as server:
-        with pytest.raises(httpx.HTTPStatusError):
-            generate(server, "hi", GenerateConfig(max_retries=1))
-    assert len(server.requests) == 2
+    check_gives_up(llama, error_envelope(502, "Bad gateway"), httpx.HTTPStatusError)
 
 
 @pytest.mark.parametrize(("reply", "error", "message"), [
@@ -146,10 +148,7 @@ def test_server_errors_give_up_after_the_retries() -> None:
     (error_envelope(200, "Model is warming up"), ProviderRequestError, "^cf/meta/llama-3.1-8b-instruct: request failed: Model is warming up$"),
 ])
 def test_malformed_and_failed_replies_are_errors(reply: Reply, error: type[Exception], message: str) -> None:
-    with RecordingServer(lambda request: reply) as server:
-        with pytest.raises(error, match=message):
-            generate(server, "hi", GenerateConfig(max_retries=3))
-    assert len(server.requests) == 1
+    check_not_retried(llama, reply, message, error)
 
 
 def two_sums(request: Request) -> Reply:
@@ -192,23 +191,18 @@ def test_tool_loop_through_eval(tmp_path: Path) -> None:
 
 def test_cli_eval(tmp_path: Path) -> None:
     with RecordingServer(run_reply) as server:
-        result = run_cli("eval", str(REPO / "tasks" / "factual_qa.py"), "--model", f"cf/{MODEL}", "--limit", "1",
-                         "-M", "repetition_penalty=1.2", "--log-dir", str(tmp_path / "logs"),
-                         env={"CLOUDFLARE_BASE_URL": base(server), "CLOUDFLARE_ACCOUNT_ID": ACCOUNT, "CLOUDFLARE_API_TOKEN": "cli-cf-token"})
-    assert result.returncode == 0, result.stderr
+        result = cli_eval(f"cf/{MODEL}", tmp_path / "logs", "-M", "repetition_penalty=1.2", env={
+            "CLOUDFLARE_BASE_URL": base(server), "CLOUDFLARE_ACCOUNT_ID": ACCOUNT, "CLOUDFLARE_API_TOKEN": "cli-cf-token"})
+    cli_log(result, tmp_path / "logs", "cli-cf-token")
     [request] = server.requests
     assert request.path == PATH and request.headers["authorization"] == "Bearer cli-cf-token"
     body = request.json()
     assert body["max_tokens"] == 32 and body["temperature"] == 0.0 and body["repetition_penalty"] == 1.2
     assert body["messages"][0] == {"role": "system", "content": "Answer in a few words."}
-    [path] = (tmp_path / "logs").glob("*.jsonl")
-    assert read_eval_log(path).footer["status"] == "success" and "cli-cf-token" not in path.read_text()
 
 
 def test_cli_bad_token_is_one_line(tmp_path: Path) -> None:
     with RecordingServer(lambda request: error_envelope(401, "Authentication error")) as server:
-        result = run_cli("eval", str(REPO / "tasks" / "factual_qa.py"), "--model", f"cf/{MODEL}", "--limit", "1",
-                         "--log-dir", str(tmp_path / "logs"),
-                         env={"CLOUDFLARE_BASE_URL": base(server), "CLOUDFLARE_ACCOUNT_ID": ACCOUNT, "CLOUDFLARE_API_TOKEN": "wrong"})
-    assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert "cf: authentication failed (HTTP 401); check CLOUDFLARE_API_TOKEN: Authentication error" in result.stderr
+        result = cli_eval(f"cf/{MODEL}", tmp_path / "logs", env={
+            "CLOUDFLARE_BASE_URL": base(server), "CLOUDFLARE_ACCOUNT_ID": ACCOUNT, "CLOUDFLARE_API_TOKEN": "wrong"})
+    check_cli_error(result, "cf: authentication failed (HTTP 401); check CLOUDFLARE_API_TOKEN: Authentication error")
