@@ -18,15 +18,8 @@ from evalkit.errors import EvalkitError
 from evalkit.providers.common.http_errors import MalformedResponseError
 from evalkit.tool import ToolCall
 from tests.providers.helpers import (
-    RETRY_AFTER,
-    check_model_embed,
-    check_not_retried,
-    check_retried,
-    cli_eval,
-    cli_log,
-    generate_and_close,
-    isolate_env,
-    numbered_texts,
+    RETRY_AFTER, check_model_embed, check_not_retried, check_retried, cli_eval, cli_log, generate_and_close,
+    isolate_env, numbered_texts,
 )
 from tests.providers.test_openai_tools import ADD_TOOL, SENT_BACK, SUMS_MESSAGES, SUMS_TASK, two_sums
 from tests.servers.embeddings_server import letter_vector, openai_embeddings
@@ -162,20 +155,19 @@ def phi4(url: str) -> evalkit.Model:
     return evalkit.get_model("azureai/Phi-4", base_url=url)
 
 
-def test_authentication_failure_is_one_line_and_not_retried() -> None:
-    check_not_retried(phi4, error_reply(401, "Access denied due to invalid subscription key"),
-                      r"^azureai: authentication failed \(HTTP 401\); check AZUREAI_API_KEY: Access denied due to invalid "
-                      r"subscription key$")
+@pytest.mark.parametrize(("reply", "error", "message"), [
+    (error_reply(401, "Access denied due to invalid subscription key"), EvalkitError,
+     r"^azureai: authentication failed \(HTTP 401\); check AZUREAI_API_KEY: Access denied due to invalid subscription key$"),
+    (Reply(body='{"truncated": '), MalformedResponseError, "^azureai: "),
+    (Reply(body={"id": "x", "object": "chat.completion"}), MalformedResponseError, "^azureai: .*no choices"),
+], ids=["401", "not-json", "no-choices"])
+def test_errors_no_retry_fixes_are_one_line(reply: Reply, error: type[Exception], message: str) -> None:
+    check_not_retried(phi4, reply, message, error)
 
 
 def test_rate_limits_and_server_errors_are_retried() -> None:  # the SDK itself retries nothing
     check_retried(phi4, [error_reply(429, "Rate limit is exceeded", {"Retry-After": str(RETRY_AFTER)}),
                          error_reply(500, "Internal error"), Reply(drop=True)], chat_reply)
-
-
-@pytest.mark.parametrize("body", ['{"truncated": ', {"id": "x", "object": "chat.completion"}], ids=["not-json", "no-choices"])
-def test_malformed_replies_are_clear_errors(body: Any) -> None:
-    check_not_retried(phi4, Reply(body=body), "^azureai: ", MalformedResponseError)
 
 
 def test_embeddings_through_model_embed() -> None:

@@ -25,17 +25,8 @@ from evalkit.errors import EvalkitError, ImagesUnsupportedError
 from evalkit.providers.common.http_errors import MalformedResponseError, ProviderRequestError
 from evalkit.tool import ToolCall
 from tests.providers.helpers import (
-    NO_RETRIES,
-    RETRY_AFTER,
-    check_cli_error,
-    check_gives_up,
-    check_not_retried,
-    check_retried,
-    cli_eval,
-    cli_log,
-    generate_and_close,
-    generate_once,
-    isolate_env,
+    NO_RETRIES, RETRY_AFTER, check_cli_error, check_gives_up, check_not_retried, check_retried, cli_eval, cli_log,
+    generate_and_close, generate_once, isolate_env,
 )
 from tests.servers.cloudflare_server import envelope, error_envelope, run_reply
 from tests.servers.http import RecordingServer, Reply, Request

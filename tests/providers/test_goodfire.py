@@ -15,17 +15,8 @@ from evalkit.errors import EvalkitError, ToolsUnsupportedError
 from evalkit.providers.common.http_errors import MalformedResponseError
 from evalkit.solver import generate as generate_solver, use_tools
 from tests.providers.helpers import (
-    NO_RETRIES,
-    RETRY_AFTER,
-    check_cli_error,
-    check_gives_up,
-    check_not_retried,
-    check_retried,
-    cli_eval,
-    cli_log,
-    generate_and_close,
-    generate_once,
-    isolate_env,
+    NO_RETRIES, RETRY_AFTER, check_cli_error, check_gives_up, check_not_retried, check_retried, cli_eval, cli_log,
+    generate_and_close, generate_once, isolate_env,
 )
 from tests.servers.http import RecordingServer, Reply, Request
 from tests.servers.openai_server import answer, error_reply

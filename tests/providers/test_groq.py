@@ -15,16 +15,8 @@ from evalkit.errors import EvalkitError, ModelArgsError
 from evalkit.model import api
 from evalkit.providers.common.http_errors import MalformedResponseError
 from tests.providers.helpers import (
-    NO_RETRIES,
-    RETRY_AFTER,
-    check_cli_error,
-    check_gives_up,
-    check_not_retried,
-    check_retried,
-    cli_eval,
-    cli_log,
-    generate_and_close,
-    isolate_env,
+    NO_RETRIES, RETRY_AFTER, check_cli_error, check_gives_up, check_not_retried, check_retried, cli_eval, cli_log,
+    generate_and_close, isolate_env,
 )
 from tests.servers.http import RecordingServer, Reply, Request
 from tests.servers.openai_server import chat_reply, error_reply

@@ -28,16 +28,8 @@ from evalkit.scorer import includes
 from evalkit.solver import generate, use_tools
 from evalkit.tool import ToolCall, ToolFunction
 from tests.providers.helpers import (
-    RETRY_AFTER,
-    check_model_embed,
-    check_not_retried,
-    check_retried,
-    cli_eval,
-    cli_log,
-    embed_and_close,
-    generate_and_close,
-    isolate_env,
-    numbered_texts,
+    RETRY_AFTER, check_model_embed, check_not_retried, check_retried, cli_eval, cli_log, embed_and_close,
+    generate_and_close, isolate_env, numbered_texts,
 )
 from tests.servers.cohere_server import embedding
 from tests.servers.http import RecordingServer, Reply

@@ -24,16 +24,8 @@ from evalkit.errors import EvalkitError, ModelArgsError
 from evalkit.providers.common.http_errors import MalformedResponseError
 from evalkit.tool import ToolCall
 from tests.providers.helpers import (
-    RETRY_AFTER,
-    check_cli_error,
-    check_model_embed,
-    check_not_retried,
-    check_retried,
-    cli_eval,
-    cli_log,
-    generate_and_close,
-    isolate_env,
-    numbered_texts,
+    RETRY_AFTER, check_cli_error, check_model_embed, check_not_retried, check_retried, cli_eval, cli_log,
+    generate_and_close, isolate_env, numbered_texts,
 )
 from tests.providers.test_openai_tools import ADD_TOOL, SUMS_MESSAGES, SUMS_TASK, two_sums
 from tests.servers.embeddings_server import letter_vector, openai_embeddings
@@ -203,25 +195,21 @@ def large(url: str) -> evalkit.Model:
     return evalkit.get_model("mistral/mistral-large-latest", base_url=url)
 
 
-def test_authentication_failure_is_one_line_and_not_retried() -> None:
-    check_not_retried(large, Reply(401, {"message": "Unauthorized", "request_id": "r1"}),
-                      r"^mistral: authentication failed \(HTTP 401\); check MISTRAL_API_KEY: Unauthorized$")
-
-
-def test_bad_request_names_the_servers_message() -> None:
-    check_not_retried(lambda url: evalkit.get_model("mistral/mistral-nope", base_url=url),
-                      mistral_error(400, "Invalid model: mistral-nope"),
-                      r"mistral: request rejected \(HTTP 400\): Invalid model: mistral-nope")
+@pytest.mark.parametrize(("reply", "error", "message"), [
+    (Reply(401, {"message": "Unauthorized", "request_id": "r1"}), EvalkitError,
+     r"^mistral: authentication failed \(HTTP 401\); check MISTRAL_API_KEY: Unauthorized$"),
+    (mistral_error(400, "Invalid model: mistral-nope"), EvalkitError,
+     r"^mistral: request rejected \(HTTP 400\): Invalid model: mistral-nope$"),
+    (Reply(body='{"truncated": '), MalformedResponseError, "^mistral: "),
+    (Reply(body={"id": "x", "object": "chat.completion"}), MalformedResponseError, "^mistral: "),
+], ids=["401", "400", "not-json", "no-choices"])
+def test_errors_no_retry_fixes_are_one_line(reply: Reply, error: type[Exception], message: str) -> None:
+    check_not_retried(large, reply, message, error)
 
 
 def test_rate_limits_and_server_errors_are_retried() -> None:  # the SDK itself retries nothing
     check_retried(large, [mistral_error(429, "Requests rate limit exceeded", {"Retry-After": str(RETRY_AFTER)}),
                           mistral_error(500, "Internal error"), Reply(drop=True)], chat_reply)
-
-
-@pytest.mark.parametrize("body", ['{"truncated": ', {"id": "x", "object": "chat.completion"}], ids=["not-json", "no-choices"])
-def test_malformed_replies_are_clear_errors(body: Any) -> None:
-    check_not_retried(large, Reply(body=body), "^mistral: ", MalformedResponseError)
 
 
 def test_embeddings_through_model_embed() -> None:
