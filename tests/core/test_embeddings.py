@@ -18,7 +18,7 @@ from evalkit.errors import DefinitionError, EmbeddingsUnsupportedError, EvalkitE
 from evalkit.model.retry import RequestTimeoutError
 from evalkit.scorer import embedding_similarity
 from tests.conftest import run_cli
-from tests.providers.helpers import RETRY_AFTER, generate_and_close, isolate_env, set_fake_aws_env, waited_for_hint
+from tests.providers.helpers import RETRY_AFTER, embed_and_close as embed, generate_and_close, isolate_env, set_fake_aws_env, waited_for_hint
 from tests.servers.converse_server import aws_error
 from tests.servers.embeddings_server import bedrock_invoke, gemini_embeddings, letter_vector, openai_embeddings
 from tests.servers.gemini_server import google_error
@@ -42,18 +42,6 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def words(n: int) -> list[str]:
     """`n` distinct texts: text i spells i's digits as letters (0 -> a, 1 -> b, ...)."""
     return [f"item {''.join('abcdefghij'[int(d)] for d in str(i))}" for i in range(n)]
-
-
-def embed(model: Model, texts: list[str], config: GenerateConfig | None = None) -> list[list[float]]:
-    """`model.embed(texts)` in a fresh event loop, closing the model afterwards."""
-
-    async def main() -> list[list[float]]:
-        try:
-            return await model.embed(texts, config)
-        finally:
-            await model.aclose()
-
-    return anyio.run(main)
 
 
 def cosine(a: list[float], b: list[float]) -> float:

@@ -56,12 +56,12 @@ ModelFor = Callable[[str], Model]
 """Makes the model under test for a local server's URL."""
 
 
-def embed_and_close(model: Model, texts: list[str]) -> list[list[float]]:
+def embed_and_close(model: Model, texts: list[str], config: GenerateConfig | None = None) -> list[list[float]]:
     """`model.embed(texts)` in a fresh event loop, closing the model afterwards."""
 
     async def main() -> list[list[float]]:
         try:
-            return await model.embed(texts)
+            return await model.embed(texts, config)
         finally:
             await model.aclose()
 
