@@ -245,7 +245,7 @@ async def run_task(task: Task, model: Model, options: RunOptions, resume: EvalLo
     status = "cancelled"
     started = time.monotonic()
     progress = Progress(f"{task.display_name} · {model.name}", total, options.display, already_done=finished)
-    batches = open_batch_run(config.batch, header["eval_id"], writer.batch, progress.add_batches, recorded)
+    batches = open_batch_run(header["eval_id"], writer.batch, progress.add_batches, recorded)
 
     async def worker(cancel: anyio.CancelScope) -> None:
         for sample, epoch in work:
@@ -270,7 +270,8 @@ async def run_task(task: Task, model: Model, options: RunOptions, resume: EvalLo
     try:
         with progress, running(active):
             async with anyio.create_task_group() as group:
-                at_once = options.max_samples or samples_at_once(model.api, config.batch) or model.max_connections(config)
+                batch = model.config.merge(config).batch
+                at_once = options.max_samples or samples_at_once(model.api, batch) or model.max_connections(config)
                 for _ in range(min(at_once, max(total, 1))):
                     group.start_soon(worker, group.cancel_scope)
         status = "success"

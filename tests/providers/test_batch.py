@@ -76,8 +76,10 @@ def test_eval_collects_requests_into_batches_and_maps_replies_back(tmp_path: Pat
     upload = server.requests[0]
     assert (upload.method, upload.path, upload.headers["authorization"]) == ("POST", "/v1/files", f"Bearer {KEY}")
     assert b'name="purpose"\r\n\r\nbatch' in upload.body
-    create = next(r for r in server.requests if r.path == "/v1/batches")
-    assert create.json() == {"input_file_id": "file-1", "endpoint": "/v1/chat/completions", "completion_window": "24h"}
+    create = next(r for r in server.requests if r.path == "/v1/batches").json()
+    tag = create.pop("metadata")["evalkit_submission"]
+    assert create == {"input_file_id": create["input_file_id"], "endpoint": "/v1/chat/completions", "completion_window": "24h"}
+    assert create["input_file_id"] in server.files and len(tag) == 32
     first = next(iter(server.batch_lines.values()))[0]
     assert first["method"] == "POST" and first["url"] == "/v1/chat/completions"
     assert first["body"]["model"] == "gpt-4o-mini"
@@ -217,7 +219,7 @@ def test_sigkill_mid_batch_then_eval_retry_collects_running_batches(tmp_path: Pa
     assert result.returncode == 0, result.stderr
     assert created == 3 and len(server.batch_lines) == 3  # eval-retry created no batch
     assert "pending (1 requests)" in result.stderr  # the recorded batches it waits on are shown
-    assert server.duplicates == 0 and sum(server.submissions.values()) == 120
+    assert server.duplicates == 0 and server.body_duplicates == 0 and sum(server.submissions.values()) == 120
     done = evalkit.read_eval_log(log)
     assert done.status == "success" and len(done.samples) == 120 and done.results["match"]["accuracy"] == 1.0
     assert len(records(log, "batch")) == 3  # kept through the resume's compaction
@@ -233,7 +235,8 @@ def test_sigkill_between_turns_collects_the_first_turn_and_the_running_second(tm
         server.release()
         result = run_cli("eval-retry", str(log), "--display", "none", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert len(server.batch_lines) == 2 and server.duplicates == 0 and sum(server.submissions.values()) == 24
+    assert len(server.batch_lines) == 2 and server.duplicates == 0 and server.body_duplicates == 0
+    assert sum(server.submissions.values()) == 24
     done = evalkit.read_eval_log(log)
     assert done.status == "success" and done.results["match"]["accuracy"] == 1.0
     assert all(len(s.messages) == 5 for s in done.samples)  # system, user, assistant, user, assistant
@@ -277,3 +280,88 @@ def test_a_damaged_batch_record_is_named_with_its_line(tmp_path: Path) -> None:
     log.location.write_bytes(b"\n".join(lines) + b"\n")
     with pytest.raises(evalkit.errors.LogFileError, match=f"line {number}: batch field 'custom_ids' should be a list of strings"):
         evalkit.read_eval_log(log.location)
+
+
+def _crash_and_retry(tmp_path: Path, task: Path, server: BatchServer, logged: int, *extra: str) -> tuple[Path, int]:
+    """Run `task` through the CLI, SIGKILL it once `logged` batches are in its log, release the
+    held batches and eval-retry it; the log and how many batches the killed run created."""
+    process = _start(tmp_path, task, server, *extra)
+    _kill_when(process, lambda: _logged_batches(tmp_path) == logged)
+    [log] = (tmp_path / "logs").glob("*.jsonl")
+    created = len(server.batch_lines)
+    server.release()
+    result = run_cli("eval-retry", str(log), "--display", "none", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    return log, created
+
+
+def test_sigkill_while_a_retry_runs_then_eval_retry_waits_on_that_retry(tmp_path: Path) -> None:
+    path = tmp_path / "one.py"
+    path.write_text(TASK.format(count=2).replace('f"Question {i}. ANSWER: {i * 3}"', 'f"BATCH_ERROR 500 Question {i}. ANSWER: {i * 3}"'))
+    with BatchServer(hold=lambda lines: lines is not next(iter(server.batch_lines.values()))) as server:
+        log, created = _crash_and_retry(tmp_path, path, server, 2, "--batch", "5")
+    assert created == 2 and len(server.batch_lines) == 2  # the 500s' retries were collected, not sent a third time
+    assert server.duplicates == 0 and server.body_duplicates == 2  # each body: the 500, then its one retry
+    done = evalkit.read_eval_log(log)
+    assert done.status == "success" and done.results["match"]["accuracy"] == 1.0
+
+
+def test_sigkill_with_cache_between_turns_then_eval_retry_collects_the_running_second_turn(tmp_path: Path) -> None:
+    path = tmp_path / "two.py"
+    path.write_text(TASK.format(count=3).replace("turns: int = 1", "turns: int = 2"))
+    with BatchServer(hold=lambda lines: "Again" in lines[0]["body"]["messages"][-1]["content"]) as server:
+        log, created = _crash_and_retry(tmp_path, path, server, 2, "--batch", "50", "--cache")
+    assert created == 2 and len(server.batch_lines) == 2  # turn 1 from the cache, turn 2 from its running batch
+    assert server.duplicates == 0 and server.body_duplicates == 0
+    done = evalkit.read_eval_log(log)
+    assert done.status == "success" and all(len(s.messages) == 5 for s in done.samples)
+
+
+def test_batch_set_by_the_solver_is_recorded_and_collected_by_eval_retry(tmp_path: Path) -> None:
+    path = tmp_path / "solver.py"
+    path.write_text(TASK.format(count=6).replace("generate(), *second", "generate(batch=50), *second"))
+    with BatchServer(hold=lambda lines: True) as server:
+        log, created = _crash_and_retry(tmp_path, path, server, 1)  # no --batch: only the solver's config sets it
+    assert created == 1 and len(server.batch_lines) == 1
+    assert server.body_duplicates == 0
+    assert records(log, "batch")[0]["custom_ids"] == [line["custom_id"] for line in server.batch_lines["batch_2"]]
+    assert evalkit.read_eval_log(log).results["match"]["accuracy"] == 1.0
+
+
+def test_batch_set_on_the_models_config_is_recorded(tmp_path: Path) -> None:
+    with BatchServer() as server:
+        model = evalkit.get_model("openai/gpt-4o-mini", base_url=f"{server.url}/v1", config=evalkit.GenerateConfig(batch=FAST))
+        [log] = evalkit.eval(str(task_file(tmp_path, 3)), model=model, log_dir=tmp_path / "logs", display="none")
+    assert log.status == "success" and len(server.batch_lines) == 1
+    [record] = records(log.location, "batch")
+    assert sorted(record["custom_ids"]) == sorted(server.submissions) and not record["custom_ids"][0].startswith("x")
+
+
+def test_batch_polls_failing_for_a_while_keep_the_batch(tmp_path: Path) -> None:
+    with BatchServer(fail_polls=12) as server:  # more failures in a row than a create may have
+        [log] = evalkit.eval(str(task_file(tmp_path, 3)), model="openai/gpt-4o-mini", model_args={"base_url": f"{server.url}/v1"},
+                             batch=FAST, log_dir=tmp_path / "logs", display="none")
+    assert log.status == "success" and log.results["match"]["accuracy"] == 1.0
+    assert len(server.batch_lines) == 1 and server.body_duplicates == 0  # polled again until it ended, never sent again
+    assert sum(r.path == "/v1/batches/batch_2" for r in server.requests) >= 13
+
+
+def test_a_create_whose_reply_was_lost_adopts_the_batch_it_made(tmp_path: Path) -> None:
+    with BatchServer(lose_creates=1) as server:
+        [log] = evalkit.eval(str(task_file(tmp_path, 3)), model="openai/gpt-4o-mini", model_args={"base_url": f"{server.url}/v1"},
+                             batch=FAST, log_dir=tmp_path / "logs", display="none")
+    assert log.status == "success" and log.results["match"]["accuracy"] == 1.0
+    assert list(server.batch_lines) == ["batch_2"] and server.body_duplicates == 0
+    assert [b["id"] for b in records(log.location, "batch")] == ["batch_2"]
+    calls = [(r.method, r.path) for r in server.requests if not r.path.startswith("/v1/batches/")]
+    assert calls[:3] == [("POST", "/v1/files"), ("POST", "/v1/batches"), ("GET", "/v1/batches?limit=100")]  # one upload, the lookup
+    assert ("POST", "/v1/batches") not in calls[2:]
+
+
+def test_batch_file_errors_are_the_providers_one_line_errors(tmp_path: Path) -> None:
+    with BatchServer(together=True) as server:  # refuses OpenAI's purpose=batch with a 400
+        result = run_cli("eval", str(task_file(tmp_path, 2)), "--model", "openai/gpt-4o-mini", "-M", f"base_url={server.url}/v1",
+                         "--batch", "5", "--display", "plain", "--log-dir", str(tmp_path / "logs"), cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "openai: request rejected (HTTP 400): expected a file with purpose=batch" in result.stderr
+    assert "BadRequestError" not in result.stderr and "Traceback" not in result.stderr

@@ -212,7 +212,7 @@ def test_sigkill_mid_batch_then_eval_retry_collects_the_running_batches(tmp_path
         log, created, result = kill_then_retry(tmp_path, f"google/{MODEL}", server.ledger, batches=3)
     assert result.returncode == 0, result.stderr
     assert created == len(server.ledger.batches) == 3  # eval-retry created no batch
-    assert server.ledger.duplicates() == [] and sum(server.ledger.submitted.values()) == 60
+    assert server.ledger.duplicates() == [] and server.ledger.duplicate_bodies() == 0 and sum(server.ledger.submitted.values()) == 60
     done = evalkit.read_eval_log(log)
     assert done.status == "success" and len(done.samples) == 60 and done.results["match"]["accuracy"] == 1.0
 

@@ -1,5 +1,5 @@
 """What the local batch servers share: the batches they were given, how often each custom_id
-was submitted, and when a batch is done (after a set number of polls)."""
+and each request body was submitted, and when a batch is done (after a set number of polls)."""
 
 from __future__ import annotations
 
@@ -31,15 +31,20 @@ class Ledger:
     batches: dict[str, Batch] = field(default_factory=dict)
     submitted: Counter[str] = field(default_factory=Counter)
     """How many times each custom_id was submitted (in any batch)."""
+    body_of: Callable[[Any], Any] = lambda request: request
+    """The request body in what a batch holds for one request (without its custom_id)."""
+    bodies: Counter[str] = field(default_factory=Counter)
+    """How many times each request body (canonical JSON) was submitted, under any custom_id."""
     _seen: set[str] = field(default_factory=set)
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
     def create(self, requests: list[tuple[str, Any]]) -> Batch:
-        """A new batch of (custom_id, body) pairs, each custom_id counted as submitted."""
+        """A new batch of (custom_id, body) pairs, each custom_id and body counted as submitted."""
         with self._lock:
             batch = Batch(f"{self.prefix}{len(self.batches) + 1:04d}", dict(requests))
             self.batches[batch.id] = batch
             self.submitted.update(custom_id for custom_id, _ in requests)
+            self.bodies.update(json.dumps(self.body_of(body), sort_keys=True) for _, body in requests)
             return batch
 
     def poll(self, batch_id: str) -> Batch | None:
@@ -64,3 +69,7 @@ class Ledger:
     def duplicates(self) -> list[str]:
         """custom_ids submitted more than once."""
         return [custom_id for custom_id, count in self.submitted.items() if count > 1]
+
+    def duplicate_bodies(self) -> int:
+        """Extra submissions of request bodies sent more than once, under any custom_id."""
+        return sum(count - 1 for count in self.bodies.values() if count > 1)

@@ -5,8 +5,12 @@ A batch completes on its `polls`-th status request. Scripted failures: a prompt 
 `BATCH_ERROR <status>` fails inside its batch with that HTTP status the first time the
 prompt is seen (its retry succeeds), `BATCH_FAIL <status>` every time; `outcomes` gives the
 final state of the batches in creation order ("completed", "expired", "failed"), then
-"completed". A batch for whose request lines `hold` is true stays in progress until
-`release()`. Every custom_id's submissions are counted (`submissions`).
+"completed". `lose_creates` batch creations (the first ones) make the batch but answer 500,
+as when the reply to a create is lost; GET /v1/batches lists the batches, newest first, with
+the `metadata` they were created with. `fail_polls` status requests (the first ones) answer
+503. A batch for whose request lines `hold` is true stays in progress until
+`release()`. Every custom_id's submissions are counted (`submissions`), and so is every
+request body's (`bodies`): a request sent again under a new custom_id shows there.
 
 `together=True` speaks Together's variant: file purpose "batch-api", request lines of
 custom_id and body only, batch creation answering `{"job": ...}`, upper-case statuses and a
@@ -36,8 +40,11 @@ class BatchServer(RecordingServer):
     """`with BatchServer(polls=2) as server:` then use `f"{server.url}/v1"` as OPENAI_BASE_URL."""
 
     def __init__(self, polls: int = 1, outcomes: tuple[str, ...] = (),
-                 hold: Callable[[list[dict[str, Any]]], bool] | None = None, together: bool = False) -> None:
+                 hold: Callable[[list[dict[str, Any]]], bool] | None = None, together: bool = False,
+                 lose_creates: int = 0, fail_polls: int = 0) -> None:
         super().__init__(self._handle)
+        self.lose_creates = lose_creates
+        self.fail_polls = fail_polls
         self.together = together
         self.polls = polls
         self.outcomes = list(outcomes)
@@ -48,6 +55,8 @@ class BatchServer(RecordingServer):
         self.batch_lines: dict[str, list[dict[str, Any]]] = {}
         """The request lines of each batch, by batch id, in creation order."""
         self.submissions: Counter[str] = Counter()
+        self.bodies: Counter[bytes] = Counter()
+        """Submissions of each request body (canonical JSON), whatever its custom_id."""
         self._seen: Counter[str] = Counter()
         self._ids = itertools.count(1)
         self._state = threading.Lock()
@@ -62,6 +71,11 @@ class BatchServer(RecordingServer):
         """Requests submitted in more than one batch (each counted once per extra submission)."""
         return sum(count - 1 for count in self.submissions.values() if count > 1)
 
+    @property
+    def body_duplicates(self) -> int:
+        """Request bodies submitted more than once under any custom_id (each extra submission counted)."""
+        return sum(count - 1 for count in self.bodies.values() if count > 1)
+
     def _handle(self, request: Request) -> Reply:
         with self._state:
             path = request.path.split("?")[0]
@@ -69,6 +83,9 @@ class BatchServer(RecordingServer):
                 return self._upload(request)
             if request.method == "POST" and path == "/v1/batches":
                 return self._create(request.json())
+            if request.method == "GET" and path == "/v1/batches":
+                listed = [self._public(batch_id) for batch_id in reversed(self.batches)]
+                return Reply(body={"object": "list", "data": listed, "has_more": False})
             found = re.fullmatch(r"/v1/batches/([\w-]+)", path)
             if request.method == "GET" and found:
                 return self._poll(found.group(1))
@@ -103,18 +120,25 @@ class BatchServer(RecordingServer):
         batch_id = f"batch_{next(self._ids)}"
         self.batch_lines[batch_id] = lines
         self.submissions.update(line["custom_id"] for line in lines)
+        self.bodies.update(orjson.dumps(line["body"], option=orjson.OPT_SORT_KEYS) for line in lines)
         self.batches[batch_id] = {
             "id": batch_id, "object": "batch", "endpoint": body["endpoint"], "input_file_id": body["input_file_id"],
             "completion_window": "24h", "status": "validating", "created_at": int(time.time()), "polls": 0,
             "outcome": self.outcomes.pop(0) if self.outcomes else "completed",
-            "request_counts": {"total": len(lines), "completed": 0, "failed": 0},
+            "request_counts": {"total": len(lines), "completed": 0, "failed": 0}, "metadata": body.get("metadata"),
         }
+        if self.lose_creates:
+            self.lose_creates -= 1
+            return error_reply(500, "the reply to this create was lost")
         return Reply(body={"job": self._public(batch_id)} if self.together else self._public(batch_id))
 
     def _poll(self, batch_id: str) -> Reply:
         batch = self.batches.get(batch_id)
         if batch is None:
             return error_reply(404, f"no batch {batch_id}")
+        if self.fail_polls:
+            self.fail_polls -= 1
+            return error_reply(503, "the batch service is unavailable")
         batch["polls"] += 1
         if batch["status"] in ("validating", "in_progress"):
             batch["status"] = "in_progress"

@@ -42,7 +42,7 @@ class GeminiBatchServer(RecordingServer):
 
     def __init__(self, polls_to_finish: int = 2, outcome: str = "BATCH_STATE_SUCCEEDED", refuse_creates: tuple[int, ...] = ()) -> None:
         super().__init__(self._handle)
-        self.ledger = Ledger("batches/", polls_to_finish, self._result)
+        self.ledger = Ledger("batches/", polls_to_finish, self._result, body_of=lambda item: item.get("request"))
         self.outcome = outcome
         self.refusals = list(refuse_creates)
         self.models: dict[str, str] = {}

@@ -11,6 +11,11 @@ Each batch is recorded in the log of every run with a request in it as soon as i
 created (`BatchRun.created`), so eval-retry after a crash collects the replies of those
 batches (a request whose custom_id the log records waits on that batch) instead of paying
 for them again.
+
+Creating and polling batches run as tasks of their own, so a slow or failing call for one
+batch holds up no other. A created batch is given up only on a definite outcome (ended,
+failed, or an error a retry cannot fix, such as a 404 on it): while its polls fail
+transiently it is polled again later, with backoff.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ FIRST_POLL = 1.0
 BACKOFF = 1.5
 """Factor by which a batch's poll interval grows, up to `tick`, while it makes no progress."""
 MAX_CALL_RETRIES = 8
-"""Transient failures of one submit/status/results call before its requests fail."""
+"""Transient failures of one batch's creation before its requests fail."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,8 @@ class _Batch:
     next_poll: float = 0.0
     completed: int = -1
     failures: int = 0
+    """Polls in a row that failed transiently."""
+    polling: bool = False
 
 
 class Batcher:
@@ -101,6 +108,12 @@ class Batcher:
         self._batches: dict[str, _Batch] = {}
         self._leftovers: dict[str, dict[str, dict[str, Any] | Exception]] = {}
         """Results of recovered batches not yet asked for, by batch id."""
+        self._sending: list[_Queued] = []
+        """Requests whose batch is being created."""
+        self._creating = 0
+        """Batches being created."""
+        self._tasks: set[asyncio.Task[None]] = set()
+        """Running creations and polls."""
         self._wakeup: asyncio.Event | None = None
         self._dispatcher: asyncio.Task[None] | None = None
 
@@ -123,26 +136,42 @@ class Batcher:
 
     async def _recorded(self, custom_id: str, run: BatchRun | None) -> dict[str, Any] | None:
         """The reply a batch recorded by an earlier run of the log holds for `custom_id`, or
-        None when there is none to collect (not recorded, or that request failed)."""
+        None when there is none to collect: not recorded, or that request failed there for
+        good (it is submitted again under the same id). A transient failure there (a 5xx, an
+        expired batch) is raised as it was in the earlier run, so the retry asks for the next
+        custom_id, whose batch that run may have created already."""
         found = run.recorded.pop(custom_id, None) if run is not None else None
         if found is None or found[1] != self.api.model_name:
             return None
         batch_id = found[0]
         if batch_id in self._leftovers:
-            leftovers = self._leftovers[batch_id]
-            reply = leftovers.pop(custom_id, None)
-            if not leftovers:
-                del self._leftovers[batch_id]
-            return reply if isinstance(reply, dict) else None
+            reply = self._leftover(batch_id, custom_id)
+        else:
+            reply = await self._wait_recovered(batch_id, custom_id, run)  # type: ignore[arg-type]
+        if isinstance(reply, Exception):
+            if self._transient(reply):
+                raise reply
+            return None
+        return reply
+
+    def _leftover(self, batch_id: str, custom_id: str) -> dict[str, Any] | Exception:
+        leftovers = self._leftovers[batch_id]
+        reply = leftovers.pop(custom_id, None)
+        if not leftovers:
+            del self._leftovers[batch_id]
+        return BatchRetryError(f"batch {batch_id} ended without a result for request {custom_id}") if reply is None else reply
+
+    async def _wait_recovered(self, batch_id: str, custom_id: str, run: BatchRun) -> dict[str, Any] | Exception:
+        """Wait for `custom_id`'s outcome in a batch an earlier run created (polled from now on)."""
         batch = self._batches.get(batch_id) or self._watch(batch_id)
         future = asyncio.get_running_loop().create_future()
         batch.waiting[custom_id] = future
-        run.pending(0 if run in batch.runs else 1, 1)  # type: ignore[union-attr]  # shown as pending like a new batch
-        batch.runs[run] = batch.runs.get(run, 0) + 1  # type: ignore[index]
+        run.pending(0 if run in batch.runs else 1, 1)  # shown as pending like a new batch
+        batch.runs[run] = batch.runs.get(run, 0) + 1
         try:
             return await future
-        except Exception:  # the request, or its whole batch, failed there: send it again
-            return None
+        except Exception as error:  # the request, or its whole batch, failed there
+            return error
 
     def _watch(self, batch_id: str) -> _Batch:
         batch = self._batches[batch_id] = _Batch(batch_id, {}, recovered=True)
@@ -168,18 +197,24 @@ class Batcher:
 
     async def _dispatch(self) -> None:
         try:
-            while self._queue or self._batches:
+            while self._queue or self._batches or self._creating:
                 self._wakeup.clear()  # type: ignore[union-attr]  # a request arriving from here on wakes the sleep below
                 if self._ready():
-                    await self._submit(self._take())
+                    items = self._take()
+                    self._creating += 1
+                    self._sending.extend(items)
+                    self._spawn(self._submit(items))
                     continue
                 now = time.monotonic()
-                for batch in [b for b in self._batches.values() if b.next_poll <= now]:
-                    await self._poll(batch)
+                for batch in [b for b in self._batches.values() if b.next_poll <= now and not b.polling]:
+                    batch.polling = True
+                    self._spawn(self._poll(batch))
                 await self._sleep()
         except BaseException as error:  # cancelled with the event loop, or a bug: nobody must hang
+            for task in list(self._tasks):
+                task.cancel()
             stopped = error if isinstance(error, Exception) else BatchError("batch mode stopped")
-            self._fail([item.future for item in self._queue], stopped)
+            self._fail([item.future for item in self._queue + self._sending], stopped)
             for batch in self._batches.values():
                 self._fail(list(batch.waiting.values()), stopped)
             self._queue.clear()
@@ -187,9 +222,21 @@ class Batcher:
             if not isinstance(error, Exception):
                 raise
 
+    def _spawn(self, work: Any) -> None:
+        """Run a creation or poll as a task of its own; the dispatcher wakes when it is done."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if self._wakeup is not None:
+            self._wakeup.set()
+
     def _may_send(self) -> bool:
         """Whether requests wait and fewer than max_batches batches are in flight."""
-        return bool(self._queue) and sum(not b.recovered for b in self._batches.values()) < self.settings.max_batches
+        in_flight = self._creating + sum(not b.recovered for b in self._batches.values())
+        return bool(self._queue) and in_flight < self.settings.max_batches
 
     def _ready(self) -> bool:
         """Whether a batch should be sent now."""
@@ -203,7 +250,7 @@ class Batcher:
     def _everyone_waiting(self) -> bool:
         """Whether every sample running against the model waits on a batch (no request can come)."""
         active = self.api.activity.active
-        waiting = len(self._queue) + sum(len(b.waiting) for b in self._batches.values())
+        waiting = len(self._queue) + len(self._sending) + sum(len(b.waiting) for b in self._batches.values())
         return active > 0 and waiting >= active
 
     def _take(self) -> list[_Queued]:
@@ -219,7 +266,7 @@ class Batcher:
     async def _sleep(self) -> None:
         """Wait for a new request, the next poll, or the oldest request's send_delay."""
         assert self._wakeup is not None
-        wakes = [b.next_poll for b in self._batches.values()]
+        wakes = [b.next_poll for b in self._batches.values() if not b.polling]
         if self._may_send():
             wakes.append(self._queue[0].arrived + self.settings.send_delay)
         timeout = max(0.0, min(wakes) - time.monotonic()) if wakes else None
@@ -229,14 +276,19 @@ class Batcher:
             pass
 
     async def _submit(self, items: list[_Queued]) -> None:
-        """Create one batch of `items`, record it in each run's log, and start polling it."""
+        """Create one batch of `items` (taken from the queue into `_sending`), record it in each
+        run's log, and start polling it."""
         live = [item for item in items if not item.future.done()]
-        if not live:
-            return
         try:
-            batch_id = await self._call(self.protocol.submit, [BatchRequest(i.custom_id, i.body) for i in live])
+            batch_id = await self._create([BatchRequest(i.custom_id, i.body) for i in live]) if live else None
         except Exception as error:
             self._fail([item.future for item in live], error)
+            return
+        finally:
+            self._creating -= 1
+            sent = set(map(id, items))
+            self._sending = [item for item in self._sending if id(item) not in sent]
+        if batch_id is None:
             return
         first = min(FIRST_POLL, self.settings.tick)
         batch = _Batch(batch_id, {item.custom_id: item.future for item in live}, delay=first, next_poll=time.monotonic() + first)
@@ -250,17 +302,44 @@ class Batcher:
             batch.runs[run] = len(ids)
             run.pending(1, len(ids))
 
+    async def _create(self, requests: list[BatchRequest]) -> str:
+        """The protocol's submit, retried with backoff while it fails transiently (the protocol
+        adopts a batch an earlier try created when the API lets it find one)."""
+        for attempt in range(MAX_CALL_RETRIES + 1):
+            try:
+                return await self.protocol.submit(requests)
+            except Exception as error:
+                if not self._transient(error) or attempt == MAX_CALL_RETRIES:
+                    raise
+                await asyncio.sleep(backoff_delay(attempt, self.api.retry_after(error)))
+        raise AssertionError("unreachable")
+
     async def _poll(self, batch: _Batch) -> None:
+        """Poll one batch; once it ends, hand out its replies. A transient failure (of the poll
+        or the download) leaves it to be polled again later."""
         try:
-            status = await self._call(self.protocol.status, batch.id)
+            status = await self.protocol.status(batch.id)
             if status.state == "running":
                 self._later(batch, status)
                 return
-            results = await self._call(self.protocol.results, batch.id) if status.state == "ended" else {}
+            results = await self.protocol.results(batch.id) if status.state == "ended" else {}
         except Exception as error:
-            self._finish(batch, {}, error)
+            if self._transient(error):
+                self._retry_later(batch, error)
+            else:
+                self._finish(batch, {}, error)
             return
+        finally:
+            batch.polling = False
         self._finish(batch, results, None if status.state == "ended" else _failure(batch.id, status))
+
+    def _retry_later(self, batch: _Batch, error: Exception) -> None:
+        """After a poll failed transiently: again after the server's Retry-After, else after a
+        backoff of at most `tick`."""
+        hint = self.api.retry_after(error)
+        delay = backoff_delay(batch.failures, hint)
+        batch.failures += 1
+        batch.next_poll = time.monotonic() + (delay if hint is not None else min(delay, self.settings.tick))
 
     def _later(self, batch: _Batch, status: BatchStatus) -> None:
         """Poll again soon after progress, later (up to a tick) while the batch makes none."""
@@ -268,11 +347,13 @@ class Batcher:
         tick = self.settings.tick
         batch.delay = min(FIRST_POLL, tick) if progress != batch.completed else min(batch.delay * BACKOFF, tick)
         batch.completed = progress
+        batch.failures = 0
         batch.next_poll = time.monotonic() + batch.delay
 
     def _finish(self, batch: _Batch, results: dict[str, dict[str, Any] | Exception], failure: Exception | None) -> None:
-        """Hand each waiting request its reply (or the batch's failure) and forget the batch."""
-        del self._batches[batch.id]
+        """Hand each waiting request its reply (or the batch's failure) and forget the batch.
+        A recovered batch keeps the results that a resumed sample may still ask for."""
+        self._batches.pop(batch.id, None)
         for custom_id, future in batch.waiting.items():
             reply = results.pop(custom_id, None) if failure is None else failure
             if future.done():
@@ -284,20 +365,25 @@ class Batcher:
             else:
                 future.set_result(reply)
         if batch.recovered:
-            self._leftovers[batch.id] = results
+            self._keep_leftovers(batch, results, failure)
         for run, count in batch.runs.items():
             run.pending(-1, -count)
 
-    async def _call(self, method: Any, argument: Any) -> Any:
-        """One protocol call, retried with backoff while it fails transiently."""
-        for attempt in range(MAX_CALL_RETRIES + 1):
-            try:
-                return await method(argument)
-            except Exception as error:
-                transient = self.api.is_retryable(error) or self.api.is_rate_limit(error)
-                if not transient or attempt == MAX_CALL_RETRIES:
-                    raise
-                await asyncio.sleep(backoff_delay(attempt, self.api.retry_after(error)))
+    def _keep_leftovers(self, batch: _Batch, results: dict[str, dict[str, Any] | Exception], failure: Exception | None) -> None:
+        """Keep a recovered batch's outcome for the requests a resumed sample has yet to ask
+        for (those still in a run's `recorded`); the other results are dropped."""
+        later: dict[str, dict[str, Any] | Exception] = {}
+        for run in batch.runs:
+            for custom_id, (batch_id, _) in run.recorded.items():
+                if batch_id == batch.id:
+                    later[custom_id] = failure or results.get(custom_id) or BatchRetryError(
+                        f"batch {batch.id} ended without a result for request {custom_id}")
+        if later:
+            self._leftovers[batch.id] = later
+
+    def _transient(self, error: BaseException) -> bool:
+        """Whether `error` is worth a retry (as `Model` decides)."""
+        return isinstance(error, TimeoutError) or self.api.is_retryable(error) or self.api.is_rate_limit(error)
 
     @staticmethod
     def _fail(futures: list[asyncio.Future[Any]], error: BaseException) -> None:

@@ -5,11 +5,21 @@ uploaded (POST /files, purpose=batch), a batch made from it (POST /batches), pol
 Together's differs in small ways, each handled here: the file purpose is "batch-api", its
 request lines hold only custom_id and body, batch creation answers `{"job": {...}}`, and its
 statuses are upper case (VALIDATING, IN_PROGRESS, COMPLETED, FAILED, EXPIRED, CANCELLED) with
-a `progress` percentage instead of request counts."""
+a `progress` percentage instead of request counts.
+
+An OpenAI batch is created with `metadata` naming its submission (a digest of its custom_ids).
+When a create fails in a way that may have created the batch anyway (a dropped connection, a
+timeout, a 5xx), the retry first looks through the recent batches (GET /batches) for one with
+that tag and adopts it, and a retry reuses the uploaded file. Together's batches take no
+metadata: there a create whose reply is lost may leave a second batch.
+
+Errors of the file and batch calls are the provider's one-line errors, as for direct requests."""
 
 from __future__ import annotations
 
-from typing import Any
+import hashlib
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import orjson
 
@@ -20,7 +30,7 @@ from evalkit.providers.batch.protocol import (
     BatchRetryError,
     BatchStatus,
 )
-from evalkit.providers.common.http_errors import body_detail, request_error
+from evalkit.providers.common.http_errors import body_detail, error_status, request_error
 from evalkit.providers.common.sdk_transport import SDKTransport
 
 _RUNNING = {"validating", "in_progress", "finalizing", "cancelling"}
@@ -28,6 +38,12 @@ _PARTIAL = {"completed", "expired", "cancelled"}
 """Final states whose output and error files hold a line per request (unfinished ones as errors)."""
 _LOST = {"batch_expired", "batch_cancelled"}
 """Per-request error codes that mean the request never ran: it is sent again."""
+SUBMISSION = "evalkit_submission"
+"""The metadata key tagging a batch with its submission's digest, by which a lost create is found."""
+LOOKUP_LIMIT = 1000
+"""How many of the most recent batches are looked through for one a lost create made."""
+
+T = TypeVar("T")
 
 
 class OpenAIBatchProtocol(BatchProtocol):
@@ -44,17 +60,67 @@ class OpenAIBatchProtocol(BatchProtocol):
         self.purpose = purpose
         """The upload's file purpose: OpenAI's "batch" (request lines name their method and
         URL), or Together's "batch-api" (lines hold custom_id and body only)."""
+        self._uploads: dict[str, str] = {}
+        """Submission tag -> its uploaded input file, reused while its creation is retried."""
+        self._unsure: set[str] = set()
+        """Submissions whose create failed in a way that may have made the batch anyway."""
 
     async def submit(self, requests: list[BatchRequest]) -> str:
-        route = {"method": "POST", "url": self.endpoint} if self.purpose == "batch" else {}
-        lines = b"".join(orjson.dumps({"custom_id": r.custom_id, **route, "body": r.body}) + b"\n" for r in requests)
-        upload = await self.transport.client().files.create(file=("evalkit-batch.jsonl", lines), purpose=self.purpose)
-        created = await self.transport.post("/batches", {"input_file_id": upload.id, "endpoint": self.endpoint,
-                                                         "completion_window": "24h"})
+        tag = hashlib.sha256("\n".join(r.custom_id for r in requests).encode()).hexdigest()[:32]
+        if tag in self._unsure:
+            found = await self._sdk(self._find(tag))
+            if found is not None:
+                self._forget(tag)
+                return found
+            self._unsure.discard(tag)  # surely not created: create it now
+        file_id = self._uploads.get(tag) or await self._upload(requests)
+        self._uploads[tag] = file_id
+        body: dict[str, Any] = {"input_file_id": file_id, "endpoint": self.endpoint, "completion_window": "24h"}
+        if self.purpose == "batch":
+            body["metadata"] = {SUBMISSION: tag}
+        try:
+            created = await self.transport.post("/batches", body)
+        except Exception as error:
+            status = error_status(error)
+            if self.purpose == "batch" and (status is None or status >= 500 or status == 408):
+                self._unsure.add(tag)
+            raise
+        self._forget(tag)
         return created.get("job", created)["id"]
 
+    async def _upload(self, requests: list[BatchRequest]) -> str:
+        route = {"method": "POST", "url": self.endpoint} if self.purpose == "batch" else {}
+        lines = b"".join(orjson.dumps({"custom_id": r.custom_id, **route, "body": r.body}) + b"\n" for r in requests)
+        upload = await self._sdk(self.transport.client().files.create(file=("evalkit-batch.jsonl", lines), purpose=self.purpose))
+        return str(upload.id)
+
+    async def _find(self, tag: str) -> str | None:
+        """The id of a recent batch tagged with submission `tag`, if one was made."""
+        seen = 0
+        async for batch in self.transport.client().batches.list(limit=100):
+            if (batch.metadata or {}).get(SUBMISSION) == tag:
+                return str(batch.id)
+            seen += 1
+            if seen >= LOOKUP_LIMIT:
+                break
+        return None
+
+    def _forget(self, tag: str) -> None:
+        self._uploads.pop(tag, None)
+        self._unsure.discard(tag)
+
+    async def _sdk(self, call: Awaitable[T]) -> T:
+        """Await an SDK call, its status errors made the provider's one-line errors where a retry cannot help."""
+        try:
+            return await call
+        except Exception as error:
+            mapped = self.transport.status_error(error)
+            if mapped is None:
+                raise
+            raise mapped from error
+
     async def status(self, batch_id: str) -> BatchStatus:
-        batch = await self.transport.client().batches.retrieve(batch_id)
+        batch = await self._sdk(self.transport.client().batches.retrieve(batch_id))
         state = batch.status.lower()
         counts = batch.request_counts
         progress = getattr(batch, "progress", None)
@@ -70,11 +136,11 @@ class OpenAIBatchProtocol(BatchProtocol):
 
     async def results(self, batch_id: str) -> dict[str, dict[str, Any] | Exception]:
         client = self.transport.client()
-        batch = await client.batches.retrieve(batch_id)
+        batch = await self._sdk(client.batches.retrieve(batch_id))
         results: dict[str, dict[str, Any] | Exception] = {}
         for file_id in (batch.output_file_id, batch.error_file_id):
             if file_id:
-                content = await client.files.content(file_id)
+                content = await self._sdk(client.files.content(file_id))
                 for line in content.content.splitlines():
                     if line.strip():
                         record = orjson.loads(line)

@@ -73,9 +73,6 @@ class BatchProtocol(ABC):
         endpoint returns it, or an exception for a request that failed (the provider's
         is_retryable()/is_rate_limit() decide whether evalkit retries it)."""
 
-    async def aclose(self) -> None:
-        """Release what the protocol holds (its client belongs to the provider)."""
-
 
 class BatchRequestError(Exception):
     """One request failed inside a batch with HTTP `status_code`: the provider's

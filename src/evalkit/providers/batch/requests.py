@@ -1,16 +1,17 @@
 """Which run and sample a batched request belongs to, and its custom_id.
 
-A custom_id is derived from the eval id, the sample id, the epoch, the request's position
-among the sample's batched requests and a digest of the request body, so a sample that
-eval-retry runs again asks for the same custom_ids in the same order and finds the replies
-of batches recorded in the log; a request whose body differs (a changed conversation) gets
-a new id and is submitted.
+A custom_id is derived from the eval id, the sample id, the epoch, a digest of the request
+body and how many times that same body was asked for before in the sample (its retries count
+on), so a sample that eval-retry runs again asks for the same custom_ids and finds the replies
+of batches recorded in the log. Calls that never reach a batch (a cache hit) do not shift the
+ids; a request whose body differs (a changed conversation) gets a new id and is submitted.
 """
 
 from __future__ import annotations
 
 import contextvars
 import hashlib
+from collections import Counter
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -58,18 +59,16 @@ class SampleRequests:
 
     run: BatchRun
     key: str
-    count: int = 0
+    asked: Counter[str] = field(default_factory=Counter)
+    """How many times each request body (by digest) was asked for."""
 
 
 _current: contextvars.ContextVar[SampleRequests | None] = contextvars.ContextVar("evalkit_batch_sample", default=None)
 
 
 @contextmanager
-def batch_sample(run: BatchRun | None, sample_id: Any, epoch: int) -> Iterator[None]:
+def batch_sample(run: BatchRun, sample_id: Any, epoch: int) -> Iterator[None]:
     """Within the block, batched requests belong to this (sample, epoch) of `run`."""
-    if run is None:
-        yield
-        return
     key = _digest(orjson.dumps([run.eval_id, str(sample_id), type(sample_id).__name__, epoch]))[:20]
     token = _current.set(SampleRequests(run, key))
     try:
@@ -81,14 +80,15 @@ def batch_sample(run: BatchRun | None, sample_id: Any, epoch: int) -> Iterator[N
 def request_id(body: bytes) -> tuple[str, BatchRun | None]:
     """A custom_id for the next batched request of the current sample (a random one outside
     a run), and the run it belongs to; `body` is the request body as canonical JSON. At most
-    64 characters of [A-Za-z0-9_-]."""
+    64 characters of [A-Za-z0-9_-]: `<sample key>-<n>-<body digest>`, n counting the earlier
+    requests of the same body in the sample (a retry's n is one more than its failed attempt's)."""
     digest = _digest(body)[:12]
     sample = _current.get()
     if sample is None:
         return f"x{uuid.uuid4().hex[:19]}-0-{digest}", None
-    position = sample.count
-    sample.count += 1
-    return f"{sample.key}-{position}-{digest}", sample.run
+    occurrence = sample.asked[digest]
+    sample.asked[digest] += 1
+    return f"{sample.key}-{occurrence}-{digest}", sample.run
 
 
 def _digest(data: bytes) -> str:
@@ -96,13 +96,12 @@ def _digest(data: bytes) -> str:
 
 
 def open_batch_run(
-    batch: Any, eval_id: str, record: Callable[[BatchRecord], None], on_pending: Callable[[int, int], None],
+    eval_id: str, record: Callable[[BatchRecord], None], on_pending: Callable[[int, int], None],
     recorded: list[BatchRecord],
-) -> BatchRun | None:
-    """The run's part in batch mode (None when `batch`, the config's setting, is off), with
-    the batches `recorded` by an earlier run of the same log."""
-    if not batch:
-        return None
+) -> BatchRun:
+    """The run's part in batch mode, with the batches `recorded` by an earlier run of the same
+    log. Every run opens one: batch mode may be set on the model's or a solver's config, which
+    the task's config does not show, and it costs nothing while no request is batched."""
     run = BatchRun(eval_id, record, on_pending=on_pending)
     for each in recorded:
         run.recover(each)
