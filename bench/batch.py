@@ -8,8 +8,9 @@
 2. The same through the CLI (`evalkit eval ... --batch SIZE`) in a subprocess, SIGKILLed once
    every request sits in a batch and the batches of the first half have finished (their samples
    are in the log) while those of the second half are still running; then `evalkit eval-retry`:
-   batches created by the retry, requests submitted more than once (the server counts each
-   custom_id's submissions), samples scored, wall time of the retry.
+   batches created by the retry, requests submitted more than once (the server counts the
+   submissions of each custom_id and of each request body, so a request sent again under a
+   new custom_id shows too), samples scored, wall time of the retry.
 
 The server completes a batch on its `--polls`-th status request (evalkit polls a batch after
 1 s, then backs off by 1.5x), so wall time is dominated by polling, as with a real batch API.
@@ -65,7 +66,8 @@ def in_process(task: Path, samples: int, size: int, polls: int, log_dir: Path) -
     assert log.status == "success" and log.results["match"]["accuracy"] == 1.0, log.footer
     sizes = sorted((len(lines) for lines in server.batch_lines.values()), reverse=True)
     print(f"eval(): {samples} samples, batch={size}: {len(sizes)} batches (requests per batch: max {sizes[0]}, "
-          f"min {sizes[-1]}), {sum(sizes)} requests, {server.duplicates} submitted twice, wall {wall:.2f} s "
+          f"min {sizes[-1]}), {sum(sizes)} requests, submitted twice: {server.duplicates} custom_ids, "
+          f"{server.body_duplicates} bodies, wall {wall:.2f} s "
           f"({samples / wall:.0f} samples/s), accuracy {log.results['match']['accuracy']:.3f}")
 
 
@@ -95,7 +97,8 @@ def killed_and_retried(task: Path, samples: int, size: int, polls: int, log_dir:
         print(f"SIGKILL with {batches_before} batches logged ({created} created, {written} samples written), then "
               f"eval-retry: {len(server.batch_lines) - created} batches created by the retry, "
               f"{sum(server.submissions.values())} requests submitted for {samples} samples, "
-              f"{server.duplicates} submitted twice, {lines_of(log, 'sample')} samples in the log, retry wall {wall:.2f} s")
+              f"submitted twice: {server.duplicates} custom_ids, {server.body_duplicates} bodies, "
+              f"{lines_of(log, 'sample')} samples in the log, retry wall {wall:.2f} s")
 
 
 def _wait_for(process: subprocess.Popen[str], log_dir: Path, samples: int, size: int, half: int) -> Path:

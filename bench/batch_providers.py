@@ -5,7 +5,8 @@ batch servers (tests/servers/anthropic_batch_server.py, gemini_batch_server.py).
     .venv/bin/python bench/batch_providers.py --provider google --samples 2000 --size 100 --polls 2
 
 For each provider: 1. `evalkit.eval()` of N samples ("Question i. ANSWER: 3i", `match`) with
-batch=SIZE: batches made, requests per batch, wall time, custom_ids submitted twice. 2. The CLI
+batch=SIZE: batches made, requests per batch, wall time, custom_ids and request bodies
+submitted twice (a body counts whatever its custom_id). 2. The CLI
 (`evalkit eval ... --batch SIZE`) in a subprocess, SIGKILLed once every request sits in a logged
 batch (the server holds them all unfinished), then `evalkit eval-retry`: batches created by the
 retry, requests submitted twice, samples scored. Tasks and log counting as in bench/batch.py.
@@ -47,7 +48,8 @@ def in_process(provider: str, task: Path, samples: int, size: int, polls: int, l
     assert log.status == "success" and log.results["match"]["accuracy"] == 1.0, log.footer
     sizes = sorted((len(batch.requests) for batch in server.ledger.batches.values()), reverse=True)
     print(f"{provider} eval(): {samples} samples, batch={size}: {len(sizes)} batches (requests per batch: max {sizes[0]}, "
-          f"min {sizes[-1]}), {sum(sizes)} requests, {len(server.ledger.duplicates())} submitted twice, wall {wall:.2f} s "
+          f"min {sizes[-1]}), {sum(sizes)} requests, submitted twice: {len(server.ledger.duplicates())} custom_ids, "
+          f"{server.ledger.duplicate_bodies()} bodies, wall {wall:.2f} s "
           f"({samples / wall:.0f} samples/s), accuracy {log.results['match']['accuracy']:.3f}")
 
 
@@ -70,7 +72,8 @@ def killed_and_retried(provider: str, task: Path, samples: int, size: int, log_d
         assert retry.returncode == 0, retry.stderr
     print(f"{provider} SIGKILL with {logged} batches logged ({created} created), then eval-retry: "
           f"{len(server.ledger.batches) - created} batches created by the retry, {sum(server.ledger.submitted.values())} "
-          f"requests submitted for {samples} samples, {len(server.ledger.duplicates())} submitted twice, "
+          f"requests submitted for {samples} samples, submitted twice: {len(server.ledger.duplicates())} custom_ids, "
+          f"{server.ledger.duplicate_bodies()} bodies, "
           f"{lines_of(log, 'sample')} samples in the log, retry wall {wall:.2f} s")
 
 

@@ -365,3 +365,17 @@ def test_batch_file_errors_are_the_providers_one_line_errors(tmp_path: Path) -> 
     assert result.returncode == 1, result.stderr
     assert "openai: request rejected (HTTP 400): expected a file with purpose=batch" in result.stderr
     assert "BadRequestError" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_eval_retry_of_a_sample_that_ran_out_of_retries_submits_it_once_more(tmp_path: Path) -> None:
+    path = tmp_path / "flaky.py"
+    path.write_text(TASK.format(count=2).replace('f"Question {i}. ANSWER: {i * 3}"', '"BATCH_ERROR 500 " * (i == 0) + f"Question {i}. ANSWER: {i * 3}"'))
+    with BatchServer() as server:
+        [log] = evalkit.eval(str(path), model="openai/gpt-4o-mini", model_args={"base_url": f"{server.url}/v1"}, max_retries=0,
+                             batch=FAST, log_dir=tmp_path / "logs", display="none", fail_on_error=False)
+        assert log.footer["counts"]["errors"] == 1 and len(server.batch_lines) == 1
+        retried = evalkit.eval_retry(log.location, display="none")
+    assert retried.status == "success" and retried.results["match"]["accuracy"] == 1.0
+    [first, again] = server.batch_lines.values()  # the recorded 500 is passed over: its retry goes in one new batch
+    assert [line["custom_id"].split("-")[1] for line in again] == ["1"]  # the retry's own custom_id
+    assert server.duplicates == 0 and server.body_duplicates == 1

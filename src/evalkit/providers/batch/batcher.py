@@ -128,18 +128,21 @@ class Batcher:
         encoded = orjson.dumps(body, default=str, option=orjson.OPT_SORT_KEYS)
         custom_id, run = request_id(encoded)
         reply = await self._recorded(custom_id, run)
+        while isinstance(reply, Exception):  # an earlier run's attempt failed transiently: on to its retry
+            custom_id, run = request_id(encoded)
+            reply = await self._recorded(custom_id, run)
         if reply is None:
             reply = await self._send(custom_id, body, len(encoded), run)
         output = self.api.batch_output(reply)  # type: ignore[attr-defined]
         output.time = time.monotonic() - start
         return output
 
-    async def _recorded(self, custom_id: str, run: BatchRun | None) -> dict[str, Any] | None:
-        """The reply a batch recorded by an earlier run of the log holds for `custom_id`, or
-        None when there is none to collect: not recorded, or that request failed there for
-        good (it is submitted again under the same id). A transient failure there (a 5xx, an
-        expired batch) is raised as it was in the earlier run, so the retry asks for the next
-        custom_id, whose batch that run may have created already."""
+    async def _recorded(self, custom_id: str, run: BatchRun | None) -> dict[str, Any] | Exception | None:
+        """What a batch recorded by an earlier run of the log holds for `custom_id`: its reply,
+        or its transient failure (a 5xx, an expired batch), after which that run sent a retry
+        under the next custom_id, maybe in a batch still running; None when there is nothing
+        to collect: not recorded, or the request failed there for good (it is submitted again
+        under the same id)."""
         found = run.recorded.pop(custom_id, None) if run is not None else None
         if found is None or found[1] != self.api.model_name:
             return None
@@ -148,9 +151,7 @@ class Batcher:
             reply = self._leftover(batch_id, custom_id)
         else:
             reply = await self._wait_recovered(batch_id, custom_id, run)  # type: ignore[arg-type]
-        if isinstance(reply, Exception):
-            if self._transient(reply):
-                raise reply
+        if isinstance(reply, Exception) and not self._transient(reply):
             return None
         return reply
 
