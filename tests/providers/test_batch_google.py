@@ -4,6 +4,7 @@ the provider's batch protocol, batch_body and batch_output."""
 from __future__ import annotations
 
 import base64
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,7 @@ def test_inlined_requests_are_what_generate_sends_and_outputs_are_parsed_alike()
     assert (create.method, create.path) == ("POST", f"/{version}/models/{MODEL}:batchGenerateContent")
     assert create.headers["x-goog-api-key"] == "gkey-evalkit-test"
     batch = create.json()["batch"]
-    assert batch["displayName"] == "evalkit-3"
+    assert batch["displayName"] == "evalkit-" + hashlib.sha256(b"q0\nq1\nq2").hexdigest()[:32]  # names the submission
     items = batch["inputConfig"]["requests"]["requests"]
     assert [item["metadata"] for item in items] == [{"custom_id": "q0"}, {"custom_id": "q1"}, {"custom_id": "q2"}]
     assert items[1]["request"] == {"model": f"models/{MODEL}", **sent_directly.json()}
@@ -184,6 +185,17 @@ def test_eval_in_batch_mode_retries_failed_requests_in_a_later_batch(tmp_path: P
     sizes = [len(batch.requests) for batch in server.ledger.batches.values()]
     assert sum(sizes) == 24 and len(sizes) >= 3  # 20 first requests, then the 4 that failed again
     assert server.ledger.duplicates() == []
+
+
+def test_a_create_whose_reply_was_lost_adopts_the_batch_it_made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with GeminiBatchServer(polls_to_finish=1, lose_creates=1) as server:
+        monkeypatch.setenv("GOOGLE_BASE_URL", server.url)
+        [log] = evalkit.eval(str(quiz_task(tmp_path, 3)), model=f"google/{MODEL}", batch=FAST, log_dir=tmp_path / "logs",
+                             display="none")
+    assert log.status == "success" and log.results["match"]["accuracy"] == 1.0
+    assert list(server.ledger.batches) == ["batches/0001"] and server.ledger.duplicate_bodies() == 0
+    assert server.names["batches/0001"].startswith("evalkit-")
+    assert sum(r.method == "GET" and r.path.split("?")[0].endswith("/batches") for r in server.requests) == 1  # the lookup
 
 
 def test_batch_creation_errors_are_classified_as_the_providers_requests_are() -> None:

@@ -12,7 +12,9 @@ Each response is computed from its request as generateContent answers it here: t
 (e.g. RESOURCE_EXHAUSTED) gets that error instead; with `BATCH_ERROR_ONCE: <name>` only the
 first time that request is submitted. `outcome="BATCH_STATE_FAILED"` (or _CANCELLED,
 _EXPIRED) ends every batch so, without output. `refuse_creates` lists HTTP statuses to answer
-the first batch creations with (each once, in order).
+the first batch creations with (each once, in order); `lose_creates` creations (the first
+ones) make the batch but answer 503, as when a create's reply is lost. GET .../batches lists
+the batches (Operations with their display names), newest first.
 """
 
 from __future__ import annotations
@@ -34,14 +36,18 @@ _MARKER = re.compile(r"(BATCH_ERROR(?:_ONCE)?):\s*(\w+)")
 _CREATE = re.compile(r"^/v1(?:beta)?/models/([^/:]+):batchGenerateContent$")
 _GENERATE = re.compile(r"^/v1(?:beta)?/models/([^/:]+):generateContent$")
 _GET = re.compile(r"^/v1(?:beta)?/(batches/[^/:]+)$")
+_LIST = re.compile(r"^/v1(?:beta)?/batches$")
 _TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch"
 
 
 class GeminiBatchServer(RecordingServer):
     """`with GeminiBatchServer() as server:`; `server.ledger` holds the batches it was given."""
 
-    def __init__(self, polls_to_finish: int = 2, outcome: str = "BATCH_STATE_SUCCEEDED", refuse_creates: tuple[int, ...] = ()) -> None:
+    def __init__(self, polls_to_finish: int = 2, outcome: str = "BATCH_STATE_SUCCEEDED", refuse_creates: tuple[int, ...] = (),
+                 lose_creates: int = 0) -> None:
         super().__init__(self._handle)
+        self.lose_creates = lose_creates
+        self.names: dict[str, str] = {}
         self.ledger = Ledger("batches/", polls_to_finish, self._result, body_of=lambda item: item.get("request"))
         self.outcome = outcome
         self.refusals = list(refuse_creates)
@@ -53,6 +59,8 @@ class GeminiBatchServer(RecordingServer):
             return gemini_reply(answer(_prompt(request.json())))
         if request.method == "POST" and (create := _CREATE.match(path)):
             return self._create(create.group(1), request.json())
+        if request.method == "GET" and _LIST.match(path):
+            return Reply(body={"operations": [self._operation(b) for b in reversed(self.ledger.batches.values())]})
         get = _GET.match(path)
         batch = self.ledger.poll(get.group(1)) if get and request.method == "GET" else None
         if batch is None:
@@ -69,13 +77,18 @@ class GeminiBatchServer(RecordingServer):
             return google_error(400, "INVALID_ARGUMENT", "batch.inputConfig has no requests")
         batch = self.ledger.create([(str((item.get("metadata") or {}).get("custom_id", f"#{i}")), item) for i, item in enumerate(items)])
         self.models[batch.id] = model
+        self.names[batch.id] = (body.get("batch") or {}).get("displayName") or ""
+        with self._lock:
+            lost, self.lose_creates = self.lose_creates > 0, max(0, self.lose_creates - 1)
+        if lost:
+            return google_error(503, "UNAVAILABLE", "the reply to this create was lost")
         return Reply(body=self._operation(batch))
 
     def _operation(self, batch: Batch) -> dict[str, Any]:
         done = batch.results is not None
         state = self.outcome if done else "BATCH_STATE_PENDING" if batch.polls == 0 else "BATCH_STATE_RUNNING"
         metadata: dict[str, Any] = {
-            "@type": _TYPE, "name": batch.id, "model": f"models/{self.models[batch.id]}", "displayName": "evalkit",
+            "@type": _TYPE, "name": batch.id, "model": f"models/{self.models[batch.id]}", "displayName": self.names[batch.id],
             "createTime": "2026-01-01T00:00:00Z", "updateTime": "2026-01-01T00:10:00Z", "state": state,
             "batchStats": {"requestCount": str(len(batch.requests))},
         }

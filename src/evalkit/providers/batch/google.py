@@ -9,7 +9,9 @@ Status) that becomes the google-genai APIError the API would have raised for tha
 with the HTTP status of its code (RESOURCE_EXHAUSTED -> 429, UNAVAILABLE -> 503, ...), so the
 provider's is_retryable/is_rate_limit classify it as usual.
 
-An expired or cancelled batch's requests are sent again; a failed batch's are not.
+An expired or cancelled batch's requests are sent again; a failed batch's are not. A batch's
+display name carries its submission's digest, so a create whose reply was lost is found among
+the recent batches (GET batches) and adopted (lost_creates.py).
 
 The API takes at most 20 MB of inlined requests per batch: the batcher keeps batches to
 `max_bytes` of bodies, so only a single request over the limit is refused here, in one line.
@@ -25,6 +27,7 @@ from google import genai
 from google.genai import errors, types
 
 from evalkit.errors import EvalkitError
+from evalkit.providers.batch.lost_creates import LOOKUP_LIMIT, LostCreates, submission_tag
 from evalkit.providers.batch.protocol import BatchProtocol, BatchRequest, BatchStatus
 from evalkit.providers.common.http_errors import MalformedResponseError
 
@@ -79,6 +82,7 @@ class GeminiBatches(BatchProtocol):
     def __init__(self, client: Callable[[], genai.Client], label: str) -> None:
         self._client = client
         self.label = label
+        self._lost = LostCreates(lambda error: error.code if isinstance(error, errors.APIError) else None)
 
     async def submit(self, requests: list[BatchRequest]) -> str:
         model = requests[0].body["model"]
@@ -90,8 +94,23 @@ class GeminiBatches(BatchProtocol):
             raise EvalkitError(
                 f"{self.label}: {what} is {size / 1e6:.1f} MB, over the 20 MB of inlined requests the Gemini API takes; {fix}"
             )
-        job = await self._client().aio.batches.create(model=model, src=src, config={"display_name": f"evalkit-{len(requests)}"})
-        return str(job.name)
+        name = f"evalkit-{submission_tag(requests)}"
+
+        async def create() -> str:
+            return str((await self._client().aio.batches.create(model=model, src=src, config={"display_name": name})).name)
+
+        return await self._lost.create(name, self._find, create)
+
+    async def _find(self, name: str) -> str | None:
+        """The id of a recent batch with display name `name`, if one was made."""
+        seen = 0
+        async for job in await self._client().aio.batches.list(config={"page_size": 100}):
+            if job.display_name == name:
+                return str(job.name)
+            seen += 1
+            if seen >= LOOKUP_LIMIT:
+                break
+        return None
 
     async def status(self, batch_id: str) -> BatchStatus:
         job = await self._client().aio.batches.get(name=batch_id)

@@ -7,22 +7,21 @@ request lines hold only custom_id and body, batch creation answers `{"job": {...
 statuses are upper case (VALIDATING, IN_PROGRESS, COMPLETED, FAILED, EXPIRED, CANCELLED) with
 a `progress` percentage instead of request counts.
 
-An OpenAI batch is created with `metadata` naming its submission (a digest of its custom_ids).
-When a create fails in a way that may have created the batch anyway (a dropped connection, a
-timeout, a 5xx), the retry first looks through the recent batches (GET /batches) for one with
-that tag and adopts it, and a retry reuses the uploaded file. Together's batches take no
-metadata: there a create whose reply is lost may leave a second batch.
+An OpenAI batch is created with `metadata` naming its submission, so a create whose reply was
+lost is found among the recent batches (GET /batches) and adopted (lost_creates.py); a retried
+create reuses the uploaded file. Together's batches take no metadata: there a create whose
+reply is lost may leave a second batch.
 
 Errors of the file and batch calls are the provider's one-line errors, as for direct requests."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 import orjson
 
+from evalkit.providers.batch.lost_creates import LOOKUP_LIMIT, LostCreates, submission_tag
 from evalkit.providers.batch.protocol import (
     BatchProtocol,
     BatchRequest,
@@ -40,8 +39,6 @@ _LOST = {"batch_expired", "batch_cancelled"}
 """Per-request error codes that mean the request never ran: it is sent again."""
 SUBMISSION = "evalkit_submission"
 """The metadata key tagging a batch with its submission's digest, by which a lost create is found."""
-LOOKUP_LIMIT = 1000
-"""How many of the most recent batches are looked through for one a lost create made."""
 
 T = TypeVar("T")
 
@@ -62,31 +59,24 @@ class OpenAIBatchProtocol(BatchProtocol):
         URL), or Together's "batch-api" (lines hold custom_id and body only)."""
         self._uploads: dict[str, str] = {}
         """Submission tag -> its uploaded input file, reused while its creation is retried."""
-        self._unsure: set[str] = set()
-        """Submissions whose create failed in a way that may have made the batch anyway."""
+        self._lost = LostCreates(error_status)
 
     async def submit(self, requests: list[BatchRequest]) -> str:
-        tag = hashlib.sha256("\n".join(r.custom_id for r in requests).encode()).hexdigest()[:32]
-        if tag in self._unsure:
-            found = await self._sdk(self._find(tag))
-            if found is not None:
-                self._forget(tag)
-                return found
-            self._unsure.discard(tag)  # surely not created: create it now
+        tag = submission_tag(requests)
         file_id = self._uploads.get(tag) or await self._upload(requests)
         self._uploads[tag] = file_id
         body: dict[str, Any] = {"input_file_id": file_id, "endpoint": self.endpoint, "completion_window": "24h"}
-        if self.purpose == "batch":
-            body["metadata"] = {SUBMISSION: tag}
-        try:
+        if self.purpose != "batch":  # Together: no metadata to find a batch by
             created = await self.transport.post("/batches", body)
-        except Exception as error:
-            status = error_status(error)
-            if self.purpose == "batch" and (status is None or status >= 500 or status == 408):
-                self._unsure.add(tag)
-            raise
-        self._forget(tag)
-        return created.get("job", created)["id"]
+            self._uploads.pop(tag, None)
+            return created.get("job", created)["id"]
+
+        async def create() -> str:
+            return str((await self.transport.post("/batches", {**body, "metadata": {SUBMISSION: tag}}))["id"])
+
+        batch_id = await self._lost.create(tag, lambda tag: self._sdk(self._find(tag)), create)
+        self._uploads.pop(tag, None)
+        return batch_id
 
     async def _upload(self, requests: list[BatchRequest]) -> str:
         route = {"method": "POST", "url": self.endpoint} if self.purpose == "batch" else {}
@@ -104,10 +94,6 @@ class OpenAIBatchProtocol(BatchProtocol):
             if seen >= LOOKUP_LIMIT:
                 break
         return None
-
-    def _forget(self, tag: str) -> None:
-        self._uploads.pop(tag, None)
-        self._unsure.discard(tag)
 
     async def _sdk(self, call: Awaitable[T]) -> T:
         """Await an SDK call, its status errors made the provider's one-line errors where a retry cannot help."""
