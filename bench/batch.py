@@ -12,6 +12,12 @@
    submissions of each custom_id and of each request body, so a request sent again under a
    new custom_id shows too), samples scored, wall time of the retry.
 
+3. Retries and the cache: the same CLI run of a two-turn task with `--cache`, where every 10th
+   sample's first turn fails with a 500 inside its batch; killed once every request is in a
+   logged batch while the 500s' retries and all second turns are still running (held), then
+   `evalkit eval-retry`. The bodies submitted twice should be exactly the in-run retries of the
+   500s: eval-retry collects the running retries and takes the first turns from the cache.
+
 The server completes a batch on its `--polls`-th status request (evalkit polls a batch after
 1 s, then backs off by 1.5x), so wall time is dominated by polling, as with a real batch API.
 """
@@ -43,6 +49,19 @@ from evalkit.solver import generate
 def quiz():
     return Task(dataset=[Sample(input=f"Question {{i}}. ANSWER: {{i * 3}}", target=str(i * 3), id=i) for i in range({count})],
                 solver=generate(), scorer=match())
+'''
+
+
+FLAKY_TASK = '''
+from evalkit import Sample, Task, task
+from evalkit.scorer import match
+from evalkit.solver import generate, user_message
+
+@task
+def flaky():
+    return Task(dataset=[Sample(input=("BATCH_ERROR 500 " if i % 10 == 0 else "") + f"Question {{i}}. ANSWER: {{i * 3}}",
+                                target=str(i * 3), metadata={{"n": i * 3}}, id=i) for i in range({count})],
+                solver=[generate(), user_message("Again. ANSWER: {{n}}"), generate()], scorer=match())
 '''
 
 
@@ -101,6 +120,53 @@ def killed_and_retried(task: Path, samples: int, size: int, polls: int, log_dir:
               f"{lines_of(log, 'sample')} samples in the log, retry wall {wall:.2f} s")
 
 
+def retried_with_cache(task: Path, samples: int, size: int, polls: int, log_dir: Path) -> None:
+    flaky = samples // 10 + (samples % 10 > 0)
+
+    def running(lines: list[dict]) -> bool:  # second turns, and the retries of the 500s
+        prompts = [line["body"]["messages"][-1]["content"] for line in lines]
+        return any(p.startswith("Again") or (p.startswith("BATCH_ERROR") and server.answered[p]) for p in prompts)
+
+    env = {**os.environ, "OPENAI_API_KEY": "sk-bench", "HF_HUB_OFFLINE": "1", "EVALKIT_CACHE_DIR": str(log_dir / "cache")}
+    with BatchServer(polls=polls, hold=running) as server:
+        process = subprocess.Popen([sys.executable, "-m", "evalkit", "eval", str(task), "--model", "openai/gpt-4o-mini",
+                                    "--batch", str(size), "--cache", "--log-dir", str(log_dir), "-M", f"base_url={server.url}/v1",
+                                    "--display", "none"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        log = _wait_for_requests(process, log_dir, 2 * samples)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        created = len(server.batch_lines)
+        server.release()
+        start = time.perf_counter()
+        retry = subprocess.run([sys.executable, "-m", "evalkit", "eval-retry", str(log), "--display", "none"],
+                               env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        assert retry.returncode == 0, retry.stderr
+    print(f"two turns, --cache, every 10th first turn a 500 retried in a later batch; SIGKILL with {created} batches created "
+          f"(the retries and second turns running), then eval-retry: {len(server.batch_lines) - created} batches created by the "
+          f"retry (the second turns of the {flaky} retried samples), {sum(server.submissions.values())} requests submitted "
+          f"for {samples} samples, submitted twice: {server.duplicates} custom_ids, {server.body_duplicates} bodies "
+          f"({flaky} are the retries of the 500s), {lines_of(log, 'sample')} samples in the log, retry wall {wall:.2f} s")
+
+
+def _wait_for_requests(process: subprocess.Popen[str], log_dir: Path, requests: int) -> Path:
+    """The log, once its batch records hold `requests` custom_ids."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the eval ended before it could be killed: {process.stderr.read()}")  # type: ignore[union-attr]
+        logs = list(log_dir.glob("*.jsonl"))
+        if logs and _logged_requests(logs[0]) >= requests:
+            return logs[0]
+        time.sleep(0.2)
+    raise SystemExit("timed out waiting for the batches")
+
+
+def _logged_requests(log: Path) -> int:
+    lines = [orjson.loads(raw) for raw in log.read_bytes().splitlines() if raw.strip()]
+    return sum(len(line["batch"]["custom_ids"]) for line in lines if "batch" in line)
+
+
 def _wait_for(process: subprocess.Popen[str], log_dir: Path, samples: int, size: int, half: int) -> Path:
     """The log, once every request is in a logged batch and the first half's samples are written."""
     batches = -(-samples // size)
@@ -128,6 +194,9 @@ def main() -> None:
         task.write_text(TASK.format(count=args.samples))
         in_process(task, args.samples, args.size, args.polls, work / "logs-eval")
         killed_and_retried(task, args.samples, args.size, args.polls, work / "logs-kill")
+        flaky = work / "flaky.py"
+        flaky.write_text(FLAKY_TASK.format(count=args.samples))
+        retried_with_cache(flaky, args.samples, args.size, args.polls, work / "logs-flaky")
     print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
 
 

@@ -1,9 +1,9 @@
 """OpenAI's Batch API on a RecordingServer: file upload (multipart), batch create, poll, and
 the output and error files, with chat completions answered as openai_server does.
 
-A batch completes on its `polls`-th status request. Scripted failures: a prompt holding
-`BATCH_ERROR <status>` fails inside its batch with that HTTP status the first time the
-prompt is seen (its retry succeeds), `BATCH_FAIL <status>` every time; `outcomes` gives the
+A batch completes on its `polls`-th status request. Scripted failures: a request whose last
+message holds `BATCH_ERROR <status>` fails inside its batch with that HTTP status the first
+time the request is seen (its retry succeeds), `BATCH_FAIL <status>` every time; `outcomes` gives the
 final state of the batches in creation order ("completed", "expired", "failed"), then
 "completed". `lose_creates` batch creations (the first ones) make the batch but answer 500,
 as when the reply to a create is lost; GET /v1/batches lists the batches, newest first, with
@@ -57,7 +57,8 @@ class BatchServer(RecordingServer):
         self.submissions: Counter[str] = Counter()
         self.bodies: Counter[bytes] = Counter()
         """Submissions of each request body (canonical JSON), whatever its custom_id."""
-        self._seen: Counter[str] = Counter()
+        self.answered: Counter[str] = Counter()
+        """How many times each prompt was answered in a finished batch."""
         self._ids = itertools.count(1)
         self._state = threading.Lock()
         self._server.handle_error = lambda *args: None  # type: ignore[method-assign]  # a killed client resets its connections
@@ -166,10 +167,11 @@ class BatchServer(RecordingServer):
 
     def _answer(self, line: dict[str, Any], endpoint: str) -> dict[str, Any]:
         body = line["body"]
-        prompt = "\n".join(message_text(m) for m in body.get("messages", [])) or body.get("prompt", "")
-        scripted = _ERROR.search(prompt)
-        self._seen[prompt] += 1
-        if scripted and (scripted.group(1) == "FAIL" or self._seen[prompt] == 1):
+        messages = body.get("messages") or []
+        prompt = "\n".join(message_text(m) for m in messages) or body.get("prompt", "")
+        scripted = _ERROR.search(message_text(messages[-1]) if messages else prompt)  # the latest turn's marker only
+        self.answered[prompt] += 1
+        if scripted and (scripted.group(1) == "FAIL" or self.answered[prompt] == 1):
             status = int(scripted.group(2))
             response = {"status_code": status, "request_id": "req", "body": {"error": {"message": f"scripted {status}", "type": "test"}}}
         else:

@@ -49,6 +49,7 @@ class BatchRun:
                      "created": round(time.time(), 3)})
 
     def pending(self, batches: int, requests: int) -> None:
+        """Tell the progress display how many more (or fewer) batches and requests are pending."""
         if self.on_pending is not None:
             self.on_pending(batches, requests)
 
