@@ -346,6 +346,18 @@ def test_batch_polls_failing_for_a_while_keep_the_batch(tmp_path: Path) -> None:
     assert sum(r.path == "/v1/batches/batch_2" for r in server.requests) >= 13
 
 
+def test_a_batch_whose_poll_fails_holds_up_no_other_batch(tmp_path: Path) -> None:
+    with BatchServer(fail_polls=1, poll_retry_after=3) as server:  # the first poll: 503, Retry-After 3 s
+        [log] = evalkit.eval(str(task_file(tmp_path, 4)), model="openai/gpt-4o-mini", model_args={"base_url": f"{server.url}/v1"},
+                             batch=BatchConfig(size=2, tick=0.05, send_delay=0.5), log_dir=tmp_path / "logs", display="none")
+    assert log.status == "success" and len(server.batch_lines) == 2 and server.body_duplicates == 0
+    polls = [(r.arrived, r.path) for r in server.requests if r.path.startswith("/v1/batches/")]
+    (failed_at, failed), *later = polls
+    again = next(at for at, path in later if path == failed)
+    other_done = max(at for at, path in later if path != failed)
+    assert again - failed_at >= 2.9 and other_done < again  # the other batch was polled to its end meanwhile
+
+
 def test_a_create_whose_reply_was_lost_adopts_the_batch_it_made(tmp_path: Path) -> None:
     with BatchServer(lose_creates=1) as server:
         [log] = evalkit.eval(str(task_file(tmp_path, 3)), model="openai/gpt-4o-mini", model_args={"base_url": f"{server.url}/v1"},

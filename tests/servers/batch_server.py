@@ -8,7 +8,7 @@ final state of the batches in creation order ("completed", "expired", "failed"),
 "completed". `lose_creates` batch creations (the first ones) make the batch but answer 500,
 as when the reply to a create is lost; GET /v1/batches lists the batches, newest first, with
 the `metadata` they were created with. `fail_polls` status requests (the first ones) answer
-503. A batch for whose request lines `hold` is true stays in progress until
+503 (with `Retry-After: poll_retry_after` when given). A batch for whose request lines `hold` is true stays in progress until
 `release()`. Every custom_id's submissions are counted (`submissions`), and so is every
 request body's (`bodies`): a request sent again under a new custom_id shows there.
 
@@ -41,10 +41,11 @@ class BatchServer(RecordingServer):
 
     def __init__(self, polls: int = 1, outcomes: tuple[str, ...] = (),
                  hold: Callable[[list[dict[str, Any]]], bool] | None = None, together: bool = False,
-                 lose_creates: int = 0, fail_polls: int = 0) -> None:
+                 lose_creates: int = 0, fail_polls: int = 0, poll_retry_after: float | None = None) -> None:
         super().__init__(self._handle)
         self.lose_creates = lose_creates
         self.fail_polls = fail_polls
+        self.poll_retry_after = poll_retry_after
         self.together = together
         self.polls = polls
         self.outcomes = list(outcomes)
@@ -139,7 +140,8 @@ class BatchServer(RecordingServer):
             return error_reply(404, f"no batch {batch_id}")
         if self.fail_polls:
             self.fail_polls -= 1
-            return error_reply(503, "the batch service is unavailable")
+            wait = {"Retry-After": f"{self.poll_retry_after:g}"} if self.poll_retry_after is not None else None
+            return error_reply(503, "the batch service is unavailable", wait)
         batch["polls"] += 1
         if batch["status"] in ("validating", "in_progress"):
             batch["status"] = "in_progress"
