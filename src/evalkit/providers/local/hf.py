@@ -35,6 +35,7 @@ from evalkit.model.types import (
 from evalkit.providers.local.batching import DEFAULT_MAX_WAIT, Batcher, Cancellation, batch_limit, settings_key
 from evalkit.providers.local.bundled import bundled_gguf, convert_gguf
 from evalkit.providers.local.chat_prompt import ChatRequest, chat_request, render_prompt, reply_choice, template_takes_tools
+from evalkit.providers.local.replicas import Replicable
 from evalkit.providers.local.tool_parsing import TOOL_MARKERS
 from evalkit.providers.local.weights import weights_identity
 from evalkit.secrets import get_secret
@@ -182,8 +183,9 @@ def load_pretrained(auto_class: Any, source: str, device: str, dtype: str, model
     return placed.eval()
 
 
-class HuggingFaceAPI(ModelAPI):
-    """A transformers causal LM in this process; concurrent requests are batched."""
+class HuggingFaceAPI(Replicable, ModelAPI):
+    """A transformers causal LM in this process; concurrent requests are batched
+    (`-M replicas=N`: N copies as Ray actors, see `replicas`)."""
 
     local = True
 

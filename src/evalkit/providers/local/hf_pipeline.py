@@ -60,6 +60,7 @@ from evalkit.providers.local.hf import (
     DEFAULT_MAX_CONNECTIONS, decode_generated, eos_ids, generation_kwargs, load_pretrained,
     load_tokenizer, parse_dtype, resolve_source, select_device, stop_when_cancelled, trim_at_stop,
 )
+from evalkit.providers.local.replicas import Replicable
 from evalkit.providers.local.weights import weights_identity
 
 _ALIASES = {"sentiment-analysis": "text-classification", "ner": "token-classification"}
@@ -79,8 +80,9 @@ class Answer:
     """The choices after the first, in order (num_choices sequences, top_k answers)."""
 
 
-class HFPipelineAPI(ModelAPI):
-    """A transformers task model; concurrent requests with equal settings run as one batch."""
+class HFPipelineAPI(Replicable, ModelAPI):
+    """A transformers task model; concurrent requests with equal settings run as one batch
+    (`-M replicas=N`: N copies as Ray actors, see `replicas`)."""
 
     local = True
 

