@@ -18,6 +18,7 @@ OMP_NUM_THREADS to it). Cluster nodes need evalkit and the provider's extras ins
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 from typing import Any
@@ -29,6 +30,10 @@ from evalkit.tool.types import ToolChoice, ToolInfo
 
 REPLICA_ARGS = ("replicas", "ray_address", "replica_cpus", "replica_gpus")
 """`-M` arguments taken by the replica layer; the provider never sees them."""
+
+REPLICA_BATCH_WAIT = 0.25
+"""Default `batch_wait` of a replica's batcher: requests reach it one RPC at a time, so a batch
+waits longer for company; it starts at once when every running sample's request is queued."""
 
 OBJECT_STORE_BYTES = 128 * 2**20
 """Object store of a local Ray started here: prompts and replies are small."""
@@ -68,14 +73,21 @@ class ReplicaActor:
         }
 
     async def generate(
-        self, input: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice | None, config: GenerateConfig
+        self, running: int, input: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice | None,
+        config: GenerateConfig,
     ) -> ModelOutput:
-        self.served += 1
-        return await self._api().request(input, tools, tool_choice, config)
+        return await self._serve(running).request(input, tools, tool_choice, config)
 
-    async def embed(self, texts: list[str]) -> list[list[float]]:
+    async def embed(self, running: int, texts: list[str]) -> list[list[float]]:
+        return await self._serve(running).embed(texts)
+
+    def _serve(self, running: int) -> ModelAPI:
+        """Count a request; `running`: this replica's share of the samples running against the
+        model, so its batcher starts a batch once they all wait (as it would in process)."""
+        api = self._api()
         self.served += 1
-        return await self._api().embed(texts)
+        api.activity.active = running
+        return api
 
     async def stats(self) -> dict[str, int]:
         return {"pid": os.getpid(), "served": self.served}
@@ -100,6 +112,8 @@ class ReplicatedAPI(ModelAPI):
         self.api_class = api_class
         self.provider = getattr(api_class, "provider", "")
         count = _count(options["replicas"])
+        if "batch_wait" in inspect.signature(api_class.__init__).parameters:
+            kwargs.setdefault("batch_wait", REPLICA_BATCH_WAIT)
         self.started_ray = connect_ray(options["ray_address"])
         self.actors = start_actors(api_class, model_name, kwargs, count, options["replica_cpus"], options["replica_gpus"])
         self.in_flight = [0] * count
@@ -153,7 +167,8 @@ class ReplicatedAPI(ModelAPI):
         index = self._pick()
         self.in_flight[index] += 1
         self.served[index] += 1
-        reference = getattr(self.actors[index], method).remote(*args)
+        running = -(-self.activity.active // sum(self.alive))  # this replica's share, rounded up
+        reference = getattr(self.actors[index], method).remote(running, *args)
         try:
             return await reference
         except asyncio.CancelledError:
