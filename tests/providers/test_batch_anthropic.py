@@ -16,12 +16,12 @@ import orjson
 import pytest
 
 import evalkit
-from evalkit import BatchConfig, ChatMessageSystem, ChatMessageUser, GenerateConfig, ModelOutput
+from evalkit import BatchConfig, ChatMessageUser, GenerateConfig, ModelOutput
 from evalkit.errors import BatchUnsupportedError
-from evalkit.model.api import ModelAPI
-from evalkit.providers.batch.protocol import BatchRequest, BatchStatus
+from evalkit.providers.batch.protocol import BatchRequest
 from evalkit.providers.common.http_errors import ProviderRequestError
 from tests.conftest import run_cli
+from tests.providers.batch_checks import question, run_batch
 from tests.providers.helpers import generate_and_close, isolate_env
 from tests.providers.test_anthropic import ENV, KEY
 from tests.servers.anthropic_batch_server import BATCH_CANCEL, BATCH_ERROR, BATCH_ERROR_ONCE, BATCH_EXPIRE, AnthropicBatchServer
@@ -38,30 +38,12 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     isolate_env(monkeypatch, tmp_path, unset=ENV, ANTHROPIC_API_KEY=KEY)
 
 
-def question(i: int) -> list[Any]:
-    return [ChatMessageSystem("Answer with a number."), ChatMessageUser(f"What is {i} * 7? ANSWER: {i * 7}")]
-
-
-async def run_batch(api: ModelAPI, inputs: list[list[Any]]) -> tuple[list[BatchStatus], dict[str, Any]]:
-    """Submit one batch of `inputs` (custom ids q0, q1, ...), poll it until it is no longer
-    running, and fetch its results if it ended; the statuses seen and the results."""
-    protocol = api.batch_protocol()
-    requests = [BatchRequest(f"q{i}", await api.batch_body(input, [], None, CONFIG)) for i, input in enumerate(inputs)]
-    batch_id = await protocol.submit(requests)
-    statuses = [await protocol.status(batch_id)]
-    while statuses[-1].state == "running":
-        statuses.append(await protocol.status(batch_id))
-    results = await protocol.results(batch_id) if statuses[-1].state == "ended" else {}
-    await api.aclose()
-    return statuses, results
-
-
 def test_batch_params_are_what_generate_sends_and_outputs_are_parsed_alike() -> None:
     inputs = [question(i) for i in range(3)]
     with AnthropicBatchServer(polls_to_finish=3) as server:
         model = evalkit.get_model(f"anthropic/{MODEL}", base_url=server.url)
         direct = generate_and_close(model, inputs[1], CONFIG)
-        statuses, results = anyio.run(run_batch, model.api, inputs)
+        statuses, results = anyio.run(run_batch, model.api, inputs, CONFIG)
     sent_directly, create, *polls = server.requests
     assert (create.method, create.path) == ("POST", "/v1/messages/batches")
     assert create.headers["authorization"] == f"Bearer {KEY}" and create.headers["anthropic-version"]
@@ -87,7 +69,7 @@ def test_errored_expired_and_canceled_requests_become_errors_the_provider_classi
                "limited": f"{BATCH_ERROR} rate_limit_error", "expired": BATCH_EXPIRE, "canceled": BATCH_CANCEL}
     with AnthropicBatchServer(polls_to_finish=1) as server:
         api = evalkit.get_model(f"anthropic/{MODEL}", base_url=server.url).api
-        statuses, results = anyio.run(run_batch, api, [[ChatMessageUser(p)] for p in prompts.values()])
+        statuses, results = anyio.run(run_batch, api, [[ChatMessageUser(p)] for p in prompts.values()], CONFIG)
     assert (statuses[-1].state, statuses[-1].completed, statuses[-1].failed) == ("ended", 1, 5)
     by_name = {name: results[f"q{i}"] for i, name in enumerate(prompts)}
     assert api.batch_output(by_name["ok"]).completion == "5"
@@ -126,7 +108,7 @@ def test_a_request_the_messages_api_refuses_is_errored_with_its_message() -> Non
 def test_a_batch_that_ended_with_nothing_processed_has_failed(outcome: str, reason: str) -> None:
     with AnthropicBatchServer(polls_to_finish=2, outcome=outcome) as server:
         api = evalkit.get_model(f"anthropic/{MODEL}", base_url=server.url).api
-        statuses, results = anyio.run(run_batch, api, [question(1), question(2)])
+        statuses, results = anyio.run(run_batch, api, [question(1), question(2)], CONFIG)
     [batch_id] = server.ledger.batches
     assert [s.state for s in statuses] == ["running", "failed"]
     assert statuses[-1].error == f"anthropic: batch {batch_id} {reason}"

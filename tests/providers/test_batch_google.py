@@ -13,12 +13,12 @@ import pytest
 from google.genai import errors
 
 import evalkit
-from evalkit import ChatMessageAssistant, ChatMessageSystem, ChatMessageTool, ChatMessageUser, GenerateConfig, get_model
+from evalkit import ChatMessageAssistant, ChatMessageTool, ChatMessageUser, GenerateConfig, get_model
 from evalkit.errors import BatchUnsupportedError, EvalkitError
-from evalkit.model.api import ModelAPI
 from evalkit.model.content import ContentImage, ContentText
-from evalkit.providers.batch.protocol import BatchRequest, BatchStatus
+from evalkit.providers.batch.protocol import BatchRequest
 from evalkit.tool.types import ToolCall, ToolInfo
+from tests.providers.batch_checks import question, run_batch
 from tests.providers.helpers import generate_and_close
 from tests.providers.test_batch_anthropic import FAST, kill_then_retry, quiz_task
 from tests.servers.gemini_batch_server import BATCH_ERROR, BATCH_ERROR_ONCE, GeminiBatchServer
@@ -38,30 +38,12 @@ def google_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def question(i: int) -> list[Any]:
-    return [ChatMessageSystem("Answer with a number."), ChatMessageUser(f"What is {i} * 7? ANSWER: {i * 7}")]
-
-
-async def run_batch(api: ModelAPI, inputs: list[list[Any]]) -> tuple[list[BatchStatus], dict[str, Any]]:
-    """Submit one batch of `inputs` (custom ids q0, q1, ...), poll it until it is no longer
-    running, and fetch its results if it ended; the statuses seen and the results."""
-    protocol = api.batch_protocol()
-    requests = [BatchRequest(f"q{i}", await api.batch_body(input, [], None, CONFIG)) for i, input in enumerate(inputs)]
-    batch_id = await protocol.submit(requests)
-    statuses = [await protocol.status(batch_id)]
-    while statuses[-1].state == "running":
-        statuses.append(await protocol.status(batch_id))
-    results = await protocol.results(batch_id) if statuses[-1].state == "ended" else {}
-    await api.aclose()
-    return statuses, results
-
-
 def test_inlined_requests_are_what_generate_sends_and_outputs_are_parsed_alike() -> None:
     inputs = [question(i) for i in range(3)]
     with GeminiBatchServer(polls_to_finish=3) as server:
         model = get_model(f"google/{MODEL}", base_url=server.url)
         direct = generate_and_close(model, inputs[1], CONFIG)
-        statuses, results = anyio.run(run_batch, model.api, inputs)
+        statuses, results = anyio.run(run_batch, model.api, inputs, CONFIG)
     sent_directly, create, *polls = server.requests
     version = sent_directly.path.split("/")[1]  # google-genai's default API version (v1 in 3.x)
     assert (create.method, create.path) == ("POST", f"/{version}/models/{MODEL}:batchGenerateContent")
@@ -87,7 +69,7 @@ def test_per_request_errors_become_the_api_errors_the_provider_classifies() -> N
                "unavailable": f"{BATCH_ERROR} UNAVAILABLE"}
     with GeminiBatchServer(polls_to_finish=1) as server:
         api = get_model(f"google/{MODEL}", base_url=server.url).api
-        statuses, results = anyio.run(run_batch, api, [[ChatMessageUser(p)] for p in prompts.values()])
+        statuses, results = anyio.run(run_batch, api, [[ChatMessageUser(p)] for p in prompts.values()], CONFIG)
     assert statuses[-1].state == "ended"
     by_name = {name: results[f"q{i}"] for i, name in enumerate(prompts)}
     assert api.batch_output(by_name["ok"]).completion == "5"
@@ -105,7 +87,7 @@ def test_per_request_errors_become_the_api_errors_the_provider_classifies() -> N
 def test_a_failed_expired_or_cancelled_batch_has_failed(outcome: str, reason: str, retryable: bool) -> None:
     with GeminiBatchServer(polls_to_finish=2, outcome=outcome) as server:
         api = get_model(f"google/{MODEL}", base_url=server.url).api
-        statuses, results = anyio.run(run_batch, api, [question(1), question(2)])
+        statuses, results = anyio.run(run_batch, api, [question(1), question(2)], CONFIG)
     [batch_id] = server.ledger.batches
     assert [s.state for s in statuses] == ["running", "failed"]
     assert statuses[-1].error == f"google/{MODEL}: batch {batch_id} {reason}" and results == {}
