@@ -14,7 +14,7 @@ import pytest
 
 from evalkit import read_eval_log
 from evalkit.runner import eval_retry
-from tests.conftest import run_cli
+from tests.conftest import run_cli, sigint_as_in_a_terminal
 
 TASK = """
 from evalkit import task, Task, json_dataset
@@ -38,7 +38,7 @@ def start_eval(cwd: Path, *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "evalkit", "eval", "t.py", "--model", "mockllm/m", "-M", "latency=0.02",
          "--max-connections", "10", "--log-dir", "logs", "--display", "none", *args],
-        cwd=cwd, env={**os.environ}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        cwd=cwd, env={**os.environ}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=sigint_as_in_a_terminal)
 
 
 def wait_for_lines(log_dir: Path, lines: int) -> Path:

@@ -28,6 +28,7 @@ from evalkit.scorer import Score, Target, includes, scorer
 from evalkit.solver import Generate, TaskState, generate, solver, use_tools
 from evalkit.tool import bash, python
 from evalkit.util import OutputLimitExceededError, SandboxEnvironmentLimits, sandbox
+from tests.conftest import sigint_as_in_a_terminal
 from tests.core.conftest import sandbox_processes
 
 
@@ -427,7 +428,8 @@ def test_ctrl_c_during_a_command_cleans_up_the_sandbox(tmp_path: Path) -> None:
     outputs = json.dumps([{"tool_calls": [{"function": "bash", "arguments": {"cmd": "sleep 1000 & sleep 1001"}}]}, "done"])
     child = subprocess.Popen([sys.executable, "-m", "evalkit", "eval", str(tmp_path / "slow.py"), "--model", "mockllm/x",
                               "-M", f"outputs={outputs}", "--log-dir", str(tmp_path / "logs")],
-                             env={**os.environ, "TMPDIR": str(folder)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             env={**os.environ, "TMPDIR": str(folder)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=sigint_as_in_a_terminal)
     deadline = time.monotonic() + 120
     while not any("'sleep', '1001'" in p for p in sandbox_processes(folder)) and time.monotonic() < deadline:
         time.sleep(0.1)

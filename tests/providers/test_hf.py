@@ -19,7 +19,7 @@ import evalkit
 from evalkit import ChatMessageSystem, ChatMessageUser, GenerateConfig, Model, Sample, Task, get_model
 from evalkit.errors import ModelArgsError, ModelNotFoundError
 from evalkit.scorer import includes
-from tests.conftest import run_cli
+from tests.conftest import run_cli, sigint_as_in_a_terminal
 
 PROMPTS = [
     "Hi",
@@ -326,7 +326,7 @@ def test_a_signal_stops_a_long_batch_at_once_and_the_log_resumes(tmp_path: Path,
          "--display", "none"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "HF_HUB_OFFLINE": "1", "STORY_TOKENS": "1000"},
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal
+        preexec_fn=sigint_as_in_a_terminal,
     )
     try:
         log = wait_for_header(logs, process)

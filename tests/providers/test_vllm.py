@@ -28,10 +28,10 @@ from evalkit.model.retry import RequestTimeoutError
 from evalkit.model.registry import provider_info
 from evalkit.providers.local.bundled import bundled_gguf, convert_gguf
 from evalkit.providers.local.chat_prompt import ChatRequest
-from evalkit.providers.local.vllm import DEFAULT_MAX_CONNECTIONS, sampling_kwargs
+from evalkit.providers.local.vllm import DEFAULT_MAX_CONNECTIONS, bundled_dtype, sampling_kwargs
 from evalkit.scorer import includes
 from evalkit.solver import generate, use_tools
-from tests.conftest import run_cli
+from tests.conftest import run_cli, sigint_as_in_a_terminal
 from tests.providers.test_hf import INTERRUPTED_TASK, wait_for_header
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
@@ -176,7 +176,7 @@ def test_vllm_tools_through_the_template_and_the_parser(model: Model, tmp_path: 
 
 @pytest.mark.vllm
 def test_cli_eval_of_a_local_folder(facts_task: Path, tmp_path: Path) -> None:
-    folder = convert_gguf(bundled_gguf(), "bfloat16")
+    folder = convert_gguf(bundled_gguf(), bundled_dtype())
     result = run_cli("eval", str(facts_task), "--model", "vllm/local", "-M", f"model_path={folder}",
                      "-M", "max_model_len=1024", "--log-dir", str(tmp_path), "--display", "none")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -203,7 +203,7 @@ def test_ctrl_c_stops_generation_of_a_cli_eval_within_two_seconds(tmp_path: Path
          "--display", "none"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "HF_HUB_OFFLINE": "1", "STORY_TOKENS": "1000"},
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal
+        preexec_fn=sigint_as_in_a_terminal,
     )
     try:
         log = wait_for_header(logs, process)
