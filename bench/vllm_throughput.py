@@ -36,10 +36,10 @@ def offline_engine() -> tuple[Any, Any]:
     from vllm import LLM, SamplingParams
 
     from evalkit.providers.local.bundled import bundled_gguf, convert_gguf
-    from evalkit.providers.local.vllm import BUNDLED_DTYPE
+    from evalkit.providers.local.vllm import bundled_dtype
     from evalkit.providers.local.vllm_engine import engine_defaults
 
-    folder = str(convert_gguf(bundled_gguf(), BUNDLED_DTYPE))
+    folder = str(convert_gguf(bundled_gguf(), bundled_dtype()))
     return LLM(model=folder, disable_log_stats=True, **engine_defaults()), SamplingParams
 
 

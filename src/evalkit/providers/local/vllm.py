@@ -36,10 +36,16 @@ from evalkit.tool.types import ToolChoice, ToolInfo
 
 DEFAULT_MAX_CONNECTIONS = 32
 """Requests in flight at once by default (as Inspect documents for vllm); vLLM batches them."""
-BUNDLED_DTYPE = "bfloat16"
-"""The dtype the bundled GGUF is converted to for vLLM (`-M dtype=` overrides): half precision on a
-GPU, and on a CPU with AVX512-BF16 about 3x fp32's speed (33 greedy prompts: 133 vs 40 tok/s)."""
 _FINISH: dict[str | None, StopReason] = {"stop": "stop", "length": "max_tokens", "abort": "error"}
+
+
+def bundled_dtype() -> str:
+    """The dtype the bundled GGUF is converted to for vLLM (`-M dtype=` overrides): bfloat16 on a
+    GPU and on a CPU with AVX512-BF16 (about 3x fp32's speed there: 133 vs 40 tok/s on 33 greedy
+    prompts), float32 on other CPUs, where bf16 is emulated."""
+    import torch
+
+    return "bfloat16" if torch.cuda.is_available() or torch.cpu._is_avx512_bf16_supported() else "float32"
 
 
 def sampling_kwargs(config: GenerateConfig) -> dict[str, Any]:
@@ -107,7 +113,7 @@ class VLLMAPI(Replicable, ModelAPI):
         dtype = engine_args.get("dtype")
         source = resolve_source(
             model_name, model_path=model_path, tokenizer_path=tokenizer_path, gguf_file=gguf_file,
-            dtype=BUNDLED_DTYPE if dtype in (None, "auto") else parse_dtype(str(dtype), "cuda"),
+            dtype=bundled_dtype() if dtype in (None, "auto") else parse_dtype(str(dtype), "cuda"),
         )
         self._vllm = vllm
         self.source = source
