@@ -28,8 +28,8 @@ from evalkit.model.cache import CachePolicy
 from evalkit.model.model import Model, RetryRecorder
 from evalkit.model.roles import ActiveModels, running
 from evalkit.model.types import GenerateConfig, ModelUsage
-from evalkit.providers.batch.batcher import samples_at_once
-from evalkit.providers.batch.requests import batch_sample, open_batch_run
+from evalkit.model.batch.batcher import samples_at_once
+from evalkit.model.batch.requests import batch_sample, open_batch_run
 from evalkit.run_sample import failed, run_sample
 from evalkit.sample_limits import SampleLimits
 from evalkit.scorebook import ScoreBook

@@ -6,7 +6,7 @@ from typing import Any
 
 from evalkit import ChatMessageSystem, ChatMessageUser, GenerateConfig
 from evalkit.model.api import ModelAPI
-from evalkit.providers.batch.protocol import BatchRequest, BatchStatus
+from evalkit.model.batch.protocol import BatchRequest, BatchStatus
 
 
 def question(i: int) -> list[Any]:

@@ -18,7 +18,7 @@ import pytest
 import evalkit
 from evalkit import BatchConfig, ChatMessageUser, GenerateConfig, ModelOutput
 from evalkit.errors import BatchUnsupportedError
-from evalkit.providers.batch.protocol import BatchRequest
+from evalkit.model.batch.protocol import BatchRequest
 from evalkit.providers.common.http_errors import ProviderRequestError
 from tests.conftest import run_cli
 from tests.providers.batch_checks import question, run_batch

@@ -16,7 +16,7 @@ import evalkit
 from evalkit import ChatMessageAssistant, ChatMessageTool, ChatMessageUser, GenerateConfig, get_model
 from evalkit.errors import BatchUnsupportedError, EvalkitError
 from evalkit.model.content import ContentImage, ContentText
-from evalkit.providers.batch.protocol import BatchRequest
+from evalkit.model.batch.protocol import BatchRequest
 from evalkit.tool.types import ToolCall, ToolInfo
 from tests.providers.batch_checks import question, run_batch
 from tests.providers.helpers import generate_and_close

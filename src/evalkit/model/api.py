@@ -140,7 +140,7 @@ class ModelAPI(ABC):
             "use a model whose provider supports embed()")
 
     def batch_protocol(self) -> Any:
-        """The provider's batch API (a `providers.batch.protocol.BatchProtocol`) for batch
+        """The provider's batch API (a `model.batch.protocol.BatchProtocol`) for batch
         mode, or None when it has none. Providers that return one also implement
         `batch_body(input, tools, tool_choice, config)` and `batch_output(reply)`."""
         return None

@@ -183,7 +183,7 @@ class Model:
         """One attempt at a reply, charged to the tokens_per_sec limit by estimate, then by its usage
         (in batch mode: a place in one of the provider's batches, outside the connection pool)."""
         if config.batch:
-            from evalkit.providers.batch.batcher import batcher_for
+            from evalkit.model.batch.batcher import batcher_for
 
             batcher = batcher_for(self.api, config.batch)
             if batcher is not None:

@@ -25,7 +25,7 @@ from evalkit.model.types import (
     StopReason,
 )
 from evalkit.providers.batch.anthropic import MessageBatches
-from evalkit.providers.batch.protocol import BatchProtocol
+from evalkit.model.batch.protocol import BatchProtocol
 from evalkit.providers.common.http_errors import MalformedResponseError, MissingCredentialsError
 from evalkit.providers.common.sdk_transport import SDKModelAPI, SDKTransport
 from evalkit.providers.common.turns import Turn, merge_turns, system_text, unforced

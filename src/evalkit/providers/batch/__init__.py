@@ -1,1 +1,1 @@
-"""Provider batch APIs: requests collected into batches, submitted, polled and mapped back."""
+"""Each provider's batch API (openai and together, anthropic, google) on its own SDK client, against model/batch/protocol.py."""

@@ -15,7 +15,7 @@ from typing import Any
 
 import anthropic
 
-from evalkit.providers.batch.protocol import BatchProtocol, BatchRequest, BatchRequestError, BatchStatus
+from evalkit.model.batch.protocol import BatchProtocol, BatchRequest, BatchRequestError, BatchStatus
 from evalkit.providers.common.sdk_transport import SDKTransport
 
 MAX_REQUESTS = 100_000

@@ -28,7 +28,7 @@ from google.genai import errors, types
 
 from evalkit.errors import EvalkitError
 from evalkit.providers.batch.lost_creates import LOOKUP_LIMIT, LostCreates, submission_tag
-from evalkit.providers.batch.protocol import BatchProtocol, BatchRequest, BatchStatus
+from evalkit.model.batch.protocol import BatchProtocol, BatchRequest, BatchStatus
 from evalkit.providers.common.http_errors import MalformedResponseError
 
 MAX_REQUESTS = 1000

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable
 
-from evalkit.providers.batch.protocol import BatchRequest
+from evalkit.model.batch.protocol import BatchRequest
 
 LOOKUP_LIMIT = 1000
 """How many of the most recent batches are looked through for one a lost create made."""

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import orjson
 
 from evalkit.providers.batch.lost_creates import LOOKUP_LIMIT, LostCreates, submission_tag
-from evalkit.providers.batch.protocol import (
+from evalkit.model.batch.protocol import (
     BatchProtocol,
     BatchRequest,
     BatchRequestError,

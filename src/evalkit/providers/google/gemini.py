@@ -55,7 +55,7 @@ from evalkit.model.api import ModelAPI, warn_unsupported
 from evalkit.model.types import ChatMessage, ChatMessageAssistant, GenerateConfig, ModelOutput
 from evalkit.tool.types import ToolChoice, ToolInfo
 from evalkit.providers.batch.google import GeminiBatches, inlined_request, inlined_response
-from evalkit.providers.batch.protocol import BatchProtocol
+from evalkit.model.batch.protocol import BatchProtocol
 from evalkit.providers.google.wire import gemini_contents, gemini_output, gemini_tool, gemini_tool_config, thinking_config
 from evalkit.providers.common.per_loop import PerLoop
 from evalkit.providers.common.http_errors import (

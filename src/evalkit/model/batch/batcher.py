@@ -34,8 +34,8 @@ from evalkit.errors import BatchUnsupportedError
 from evalkit.model.api import ModelAPI
 from evalkit.model.retry import backoff_delay
 from evalkit.model.types import BatchConfig, ChatMessage, GenerateConfig, ModelOutput
-from evalkit.providers.batch.protocol import BatchError, BatchProtocol, BatchRequest, BatchRetryError, BatchStatus
-from evalkit.providers.batch.requests import BatchRun, request_id
+from evalkit.model.batch.protocol import BatchError, BatchProtocol, BatchRequest, BatchRetryError, BatchStatus
+from evalkit.model.batch.requests import BatchRun, request_id
 from evalkit.tool.types import ToolChoice, ToolInfo
 
 DEFAULT_SIZE = 100
