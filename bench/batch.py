@@ -103,16 +103,11 @@ def killed_and_retried(task: Path, samples: int, size: int, polls: int, log_dir:
                                     "--batch", str(size), "--log-dir", str(log_dir), *base], env=env,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         log = _wait_for(process, log_dir, samples, size, half)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+        sigkill(process)
         batches_before, written = lines_of(log, "batch"), lines_of(log, "sample")
         created = len(server.batch_lines)
         server.release()
-        start = time.perf_counter()
-        retry = subprocess.run([sys.executable, "-m", "evalkit", "eval-retry", str(log), "--display", "none"],
-                               env=env, capture_output=True, text=True)
-        wall = time.perf_counter() - start
-        assert retry.returncode == 0, retry.stderr
+        wall = eval_retry_seconds(log, env)
         print(f"SIGKILL with {batches_before} batches logged ({created} created, {written} samples written), then "
               f"eval-retry: {len(server.batch_lines) - created} batches created by the retry, "
               f"{sum(server.submissions.values())} requests submitted for {samples} samples, "
@@ -133,20 +128,30 @@ def retried_with_cache(task: Path, samples: int, size: int, polls: int, log_dir:
                                     "--batch", str(size), "--cache", "--log-dir", str(log_dir), "-M", f"base_url={server.url}/v1",
                                     "--display", "none"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         log = _wait_for_requests(process, log_dir, 2 * samples)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+        sigkill(process)
         created = len(server.batch_lines)
         server.release()
-        start = time.perf_counter()
-        retry = subprocess.run([sys.executable, "-m", "evalkit", "eval-retry", str(log), "--display", "none"],
-                               env=env, capture_output=True, text=True)
-        wall = time.perf_counter() - start
-        assert retry.returncode == 0, retry.stderr
+        wall = eval_retry_seconds(log, env)
     print(f"two turns, --cache, every 10th first turn a 500 retried in a later batch; SIGKILL with {created} batches created "
           f"(the retries and second turns running), then eval-retry: {len(server.batch_lines) - created} batches created by the "
           f"retry (the second turns of the {flaky} retried samples), {sum(server.submissions.values())} requests submitted "
           f"for {samples} samples, submitted twice: {server.duplicates} custom_ids, {server.body_duplicates} bodies "
           f"({flaky} are the retries of the 500s), {lines_of(log, 'sample')} samples in the log, retry wall {wall:.2f} s")
+
+
+def sigkill(process: subprocess.Popen[str]) -> None:
+    """Kill the eval as a crash would, and reap it."""
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+
+def eval_retry_seconds(log: Path, env: dict[str, str]) -> float:
+    """`evalkit eval-retry LOG` (which must succeed); its wall time."""
+    start = time.perf_counter()
+    retry = subprocess.run([sys.executable, "-m", "evalkit", "eval-retry", str(log), "--display", "none"],
+                           env=env, capture_output=True, text=True)
+    assert retry.returncode == 0, retry.stderr
+    return time.perf_counter() - start
 
 
 def _wait_for_requests(process: subprocess.Popen[str], log_dir: Path, requests: int) -> Path:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.batch import TASK, lines_of  # noqa: E402
+from bench.batch import TASK, eval_retry_seconds, lines_of, sigkill  # noqa: E402
 from tests.servers.anthropic_batch_server import AnthropicBatchServer  # noqa: E402
 from tests.servers.gemini_batch_server import GeminiBatchServer  # noqa: E402
 
@@ -61,15 +60,10 @@ def killed_and_retried(provider: str, task: Path, samples: int, size: int, log_d
                                     "--log-dir", str(log_dir), "--display", "none"], env=env,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         log = _wait_for(process, log_dir, -(-samples // size))
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+        sigkill(process)
         created, logged = len(server.ledger.batches), lines_of(log, "batch")
         server.ledger.polls_to_finish = 1
-        start = time.perf_counter()
-        retry = subprocess.run([sys.executable, "-m", "evalkit", "eval-retry", str(log), "--display", "none"],
-                               env=env, capture_output=True, text=True)
-        wall = time.perf_counter() - start
-        assert retry.returncode == 0, retry.stderr
+        wall = eval_retry_seconds(log, env)
     print(f"{provider} SIGKILL with {logged} batches logged ({created} created), then eval-retry: "
           f"{len(server.ledger.batches) - created} batches created by the retry, {sum(server.ledger.submitted.values())} "
           f"requests submitted for {samples} samples, submitted twice: {len(server.ledger.duplicates())} custom_ids, "
