@@ -21,7 +21,7 @@ from evalkit.errors import BatchUnsupportedError
 from evalkit.model.batch.protocol import BatchRequest
 from evalkit.providers.common.http_errors import ProviderRequestError
 from tests.conftest import run_cli
-from tests.providers.batch_checks import question, run_batch
+from tests.providers.batch_checks import check_collected_without_resubmitting, question, run_batch
 from tests.providers.helpers import generate_and_close, isolate_env
 from tests.providers.test_anthropic import ENV, KEY
 from tests.servers.anthropic_batch_server import BATCH_CANCEL, BATCH_ERROR, BATCH_ERROR_ONCE, BATCH_EXPIRE, AnthropicBatchServer
@@ -247,11 +247,7 @@ def test_sigkill_mid_batch_then_eval_retry_collects_the_running_batches(tmp_path
     with AnthropicBatchServer(polls_to_finish=10**9) as server:
         monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
         log, created, result = kill_then_retry(tmp_path, f"anthropic/{MODEL}", server.ledger, batches=3)
-    assert result.returncode == 0, result.stderr
-    assert created == len(server.ledger.batches) == 3  # eval-retry created no batch
-    assert server.ledger.duplicates() == [] and server.ledger.duplicate_bodies() == 0 and sum(server.ledger.submitted.values()) == 60
-    done = evalkit.read_eval_log(log)
-    assert done.status == "success" and len(done.samples) == 60 and done.results["match"]["accuracy"] == 1.0
+    check_collected_without_resubmitting(server.ledger, log, created, result)
 
 
 def test_claude_on_vertex_ignores_batch_mode_with_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

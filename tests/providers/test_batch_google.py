@@ -18,7 +18,7 @@ from evalkit.errors import BatchUnsupportedError, EvalkitError
 from evalkit.model.content import ContentImage, ContentText
 from evalkit.model.batch.protocol import BatchRequest
 from evalkit.tool.types import ToolCall, ToolInfo
-from tests.providers.batch_checks import question, run_batch
+from tests.providers.batch_checks import check_collected_without_resubmitting, question, run_batch
 from tests.providers.helpers import generate_and_close
 from tests.providers.test_batch_anthropic import FAST, kill_then_retry, quiz_task
 from tests.servers.gemini_batch_server import BATCH_ERROR, BATCH_ERROR_ONCE, GeminiBatchServer
@@ -204,11 +204,7 @@ def test_sigkill_mid_batch_then_eval_retry_collects_the_running_batches(tmp_path
     with GeminiBatchServer(polls_to_finish=10**9) as server:
         monkeypatch.setenv("GOOGLE_BASE_URL", server.url)
         log, created, result = kill_then_retry(tmp_path, f"google/{MODEL}", server.ledger, batches=3)
-    assert result.returncode == 0, result.stderr
-    assert created == len(server.ledger.batches) == 3  # eval-retry created no batch
-    assert server.ledger.duplicates() == [] and server.ledger.duplicate_bodies() == 0 and sum(server.ledger.submitted.values()) == 60
-    done = evalkit.read_eval_log(log)
-    assert done.status == "success" and len(done.samples) == 60 and done.results["match"]["accuracy"] == 1.0
+    check_collected_without_resubmitting(server.ledger, log, created, result)
 
 
 def test_an_image_goes_into_the_batch_as_generate_sends_it() -> None:
