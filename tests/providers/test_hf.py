@@ -37,7 +37,7 @@ def tiny(tiny_llama: Path) -> Model:
     return get_model("hf/local", model_path=str(tiny_llama), device="cpu", batch_wait=5.0)
 
 
-def generate_all(model: Model, prompts: list[str], config: GenerateConfig) -> list[evalkit.ModelOutput]:
+def generate_all(model: Model, prompts: list[Any], config: GenerateConfig) -> list[evalkit.ModelOutput]:
     """Generate concurrently, counted as running samples the way the runner counts them."""
     outputs: list[Any] = [None] * len(prompts)
 

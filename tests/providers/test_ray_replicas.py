@@ -17,6 +17,7 @@ from evalkit import ChatMessageUser, ContentImage, ContentText, GenerateConfig, 
 from evalkit.errors import ModelArgsError, ModelNotFoundError
 from evalkit.providers.local.replicas import ReplicaError, ReplicatedAPI
 from tests.conftest import run_cli
+from tests.providers.test_hf import generate_all as concurrently
 
 ray = pytest.importorskip("ray")
 psutil = pytest.importorskip("psutil")
@@ -38,24 +39,7 @@ def local_ray() -> Iterator[None]:
     ray.shutdown()
 
 
-def generate_all(model: Model, inputs: list[Any], config: GenerateConfig = GREEDY) -> list[evalkit.ModelOutput]:
-    """Generate concurrently, counted as running samples the way the runner counts them."""
-    outputs: list[Any] = [None] * len(inputs)
-
-    async def one(index: int) -> None:
-        model.api.activity.active += 1
-        try:
-            outputs[index] = await model.generate(inputs[index], config)
-        finally:
-            model.api.activity.active -= 1
-
-    async def main() -> None:
-        async with anyio.create_task_group() as group:
-            for index in range(len(inputs)):
-                group.start_soon(one, index)
-
-    anyio.run(main)
-    return outputs
+generate_all = functools.partial(concurrently, config=GREEDY)
 
 
 def generate_one(model: Model, input: Any) -> evalkit.ModelOutput:
